@@ -1,0 +1,197 @@
+"""The run config: one YAML (or TOML) file, validated by pydantic, with one section per plugin choice.
+
+Each plugin section names its plugin with one key (``reader``, ``sampler``, ``generator``, ``name``,
+``strategy``); every other key of the section is an option of that plugin and is validated by the
+plugin's own options model. :func:`load_config` reports every problem of a file at once. Relative
+paths in plugin options are taken relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmaip_core.errors import ConfigError, UserError
+from mmaip_core.frames.loader import FrameSettings
+from mmaip_core.interfaces import PluginOptions
+from mmaip_core.plugins import PluginManager
+from mmaip_core.validation import render_validation_error
+
+__all__ = [
+    "PairsConfig",
+    "PluginChoice",
+    "RunConfig",
+    "SamplesConfig",
+    "ScorerConfig",
+    "ZooEntry",
+    "load_config",
+    "read_config_file",
+]
+
+
+class PluginChoice(BaseModel):
+    """A config section that picks one plugin by name; its other keys are that plugin's options."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str]
+    selector: ClassVar[str]
+
+    @property
+    def plugin(self) -> str:
+        return str(getattr(self, self.selector))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SamplesConfig(PluginChoice):
+    """``samples``: where the video questions come from."""
+
+    kind: ClassVar[str] = "sample-reader"
+    selector: ClassVar[str] = "reader"
+    reader: str = Field(default="jsonl", description="Sample reader plugin.")
+
+
+class ZooEntry(PluginChoice):
+    """One member of the zoo: a generator plugin, its model and options, and how many answers."""
+
+    kind: ClassVar[str] = "generator"
+    selector: ClassVar[str] = "generator"
+    name: str = Field(description="Unique name of this zoo member, recorded on every response.")
+    generator: str = Field(description="Generator plugin (hf, openai, anthropic, smoke, ...).")
+    n: int = Field(default=1, ge=1, description="Answers per question.")
+
+
+class ScorerConfig(PluginChoice):
+    """``scorer``: the external scoring function."""
+
+    kind: ClassVar[str] = "scorer"
+    selector: ClassVar[str] = "name"
+    name: str = Field(description="Scorer plugin.")
+
+
+class PairsConfig(PluginChoice):
+    """``pairs``: how scored answers become preference pairs."""
+
+    kind: ClassVar[str] = "pair-strategy"
+    selector: ClassVar[str] = "strategy"
+    strategy: str = Field(default="best-worst", description="Pair strategy plugin.")
+
+
+class RunConfig(BaseModel):
+    """A whole run config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: SamplesConfig | None = None
+    frames: FrameSettings = Field(default_factory=FrameSettings)
+    zoo: list[ZooEntry] = Field(default_factory=list)
+    scorer: ScorerConfig | None = None
+    pairs: PairsConfig = Field(default_factory=PairsConfig)
+
+    @model_validator(mode="after")
+    def _unique_zoo_names(self) -> RunConfig:
+        names = [entry.name for entry in self.zoo]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"zoo names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+    def choices(self) -> Iterator[tuple[str, PluginChoice]]:
+        """Every plugin choice with its location in the file (``zoo.1``, ``scorer``, ...)."""
+        if self.samples is not None:
+            yield "samples", self.samples
+        for i, entry in enumerate(self.zoo):
+            yield f"zoo.{i}", entry
+        if self.scorer is not None:
+            yield "scorer", self.scorer
+        yield "pairs", self.pairs
+
+    def resolved(self, manager: PluginManager) -> dict[str, Any]:
+        """The config with every plugin's defaults filled in, as plain JSON-able data."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for location, choice in self.choices():
+            options = manager.options(choice.kind, choice.plugin, choice.options)
+            section: dict[str, Any] = choice.model_dump(mode="json", exclude=set(choice.options))
+            section.update(options.model_dump(mode="json"))
+            _set(data, location, section)
+        sampler = manager.options("frame-sampler", self.frames.sampler, self.frames.sampler_options)
+        data["frames"].update(sampler.model_dump(mode="json"))
+        return data
+
+
+def _set(data: dict[str, Any], location: str, value: Any) -> None:
+    head, _, index = location.partition(".")
+    if index:
+        data[head][int(index)] = value
+    else:
+        data[head] = value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"cannot parse: {exc}"], source=str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["the file must hold a mapping of sections"], source=str(path))
+    return data
+
+
+def _path_fields(model: type[BaseModel]) -> list[str]:
+    return [
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is Path or Path in get_args(field.annotation)
+    ]
+
+
+def _resolve_paths(choice: PluginChoice, options: PluginOptions, base: Path) -> None:
+    for name in _path_fields(type(options)):
+        value = getattr(options, name)
+        if isinstance(value, Path) and not value.is_absolute() and name in choice.options:
+            setattr(choice, name, str(base / value))
+
+
+def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
+    """Read and validate a run config; raise one ConfigError listing every problem found."""
+    path = Path(path)
+    data = read_config_file(path)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(render_validation_error(exc, RunConfig), source=str(path)) from None
+    problems: list[str] = []
+    base = path.resolve().parent
+    frames_choice = ("frames", "frame-sampler", config.frames.sampler, config.frames.sampler_options)
+    checks = [(loc, c.kind, c.plugin, c.options) for loc, c in config.choices()] + [frames_choice]
+    for location, kind, name, values in checks:
+        try:
+            options = manager.options(kind, name, values)
+        except ConfigError as exc:
+            problems.extend(f"{location}: {p}" for p in exc.problems)
+            continue
+        except UserError as exc:
+            problems.append(f"{location}: {exc}")
+            continue
+        choice = dict(config.choices()).get(location)
+        if choice is not None:
+            _resolve_paths(choice, options, base)
+    if config.frames.cache_dir is not None and not config.frames.cache_dir.is_absolute():
+        config.frames.cache_dir = base / config.frames.cache_dir
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return config

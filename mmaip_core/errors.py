@@ -1,0 +1,139 @@
+"""Every error mmaip raises on purpose.
+
+The tree::
+
+    MmaipError                      root of everything below
+    ├── UserError                   a mistake the user can fix; the CLI prints one line, no traceback
+    │   ├── ConfigError             a run config (or a plugin's options) does not validate
+    │   │   └── PluginConfigError   one plugin's options: names the plugin, the key and the allowed values
+    │   ├── UnknownPluginError      a name that no plugin registered; lists the known names
+    │   ├── DuplicatePluginError    two providers registered the same name; names both
+    │   └── UnknownRecordError      ``mmaip schema NAME`` with a name that is no record
+    ├── PluginLoadError             a plugin that was explicitly asked for could not be loaded
+    ├── ModelError                  a model could not be loaded (not found offline, bad folder, ...)
+    └── VideoError                  a video that cannot be read: missing, empty, corrupt, truncated
+
+Errors carry structured fields (``kind``, ``name``, ``valid_names``, ``path``, ``cause``) so callers
+can report them per item and go on with the rest of a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "DuplicatePluginError",
+    "MmaipError",
+    "ModelError",
+    "PluginConfigError",
+    "PluginLoadError",
+    "UnknownPluginError",
+    "UnknownRecordError",
+    "UserError",
+    "VideoError",
+    "did_you_mean",
+]
+
+
+class MmaipError(Exception):
+    """Root of every error mmaip raises on purpose."""
+
+
+class UserError(MmaipError):
+    """A mistake the user can fix (configuration, names, arguments)."""
+
+
+class ConfigError(UserError):
+    """A run config does not validate; ``problems`` holds every ``location: message`` found."""
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{where}{len(self.problems)} configuration error(s):\n{lines}")
+
+
+class PluginConfigError(ConfigError):
+    """The options given to one plugin do not validate."""
+
+    def __init__(self, kind: str, name: str, problems: Sequence[str]) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__([f"{kind} '{name}': {p}" for p in problems])
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest valid name, or an empty string."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class UnknownPluginError(UserError):
+    """No plugin of ``kind`` is registered under ``name``."""
+
+    def __init__(self, kind: str, name: str, valid_names: Sequence[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid_names = sorted(valid_names)
+        known = ", ".join(self.valid_names) or "(none)"
+        super().__init__(
+            f"unknown {kind} '{name}'. Known {kind}s: {known}.{did_you_mean(name, self.valid_names)}"
+        )
+
+
+class DuplicatePluginError(UserError):
+    """Two providers registered the same ``kind``/``name``."""
+
+    def __init__(self, kind: str, name: str, providers: Sequence[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.providers = list(providers)
+        super().__init__(
+            f"{kind} '{name}' is registered twice: by {' and by '.join(self.providers)}. "
+            f"Uninstall one, or disable one with MMAIP_DISABLE_PLUGINS."
+        )
+
+
+class UnknownRecordError(UserError):
+    """``mmaip schema`` was asked for a record that does not exist."""
+
+    def __init__(self, name: str, valid_names: Sequence[str]) -> None:
+        self.name = name
+        self.valid_names = sorted(valid_names)
+        super().__init__(
+            f"unknown record '{name}'. Records: {', '.join(self.valid_names)}."
+            f"{did_you_mean(name, self.valid_names)}"
+        )
+
+
+class PluginLoadError(MmaipError):
+    """A plugin that was explicitly requested could not be imported or validated."""
+
+    def __init__(self, plugin: str, cause: str) -> None:
+        self.plugin = plugin
+        self.cause = cause
+        super().__init__(f"plugin '{plugin}' could not be loaded: {cause}")
+
+
+class ModelError(MmaipError):
+    """A model could not be loaded; ``model`` is the id or folder asked for."""
+
+    def __init__(self, model: str, cause: str) -> None:
+        self.model = model
+        self.cause = cause
+        super().__init__(f"model {model} could not be loaded: {cause}")
+
+
+class VideoError(MmaipError):
+    """A video cannot be read. ``cause`` is one of missing, empty, corrupt, truncated, unreadable."""
+
+    def __init__(self, path: str | Path, cause: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.cause = cause
+        self.detail = detail
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"video {self.path}: {cause}{extra}")

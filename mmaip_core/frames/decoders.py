@@ -1,0 +1,201 @@
+"""Video decoding backends: decord (default) and PyAV (fallback).
+
+Both expose the same small interface, :class:`OpenVideo`. :func:`decode` tries the backends in order;
+when the first fails and a later one succeeds, the fallback is logged, counted in
+:data:`decode_stats` and written into the frame manifest, never silent. When every backend fails the
+caller gets one :class:`~mmaip_core.errors.VideoError` naming the file and the cause (missing, empty,
+corrupt or truncated).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mmaip_core.errors import VideoError
+from mmaip_core.interfaces import VideoInfo
+
+__all__ = ["BACKENDS", "DecodeFailure", "DecodeResult", "DecodeStats", "OpenVideo", "decode", "decode_stats"]
+
+log = logging.getLogger(__name__)
+
+
+class DecodeFailure(Exception):
+    """A backend could not decode a video. ``stage`` is 'open' or 'read'."""
+
+    def __init__(self, backend: str, stage: str, detail: str) -> None:
+        self.backend = backend
+        self.stage = stage
+        super().__init__(f"{backend}: {detail}")
+
+
+class OpenVideo(Protocol):
+    """An opened video: its info, and frames by index."""
+
+    backend: str
+    info: VideoInfo
+
+    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]: ...
+
+
+@dataclass
+class DecodeStats:
+    """Counters of decoding work in this process (what the frame cache saves shows up here)."""
+
+    opens: dict[str, int] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)
+    fallbacks: int = 0
+
+    def count(self, counter: dict[str, int], backend: str, n: int = 1) -> None:
+        counter[backend] = counter.get(backend, 0) + n
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.frames.values())
+
+    def reset(self) -> None:
+        self.opens.clear()
+        self.frames.clear()
+        self.fallbacks = 0
+
+
+decode_stats = DecodeStats()
+
+
+class DecordVideo:
+    backend = "decord"
+
+    def __init__(self, path: str) -> None:
+        import decord
+
+        try:
+            self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+            num_frames = len(self._reader)
+            fps = float(self._reader.get_avg_fps())
+            height, width = self._reader[0].shape[:2] if num_frames else (0, 0)
+        except (RuntimeError, decord.DECORDError) as exc:
+            raise DecodeFailure(self.backend, "open", str(exc).strip().splitlines()[0]) from exc
+        decode_stats.count(decode_stats.opens, self.backend)
+        self.info = VideoInfo(path=path, num_frames=num_frames, fps=fps, width=width, height=height)
+
+    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
+        import decord
+
+        try:
+            frames = self._reader.get_batch(list(indices)).asnumpy()
+        except (RuntimeError, decord.DECORDError, IndexError) as exc:
+            raise DecodeFailure(self.backend, "read", str(exc).strip().splitlines()[0]) from exc
+        decode_stats.count(decode_stats.frames, self.backend, len(indices))
+        return np.ascontiguousarray(frames, dtype=np.uint8)
+
+
+class PyAVVideo:
+    backend = "pyav"
+
+    def __init__(self, path: str) -> None:
+        import av
+
+        self._path = path
+        try:
+            with av.open(path) as container:
+                if not container.streams.video:
+                    raise DecodeFailure(self.backend, "open", "no video stream")
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate
+                fps = float(rate) if rate else 0.0
+                width, height = stream.codec_context.width, stream.codec_context.height
+                num_frames = stream.frames or sum(1 for _ in container.decode(video=0))
+        except av.FFmpegError as exc:
+            raise DecodeFailure(self.backend, "open", str(exc)) from exc
+        decode_stats.count(decode_stats.opens, self.backend)
+        self.info = VideoInfo(path=path, num_frames=num_frames, fps=fps, width=width, height=height)
+
+    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
+        import av
+
+        wanted = set(indices)
+        last = max(wanted) if wanted else -1
+        got: dict[int, NDArray[np.uint8]] = {}
+        try:
+            with av.open(self._path) as container:
+                for i, frame in enumerate(container.decode(video=0)):
+                    if i in wanted:
+                        got[i] = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                    if i >= last:
+                        break
+        except av.FFmpegError as exc:
+            raise DecodeFailure(self.backend, "read", f"decoding stopped after {len(got)} frames: {exc}") from exc
+        if len(got) < len(wanted):
+            missing = sorted(wanted - set(got))
+            raise DecodeFailure(self.backend, "read", f"frames {missing[:5]} could not be decoded")
+        decode_stats.count(decode_stats.frames, self.backend, len(indices))
+        return np.stack([got[i] for i in indices]).astype(np.uint8, copy=False)
+
+
+BACKENDS: dict[str, Callable[[str], OpenVideo]] = {"decord": DecordVideo, "pyav": PyAVVideo}
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Frames decoded from a video, the info of the video, and which backend produced them."""
+
+    info: VideoInfo
+    indices: list[int]
+    array: NDArray[np.uint8]
+    backend: str
+    fallback_from: str | None = None
+    fallback_reason: str | None = None
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(path, "missing", "no such file")
+    if not path.is_file():
+        raise VideoError(path, "missing", "not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty", "the file has 0 bytes")
+
+
+def decode(
+    path: str | Path,
+    select: Callable[[VideoInfo, OpenVideo], list[int]],
+    backend: str = "auto",
+) -> DecodeResult:
+    """Open ``path``, choose indices with ``select`` and decode them.
+
+    ``backend`` is 'decord', 'pyav' or 'auto' (decord, then PyAV when decord fails).
+    """
+    path = Path(path)
+    _check_file(path)
+    order = list(BACKENDS) if backend == "auto" else [backend]
+    failures: list[DecodeFailure] = []
+    for name in order:
+        try:
+            video = BACKENDS[name](str(path))
+            if video.info.num_frames <= 0:
+                raise VideoError(path, "empty", "the video has no frames")
+            indices = select(video.info, video)
+            array = video.read(indices)
+        except DecodeFailure as exc:
+            failures.append(exc)
+            continue
+        first = failures[0] if failures else None
+        if first is not None:
+            decode_stats.fallbacks += 1
+            log.warning("video %s: %s failed (%s); decoded with %s instead", path, first.backend, first, name)
+        return DecodeResult(
+            info=video.info,
+            indices=indices,
+            array=array,
+            backend=name,
+            fallback_from=first.backend if first else None,
+            fallback_reason=str(first) if first else None,
+        )
+    cause = "truncated" if any(f.stage == "read" for f in failures) else "corrupt"
+    raise VideoError(path, cause, "; ".join(str(f) for f in failures))

@@ -1,0 +1,110 @@
+"""From a video and a frame sampler to :class:`~mmaip_core.interfaces.Frames`, through the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmaip_core.frames.cache import FrameCache, default_cache_dir
+from mmaip_core.frames.decoders import decode
+from mmaip_core.hashing import file_sha256, stable_hash
+from mmaip_core.interfaces import Frames
+from mmaip_core.plugins import PluginManager, get_plugin_manager
+from mmaip_core.records import FrameManifest
+
+__all__ = ["FrameLoader", "FrameSettings", "resize_max_side"]
+
+CACHE_FORMAT = 1
+
+
+class FrameSettings(BaseModel):
+    """How frames are obtained: the ``frames`` section of a run config.
+
+    Keys other than those below are options of the chosen sampler (e.g. ``num_frames``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    sampler: str = Field(default="uniform", description="Frame sampler plugin.")
+    max_side: int | None = Field(default=None, ge=8, description="Resize so the longer side is at most this.")
+    backend: Literal["auto", "decord", "pyav"] = Field(
+        default="auto", description="Decoder: decord, pyav, or auto (decord with PyAV as fallback)."
+    )
+    cache_dir: Path | None = Field(default=None, description="Frame cache folder (default: ~/.cache/mmaip/frames).")
+    cache: bool = Field(default=True, description="Read and write the frame cache.")
+
+    @property
+    def sampler_options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def resize_max_side(array: NDArray[np.uint8], max_side: int | None) -> NDArray[np.uint8]:
+    """Shrink frames (k, h, w, 3) so that max(h, w) <= max_side, keeping the aspect ratio."""
+    height, width = array.shape[1:3]
+    if max_side is None or max(height, width) <= max_side:
+        return array
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BICUBIC)) for f in array])
+
+
+class FrameLoader:
+    """Samples and decodes frames, once per (video content, sampler settings), then serves the cache."""
+
+    def __init__(self, settings: FrameSettings | None = None, manager: PluginManager | None = None) -> None:
+        self.settings = settings or FrameSettings()
+        self.manager = manager or get_plugin_manager()
+        self.cache = FrameCache(self.settings.cache_dir or default_cache_dir()) if self.settings.cache else None
+
+    def load(
+        self, video: str | Path, sampler: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> Frames:
+        """Frames of ``video`` chosen by ``sampler`` (default: the settings' sampler and options)."""
+        name = sampler or self.settings.sampler
+        values = self.settings.sampler_options if options is None and sampler is None else dict(options or {})
+        registered = self.manager.get("frame-sampler", name)
+        params = self.manager.options("frame-sampler", name, values)
+        path = Path(video)
+        sha = file_sha256(path) if path.is_file() else ""
+        key = stable_hash(
+            {
+                "format": CACHE_FORMAT,
+                "video_sha256": sha,
+                "sampler": registered.spec.name,
+                "params": params.model_dump(mode="json"),
+                "max_side": self.settings.max_side,
+            }
+        )
+        if sha and self.cache is not None and (hit := self.cache.get(key)) is not None:
+            return Frames(manifest=hit.manifest.model_copy(update={"video": str(video)}), array=hit.array)
+
+        impl = registered.spec.factory(params)
+        result = decode(path, impl.select, backend=self.settings.backend)
+        array = resize_max_side(result.array, self.settings.max_side)
+        info = result.info
+        manifest = FrameManifest(
+            video=str(video),
+            video_sha256=sha,
+            sampler=registered.spec.name,
+            sampler_params=params.model_dump(mode="json"),
+            indices=result.indices,
+            timestamps=[round(i / info.fps, 6) if info.fps else 0.0 for i in result.indices],
+            backend=result.backend,
+            fallback_from=result.fallback_from,
+            fallback_reason=result.fallback_reason,
+            source_fps=info.fps,
+            source_num_frames=info.num_frames,
+            source_size=(info.width, info.height),
+            output_size=(int(array.shape[2]), int(array.shape[1])),
+            max_side=self.settings.max_side,
+        )
+        frames = Frames(manifest=manifest, array=array)
+        if self.cache is not None:
+            self.cache.put(key, frames)
+        return frames

@@ -1,0 +1,351 @@
+"""What each kind of plugin is: the objects a plugin's factory returns, and the typed spec records
+through which plugins register them.
+
+A plugin registers a *spec* (name, one-line description, pydantic options model, factory). The core
+validates the user's options against the options model and calls ``factory(options)`` to obtain the
+object that does the work: a :class:`FrameSampler`, :class:`SampleReader`, :class:`ResponseGenerator`,
+:class:`Scorer`, :class:`PairStrategy`, :class:`ReferencePolicy` or :class:`Evaluator`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mmaip_core.records import (
+    EvalRecord,
+    FrameManifest,
+    Judgement,
+    PreferencePair,
+    Response,
+    ScoreScale,
+    VideoQA,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = [
+    "PLUGIN_KINDS",
+    "CheckpointName",
+    "EvalRequest",
+    "Evaluator",
+    "EvaluatorSpec",
+    "FrameSampler",
+    "FrameSamplerSpec",
+    "FrameSource",
+    "Frames",
+    "GenerationRequest",
+    "GeneratorSpec",
+    "PairStrategy",
+    "PairStrategySpec",
+    "PairingOutcome",
+    "PluginOptions",
+    "PluginSpec",
+    "ReferencePolicy",
+    "ReferencePolicySpec",
+    "ReferenceUpdate",
+    "ResponseGenerator",
+    "RowError",
+    "SampleReader",
+    "SampleReaderSpec",
+    "ScoreRequest",
+    "Scored",
+    "Scorer",
+    "ScorerSpec",
+    "VideoInfo",
+]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+class PluginOptions(BaseModel):
+    """Base of every plugin's options model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+PluginT = TypeVar("PluginT")
+
+
+class PluginSpec(BaseModel, Generic[PluginT]):
+    """A selectable plugin: what users name in configs and on the command line."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    kind: ClassVar[str] = "plugin"
+
+    name: str = Field(description="Lower-case name, words joined by '-'.")
+    description: str = Field(description="One line shown by `mmaip plugins`.")
+    options: type[PluginOptions] = Field(default=PluginOptions, description="Options model.")
+    factory: Callable[[Any], PluginT] = Field(description="Builds the plugin from validated options.")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        name = str(value).strip().lower().replace("_", "-")
+        if not _NAME.match(name):
+            raise ValueError(f"plugin name {value!r} must be letters, digits, '-' or '.'")
+        return name
+
+
+# --- frames ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a decoder knows about a video before decoding frames."""
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+class FrameSource(Protocol):
+    """Random access to a video's frames, for samplers that look at pixels."""
+
+    info: VideoInfo
+
+    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
+        """Frames at ``indices`` as an array (k, height, width, 3)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Decoded frames and the manifest that says exactly which ones they are."""
+
+    manifest: FrameManifest
+    array: NDArray[np.uint8] = field(repr=False)
+
+
+@runtime_checkable
+class FrameSampler(Protocol):
+    """Chooses which frames of a video to use."""
+
+    def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
+        """Return 0-based frame indices in the order the frames are to be used."""
+        ...
+
+
+class FrameSamplerSpec(PluginSpec[FrameSampler]):
+    kind: ClassVar[str] = "frame-sampler"
+
+
+# --- samples --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row a reader could not turn into a sample; the run goes on with the other rows."""
+
+    source: str
+    row: str
+    cause: str
+
+    def __str__(self) -> str:
+        return f"{self.source} row {self.row}: {self.cause}"
+
+
+@runtime_checkable
+class SampleReader(Protocol):
+    """Reads a dataset into :class:`VideoQA` samples."""
+
+    def read(self) -> Iterator[VideoQA | RowError]:
+        """Yield every sample, or a RowError for a row that cannot be read."""
+        ...
+
+
+class SampleReaderSpec(PluginSpec[SampleReader]):
+    kind: ClassVar[str] = "sample-reader"
+
+
+# --- the zoo --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Ask for answer number ``sample_index`` to ``sample`` given ``frames``; ``id`` is the call key."""
+
+    id: str
+    sample: VideoQA
+    frames: Frames
+    sample_index: int = 0
+
+
+@runtime_checkable
+class ResponseGenerator(Protocol):
+    """A model of the zoo: answers video questions."""
+
+    model_id: str
+
+    def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
+        """Answer every request, in order. ``model`` is the zoo entry name to record."""
+        ...
+
+
+class GeneratorSpec(PluginSpec[ResponseGenerator]):
+    kind: ClassVar[str] = "generator"
+
+
+# --- scorers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score ``response`` to ``sample``; ``frames`` are offered to scorers that look at the video."""
+
+    sample: VideoQA
+    response: Response
+    frames: Frames | None = None
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """An external scoring function: rates answers on a numeric scale."""
+
+    fingerprint: str
+    scale: ScoreScale
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
+        """Return one Judgement per request, in order; failures are judgements with a failed status."""
+        ...
+
+
+class ScorerSpec(PluginSpec[Scorer]):
+    kind: ClassVar[str] = "scorer"
+
+
+# --- pair strategies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A response and its (successful) judgement."""
+
+    response: Response
+    judgement: Judgement
+
+    @property
+    def score(self) -> float:
+        assert self.judgement.score is not None
+        return self.judgement.score
+
+
+@dataclass(frozen=True)
+class PairingOutcome:
+    """The pairs made for one question, or why none were made."""
+
+    pairs: list[PreferencePair]
+    skipped: str | None = None
+
+
+@runtime_checkable
+class PairStrategy(Protocol):
+    """Turns the scored answers to one question into preference pairs."""
+
+    def make_pairs(self, sample: VideoQA, scored: Sequence[Scored], *, prompt: str) -> PairingOutcome:
+        """Pairs for ``sample``; ``scored`` holds only successfully scored answers."""
+        ...
+
+
+class PairStrategySpec(PluginSpec[PairStrategy]):
+    kind: ClassVar[str] = "pair-strategy"
+
+
+# --- reference-update policies --------------------------------------------------------------------
+
+CheckpointName = Literal["base", "reference", "policy", "strong"]
+
+
+class ReferenceUpdate(BaseModel):
+    """The next round's reference as a linear combination of this round's checkpoints.
+
+    ``base`` is the model training started from, ``reference`` this round's reference, ``policy``
+    the model DPO produced this round and ``strong`` its extrapolation. Weights sum to 1.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    weights: dict[CheckpointName, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _sum_to_one(cls, weights: dict[CheckpointName, float]) -> dict[CheckpointName, float]:
+        if not weights or abs(sum(weights.values()) - 1.0) > 1e-6:
+            raise ValueError(f"reference weights must sum to 1, got {weights}")
+        return {k: v for k, v in weights.items() if v != 0.0}
+
+    @property
+    def single(self) -> CheckpointName | None:
+        """The one checkpoint that becomes the reference unchanged, if the update is a plain copy."""
+        if len(self.weights) == 1:
+            ((name, _),) = self.weights.items()
+            return name
+        return None
+
+
+@runtime_checkable
+class ReferencePolicy(Protocol):
+    """Decides the reference model of the next round of iterative DPO."""
+
+    def next_reference(self, round_index: int) -> ReferenceUpdate:
+        """The reference for round ``round_index + 1`` after round ``round_index`` (1-based)."""
+        ...
+
+
+class ReferencePolicySpec(PluginSpec[ReferencePolicy]):
+    kind: ClassVar[str] = "reference-policy"
+
+
+# --- evaluators -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """Judge ``prediction`` of ``model`` on ``sample`` of ``benchmark``."""
+
+    sample: VideoQA
+    benchmark: str
+    model: str
+    prediction: str
+    frames: Frames | None = None
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Judges predictions against the ground truth (yes/no and a score)."""
+
+    fingerprint: str
+    scale: ScoreScale
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
+        """One EvalRecord per request, in order."""
+        ...
+
+
+class EvaluatorSpec(PluginSpec[Evaluator]):
+    kind: ClassVar[str] = "evaluator"
+
+
+PLUGIN_KINDS: dict[str, type[PluginSpec[Any]]] = {
+    spec.kind: spec
+    for spec in (
+        GeneratorSpec,
+        ScorerSpec,
+        PairStrategySpec,
+        ReferencePolicySpec,
+        EvaluatorSpec,
+        FrameSamplerSpec,
+        SampleReaderSpec,
+    )
+}

@@ -1,0 +1,313 @@
+"""The records every stage shares: typed, documented, JSON-serialisable (pydantic v2).
+
+=================== ==========================================================================
+record              what it is
+=================== ==========================================================================
+``VideoQA``         one video question: the input of every stage
+``FrameManifest``   exactly which frames of which video were used, and how they were decoded
+``Response``        one answer of one zoo model to one question
+``Judgement``       one scorer's verdict on one response
+``PreferencePair``  chosen/rejected answers to one question, with their scores and models
+``EvalRecord``      one evaluator's verdict on one prediction of a model under evaluation
+``RunManifest``     versions of mmaip, plugins and key libraries, and the resolved config
+=================== ==========================================================================
+
+Every response, judgement, pair and evaluation record carries the key of the frame manifest of the
+frames it used (``frames``), so "the judge saw what the model saw" can be checked by comparing keys.
+``mmaip schema NAME`` prints the JSON Schema of any record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mmaip_core.errors import UnknownRecordError
+from mmaip_core.hashing import stable_hash
+
+__all__ = [
+    "RECORDS",
+    "ErrorInfo",
+    "EvalRecord",
+    "FrameManifest",
+    "Judgement",
+    "ParseStatus",
+    "PluginInfo",
+    "PreferencePair",
+    "Record",
+    "Response",
+    "RunManifest",
+    "ScoreScale",
+    "TokenUsage",
+    "VideoQA",
+    "record_schema",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    """Base of every record: unknown fields are rejected, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class VideoQA(Record):
+    """One video question, as a sample reader produces it."""
+
+    id: str = Field(description="Unique id of the sample within its source.")
+    video: str = Field(description="Path (absolute, or relative to the sample file) or URL of the video.")
+    question: str = Field(description="The question asked about the video.")
+    answer: str | None = Field(default=None, description="Ground-truth answer, if known.")
+    caption: str | None = Field(default=None, description="Detailed caption of the video, if known.")
+    source: str | None = Field(default=None, description="Dataset the sample comes from.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free metadata of the source.")
+
+
+class FrameManifest(Record):
+    """Which frames of which video were used, and how they were obtained.
+
+    ``key`` identifies the frames themselves (video content, sampler, indices, output size); it does
+    not depend on the decoding backend, which is recorded beside it.
+    """
+
+    video: str = Field(description="The video path as given.")
+    video_sha256: str = Field(description="sha256 of the video file's bytes.")
+    sampler: str = Field(description="Name of the frame sampler plugin.")
+    sampler_params: dict[str, Any] = Field(description="The sampler's resolved options.")
+    indices: list[int] = Field(description="0-based frame indices, in the order the frames are used.")
+    timestamps: list[float] = Field(description="Presentation time of each frame, in seconds.")
+    backend: str = Field(description="Decoding backend that produced the frames (decord or pyav).")
+    fallback_from: str | None = Field(
+        default=None, description="Backend that failed first, when a fallback was used."
+    )
+    fallback_reason: str | None = Field(default=None, description="Why the first backend failed.")
+    source_fps: float = Field(description="Average frame rate of the video.")
+    source_num_frames: int = Field(description="Number of frames in the video.")
+    source_size: tuple[int, int] = Field(description="(width, height) of the video.")
+    output_size: tuple[int, int] = Field(description="(width, height) of the frames produced.")
+    max_side: int | None = Field(default=None, description="Resize limit for the longer side, if any.")
+
+    @property
+    def key(self) -> str:
+        """Content key of the frames: equal keys mean identical pixels were used."""
+        return stable_hash(
+            {
+                "video_sha256": self.video_sha256,
+                "sampler": self.sampler,
+                "sampler_params": self.sampler_params,
+                "indices": self.indices,
+                "output_size": self.output_size,
+            }
+        )
+
+
+class TokenUsage(Record):
+    """Token counts of one model call."""
+
+    prompt_tokens: int = Field(default=0, description="Tokens of the prompt, frames included.")
+    completion_tokens: int = Field(default=0, description="Tokens generated.")
+    image_tokens: int | None = Field(default=None, description="Tokens spent on frames, when known.")
+
+
+class ErrorInfo(Record):
+    """Why an item failed, after how many attempts."""
+
+    error_class: str = Field(description="Class name of the final error, e.g. RateLimitError.")
+    message: str = Field(description="The error's message.")
+    attempts: int = Field(default=1, ge=1, description="Attempts made before giving up.")
+
+
+class Response(Record):
+    """One answer of one zoo model to one question (or the error that prevented it)."""
+
+    id: str = Field(description="Content key of the generation call (see the ledger).")
+    sample_id: str = Field(description="Id of the VideoQA answered.")
+    model: str = Field(description="Zoo entry name, unique within a run.")
+    model_id: str = Field(description="Model identifier: hub id, local path or API model name.")
+    model_revision: str | None = Field(default=None, description="Model revision (commit, tag), if known.")
+    generator: str = Field(description="Name of the generator plugin.")
+    params: dict[str, Any] = Field(description="The exact generation parameters used.")
+    sample_index: int = Field(default=0, ge=0, description="Which of the n answers of this model.")
+    text: str | None = Field(default=None, description="The answer; None when the call failed.")
+    usage: TokenUsage | None = Field(default=None, description="Token counts of the call.")
+    latency_s: float | None = Field(default=None, ge=0, description="Seconds the call took (per answer).")
+    frames: str = Field(description="Key of the FrameManifest of the frames the model saw.")
+    smoke: bool = Field(default=False, description="True for randomly initialised smoke models.")
+    error: ErrorInfo | None = Field(default=None, description="Why the call failed, if it did.")
+    created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
+
+    @model_validator(mode="after")
+    def _text_or_error(self) -> Response:
+        if (self.text is None) == (self.error is None):
+            raise ValueError("a Response has either text or an error, not both or neither")
+        return self
+
+
+class ScoreScale(Record):
+    """An inclusive numeric range, e.g. 1–5."""
+
+    min: float = Field(default=1, description="Lowest score.")
+    max: float = Field(default=5, description="Highest score.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreScale:
+        if self.min >= self.max:
+            raise ValueError(f"scale min ({self.min}) must be below max ({self.max})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class ParseStatus(StrEnum):
+    """Outcome of reading a judge's reply. Only ``ok`` carries a score."""
+
+    OK = "ok"
+    PARSE_FAILURE = "parse_failure"
+    OUT_OF_RANGE = "out_of_range"
+    ERROR = "error"
+
+
+class Judgement(Record):
+    """One scorer's verdict on one response. A score exists only when ``status`` is ``ok``."""
+
+    response_id: str = Field(description="Id of the Response judged.")
+    sample_id: str = Field(description="Id of the VideoQA.")
+    scorer: str = Field(description="Name of the scorer plugin.")
+    fingerprint: str = Field(description="Hash of model id + prompt hash + parameters of the scorer.")
+    score: float | None = Field(default=None, description="The score; only when status is ok.")
+    scale: ScoreScale = Field(default_factory=ScoreScale, description="Range of the score.")
+    criteria: dict[str, float] = Field(default_factory=dict, description="Per-criterion scores.")
+    rationale: str | None = Field(default=None, description="The judge's reason.")
+    raw_reply: str | None = Field(default=None, description="The judge's reply, verbatim.")
+    status: ParseStatus = Field(default=ParseStatus.OK, description="ok, parse_failure, out_of_range or error.")
+    attempts: int = Field(default=1, ge=1, description="Judge calls made (repair retries included).")
+    frames: str | None = Field(
+        default=None, description="FrameManifest key of the frames shown to the judge; None if none."
+    )
+    error: ErrorInfo | None = Field(default=None, description="Why judging failed, if it did.")
+    created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
+
+    @model_validator(mode="after")
+    def _score_only_when_ok(self) -> Judgement:
+        if self.status is ParseStatus.OK:
+            if self.score is None:
+                raise ValueError("a Judgement with status ok needs a score")
+            if not self.scale.contains(self.score):
+                raise ValueError(f"score {self.score} is outside the scale {self.scale.min}–{self.scale.max}")
+        elif self.score is not None:
+            raise ValueError(f"a Judgement with status {self.status.value} must not carry a score")
+        return self
+
+
+class PreferencePair(Record):
+    """A chosen and a rejected answer to the same question, the chosen one scored strictly higher."""
+
+    id: str = Field(description="Stable id of the pair.")
+    sample_id: str = Field(description="Id of the VideoQA.")
+    video: str = Field(description="The video, as in the sample.")
+    question: str = Field(description="The question, as in the sample.")
+    prompt: str = Field(description="The prompt as the trained model will see it (without frames).")
+    chosen: str = Field(description="The preferred answer.")
+    rejected: str = Field(description="The dispreferred answer.")
+    chosen_score: float = Field(description="Score of the chosen answer.")
+    rejected_score: float = Field(description="Score of the rejected answer.")
+    chosen_model: str = Field(description="Zoo entry that wrote the chosen answer.")
+    rejected_model: str = Field(description="Zoo entry that wrote the rejected answer.")
+    chosen_response_id: str = Field(description="Id of the chosen Response.")
+    rejected_response_id: str = Field(description="Id of the rejected Response.")
+    strategy: str = Field(description="Name of the pair strategy plugin.")
+    margin: float = Field(description="chosen_score - rejected_score.")
+    label_source: str = Field(description="'human' or 'ai:<scorer fingerprint>'.")
+    frames: str = Field(description="FrameManifest key of the frames the answers were generated from.")
+    answer: str | None = Field(default=None, description="Ground-truth answer of the sample.")
+    caption: str | None = Field(default=None, description="Caption of the sample.")
+
+    @model_validator(mode="after")
+    def _strict_preference(self) -> PreferencePair:
+        if not self.chosen_score > self.rejected_score:
+            raise ValueError(
+                f"chosen_score ({self.chosen_score}) must exceed rejected_score ({self.rejected_score})"
+            )
+        if self.chosen_response_id == self.rejected_response_id:
+            raise ValueError("chosen and rejected are the same response")
+        return self
+
+
+class EvalRecord(Record):
+    """One evaluator's verdict on one prediction. Failed parses carry no verdict and no score."""
+
+    sample_id: str = Field(description="Id of the VideoQA.")
+    benchmark: str = Field(description="Benchmark (dataset) name.")
+    model: str = Field(description="Name of the model under evaluation.")
+    evaluator: str = Field(description="Name of the evaluator plugin.")
+    fingerprint: str = Field(description="Evaluator fingerprint: judge model, prompt hash, frames policy.")
+    question: str = Field(description="The question.")
+    answer: str | None = Field(default=None, description="Ground-truth answer.")
+    prediction: str = Field(description="The model's answer.")
+    correct: bool | None = Field(default=None, description="yes/no verdict; only when status is ok.")
+    score: float | None = Field(default=None, description="Score; only when status is ok.")
+    scale: ScoreScale = Field(default_factory=lambda: ScoreScale(min=0, max=5), description="Range of the score.")
+    rationale: str | None = Field(default=None, description="The evaluator's reason.")
+    raw_reply: str | None = Field(default=None, description="The judge's reply, verbatim.")
+    status: ParseStatus = Field(default=ParseStatus.OK, description="ok, parse_failure, out_of_range or error.")
+    frames: str | None = Field(default=None, description="FrameManifest key of the model's frames.")
+    judge_frames: str | None = Field(default=None, description="FrameManifest key shown to the judge.")
+    created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
+
+    @model_validator(mode="after")
+    def _verdict_only_when_ok(self) -> EvalRecord:
+        if self.status is ParseStatus.OK:
+            if self.correct is None or self.score is None:
+                raise ValueError("an EvalRecord with status ok needs a verdict and a score")
+            if not self.scale.contains(self.score):
+                raise ValueError(f"score {self.score} is outside the scale {self.scale.min}–{self.scale.max}")
+        elif self.correct is not None or self.score is not None:
+            raise ValueError(f"an EvalRecord with status {self.status.value} carries no verdict or score")
+        return self
+
+
+class PluginInfo(Record):
+    """One registered plugin, as ``mmaip plugins`` lists it."""
+
+    kind: str = Field(description="Plugin kind (generator, scorer, ...).")
+    name: str = Field(description="Name users select it by.")
+    package: str = Field(description="Distribution that provides the plugin.")
+    version: str | None = Field(default=None, description="Version of that distribution.")
+    module: str = Field(description="Module that registered it.")
+    description: str = Field(description="One-line description.")
+
+
+class RunManifest(Record):
+    """What produced a run: versions, plugins, the resolved config and the command."""
+
+    mmaip_version: str = Field(description="Version of mmaip.")
+    python: str = Field(description="Python version.")
+    platform: str = Field(description="Operating system and machine.")
+    packages: dict[str, str | None] = Field(description="Versions of key libraries (None: not installed).")
+    plugins: list[PluginInfo] = Field(description="Every plugin loaded, with its package and version.")
+    config: dict[str, Any] = Field(description="The resolved run config.")
+    command: list[str] = Field(default_factory=list, description="The command line that started the run.")
+    created_at: datetime = Field(default_factory=_now, description="When the run started (UTC).")
+    kind: Literal["run-manifest"] = Field(default="run-manifest", description="Marks the file's kind.")
+
+
+RECORDS: dict[str, type[Record]] = {
+    cls.__name__: cls
+    for cls in (VideoQA, FrameManifest, Response, Judgement, PreferencePair, EvalRecord, RunManifest)
+}
+
+
+def record_schema(name: str) -> dict[str, Any]:
+    """JSON Schema of the record called ``name`` (case-insensitive)."""
+    by_lower = {k.lower(): v for k, v in RECORDS.items()}
+    cls = by_lower.get(name.lower())
+    if cls is None:
+        raise UnknownRecordError(name, list(RECORDS))
+    return cls.model_json_schema()

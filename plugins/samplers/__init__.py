@@ -1,0 +1,136 @@
+"""Frame samplers: ``uniform`` (the paper's default), ``fps`` and ``scene-change``."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from mmaip_core import FrameSamplerSpec, FrameSource, PluginOptions, VideoInfo, hookimpl
+
+__all__ = ["FpsSampler", "SceneChangeSampler", "UniformSampler", "uniform_indices"]
+
+
+def uniform_indices(num_frames: int, k: int) -> list[int]:
+    """``round(linspace(0, n-1, k))``: k evenly spaced indices including the first and last frame.
+
+    Rounding is numpy's (half to even), so n=10, k=4 gives [0, 3, 6, 9] and n=8, k=3 gives [0, 4, 7]
+    (3.5 rounds to 4). When k > n, indices repeat so that exactly k frames are always returned.
+    """
+    if num_frames <= 0:
+        return []
+    return [int(i) for i in np.round(np.linspace(0, num_frames - 1, k))]
+
+
+class UniformOptions(PluginOptions):
+    num_frames: int = Field(default=8, ge=1, description="How many frames (the paper uses 8).")
+
+
+class UniformSampler:
+    """k frames evenly spaced over the whole video."""
+
+    def __init__(self, options: UniformOptions) -> None:
+        self.k = options.num_frames
+
+    def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
+        return uniform_indices(info.num_frames, self.k)
+
+
+class FpsOptions(PluginOptions):
+    fps: float = Field(default=1.0, gt=0, description="Frames per second of video to take.")
+    max_frames: int = Field(default=32, ge=1, description="Cap; above it, max_frames uniform frames.")
+    min_frames: int = Field(default=1, ge=1, description="Floor for very short videos.")
+
+
+class FpsSampler:
+    """Frames at a fixed rate (t = 0, 1/fps, 2/fps, ...), at most ``max_frames``.
+
+    A video long enough to exceed the cap gets ``max_frames`` uniform frames instead (the rate drops
+    so the whole video is still covered); a very short one gets ``min_frames`` uniform frames.
+    """
+
+    def __init__(self, options: FpsOptions) -> None:
+        self.options = options
+
+    def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
+        o = self.options
+        step = info.fps / o.fps if info.fps > 0 else 1.0
+        count = int(np.floor((info.num_frames - 1) / step)) + 1 if info.num_frames else 0
+        if count > o.max_frames:
+            return uniform_indices(info.num_frames, o.max_frames)
+        if count < o.min_frames:
+            return uniform_indices(info.num_frames, o.min_frames)
+        return [min(round(i * step), info.num_frames - 1) for i in range(count)]
+
+
+class SceneChangeOptions(PluginOptions):
+    num_frames: int = Field(default=8, ge=1, description="How many frames.")
+    analysis_frames: int = Field(default=256, ge=2, description="At most this many frames are compared.")
+    analysis_side: int = Field(default=32, ge=4, description="Frames are compared at this size.")
+    min_gap: float = Field(default=0.5, ge=0, description="Minimum distance between picks, in analysis steps.")
+
+
+class SceneChangeSampler:
+    """The first frame plus the frames where the picture changes most.
+
+    Up to ``analysis_frames`` uniformly spaced frames are decoded, reduced to grey images of
+    ``analysis_side`` pixels, and each is scored by its mean absolute difference to the previous one.
+    The highest-scoring frames are taken, at least ``min_gap`` analysis steps apart (scaled by the number
+    of frames wanted); when the video has too few changes the rest is filled with uniform frames.
+    Indices are returned in time order.
+    """
+
+    def __init__(self, options: SceneChangeOptions) -> None:
+        self.options = options
+
+    def _grey(self, frames: np.ndarray) -> np.ndarray:
+        side = self.options.analysis_side
+        h, w = frames.shape[1:3]
+        ys = np.linspace(0, h - 1, min(side, h)).astype(int)
+        xs = np.linspace(0, w - 1, min(side, w)).astype(int)
+        return frames[:, ys][:, :, xs].astype(np.float32).mean(axis=3)
+
+    def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
+        o = self.options
+        k = o.num_frames
+        if info.num_frames <= k:
+            return uniform_indices(info.num_frames, k)
+        candidates = sorted(set(uniform_indices(info.num_frames, min(o.analysis_frames, info.num_frames))))
+        grey = self._grey(source.read(candidates))
+        change = np.concatenate([[np.inf], np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))])
+        gap = max(1, int(o.min_gap * len(candidates) / k))
+        picked: list[int] = []
+        for pos in np.argsort(-change, kind="stable"):
+            if change[pos] <= 0 or len(picked) == k:
+                break
+            if all(abs(int(pos) - p) >= gap for p in picked):
+                picked.append(int(pos))
+        chosen = {candidates[p] for p in picked}
+        for index in uniform_indices(info.num_frames, k * 2):
+            if len(chosen) >= k:
+                break
+            chosen.add(index)
+        return sorted(chosen)[:k]
+
+
+@hookimpl
+def mmaip_frame_samplers() -> list[FrameSamplerSpec]:
+    return [
+        FrameSamplerSpec(
+            name="uniform",
+            description="k evenly spaced frames, round(linspace(0, n-1, k)); the paper's default (k=8)",
+            options=UniformOptions,
+            factory=UniformSampler,
+        ),
+        FrameSamplerSpec(
+            name="fps",
+            description="frames at a fixed rate per second of video, with a cap",
+            options=FpsOptions,
+            factory=FpsSampler,
+        ),
+        FrameSamplerSpec(
+            name="scene-change",
+            description="first frame plus the frames where the picture changes most",
+            options=SceneChangeOptions,
+            factory=SceneChangeSampler,
+        ),
+    ]

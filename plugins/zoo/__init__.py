@@ -1,0 +1,50 @@
+"""The zoo: response generators. ``hf`` runs any Hugging Face video MLLM; ``smoke`` runs tiny random
+models built on the fly, so the pipeline runs anywhere (their answers are noise and are marked so)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from mmaip_core import GeneratorSpec, PluginOptions, hookimpl
+from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
+from mmaip_plugins.zoo.tiny import TinyFamily, build_tiny_model
+
+__all__ = ["SmokeOptions", "smoke_generator"]
+
+
+class SmokeOptions(PluginOptions):
+    family: TinyFamily = Field(default="qwen2-vl", description="Architecture of the tiny model.")
+    seed: int = Field(default=0, description="Seed of the random weights: different seeds, different models.")
+    cache_dir: Path | None = Field(default=None, description="Where tiny models are built (default: cache).")
+    batch_size: int = Field(default=8, ge=1)
+    params: GenerationParams = Field(
+        default_factory=lambda: GenerationParams(temperature=1.0, max_new_tokens=16),
+        description="Sampling parameters.",
+    )
+
+
+def smoke_generator(options: SmokeOptions) -> HFGenerator:
+    """An ``hf`` generator over a tiny random model of the chosen family and seed."""
+    folder = build_tiny_model(options.family, options.seed, options.cache_dir)
+    hf = HFOptions(model=str(folder), device="cpu", batch_size=options.batch_size, params=options.params)
+    return HFGenerator(hf, smoke=True, model_id=f"smoke/{options.family}-seed{options.seed}")
+
+
+@hookimpl
+def mmaip_response_generators() -> list[GeneratorSpec]:
+    return [
+        GeneratorSpec(
+            name="hf",
+            description="local or hub Hugging Face video MLLM with its own processor and chat template",
+            options=HFOptions,
+            factory=HFGenerator,
+        ),
+        GeneratorSpec(
+            name="smoke",
+            description="tiny random-initialised local model built on the fly (answers are noise)",
+            options=SmokeOptions,
+            factory=smoke_generator,
+        ),
+    ]

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmaip_core import PluginManager, VideoError, VideoInfo
+from mmaip_core.frames import BACKENDS, FrameLoader, FrameSettings, decode_stats, resize_max_side
+from mmaip_core.frames.decoders import DecodeFailure
+from mmaip_plugins.samplers import uniform_indices
+
+
+def _info(n: int, fps: float = 30.0) -> VideoInfo:
+    return VideoInfo(path="x", num_frames=n, fps=fps, width=64, height=64)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"),
+    [
+        (32, 8, [0, 4, 9, 13, 18, 22, 27, 31]),
+        (10, 4, [0, 3, 6, 9]),
+        (8, 3, [0, 4, 7]),  # 3.5 rounds half to even: 4
+        (6, 3, [0, 2, 5]),  # 2.5 rounds half to even: 2
+        (1, 3, [0, 0, 0]),  # fewer frames than asked: indices repeat, count kept
+        (300, 1, [0]),
+        (0, 8, []),
+    ],
+)
+def test_uniform_index_rule(n: int, k: int, expected: list[int]) -> None:
+    assert uniform_indices(n, k) == expected
+    assert uniform_indices(n, k) == [int(i) for i in np.round(np.linspace(0, n - 1, k))][: len(expected)]
+
+
+def test_fps_sampler_rate_cap_and_floor(manager: PluginManager) -> None:
+    sampler = manager.create("frame-sampler", "fps", {"fps": 2, "max_frames": 32})
+    assert sampler.select(_info(90), None) == [0, 15, 30, 45, 60, 75]  # type: ignore[arg-type]
+    capped = manager.create("frame-sampler", "fps", {"fps": 2, "max_frames": 4})
+    assert capped.select(_info(300), None) == [0, 100, 199, 299]  # type: ignore[arg-type]
+    floor = manager.create("frame-sampler", "fps", {"fps": 0.1, "min_frames": 3})
+    assert floor.select(_info(30), None) == [0, 14, 29]  # type: ignore[arg-type]
+
+
+def test_scene_change_finds_the_cuts(manager: PluginManager) -> None:
+    class Cuts:
+        """60 frames in 4 flat scenes that change at 15, 30 and 45."""
+
+        info = _info(60)
+
+        def read(self, indices: list[int]) -> np.ndarray:
+            levels = np.array([(i // 15) * 60 for i in indices], dtype=np.uint8)
+            return np.broadcast_to(levels[:, None, None, None], (len(indices), 8, 8, 3)).copy()
+
+    sampler = manager.create("frame-sampler", "scene-change", {"num_frames": 4})
+    assert sampler.select(Cuts.info, Cuts()) == [0, 15, 30, 45]
+    more = manager.create("frame-sampler", "scene-change", {"num_frames": 6})
+    picked = more.select(Cuts.info, Cuts())
+    assert len(picked) == 6 and {0, 15, 30, 45} <= set(picked) and picked == sorted(picked)
+
+
+def test_both_backends_give_the_same_frames(loader: FrameLoader, manager: PluginManager, demo_video: Path) -> None:
+    results = {}
+    for backend in ("decord", "pyav"):
+        settings = FrameSettings(backend=backend, cache=False)  # type: ignore[arg-type]
+        results[backend] = FrameLoader(settings, manager).load(demo_video)
+    decord, pyav = results["decord"], results["pyav"]
+    assert decord.manifest.backend == "decord" and pyav.manifest.backend == "pyav"
+    assert decord.manifest.indices == pyav.manifest.indices == [0, 4, 9, 13, 18, 22, 27, 31]
+    assert decord.manifest.key == pyav.manifest.key
+    assert decord.array.shape == (8, 96, 96, 3)
+    assert np.array_equal(decord.array, pyav.array)
+    m = decord.manifest
+    assert (m.source_num_frames, m.source_fps, m.source_size, m.output_size) == (32, 8.0, (96, 96), (96, 96))
+    assert m.timestamps == [i / 8 for i in m.indices]
+
+
+def test_fallback_is_recorded_and_counted(
+    manager: PluginManager, demo_video: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing(path: str) -> None:
+        raise DecodeFailure("decord", "open", "simulated failure")
+
+    monkeypatch.setitem(BACKENDS, "decord", failing)
+    frames = FrameLoader(FrameSettings(cache=False), manager).load(demo_video)
+    assert frames.manifest.backend == "pyav"
+    assert frames.manifest.fallback_from == "decord"
+    assert "simulated failure" in (frames.manifest.fallback_reason or "")
+    assert decode_stats.fallbacks == 1
+    assert "decoded with pyav instead" in caplog.text
+
+
+def test_second_request_decodes_nothing(loader: FrameLoader, demo_video: Path, tmp_path: Path) -> None:
+    first = loader.load(demo_video, "uniform", {"num_frames": 4})
+    assert decode_stats.total_frames == 4
+    opens = dict(decode_stats.opens)
+    again = FrameLoader(loader.settings, loader.manager).load(demo_video, "uniform", {"num_frames": 4})
+    assert decode_stats.total_frames == 4 and decode_stats.opens == opens
+    assert again.manifest == first.manifest
+    assert np.array_equal(again.array, first.array)
+    # same content under another path is the same entry; another setting is a new one
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(demo_video.read_bytes())
+    assert loader.load(copy, "uniform", {"num_frames": 4}).manifest.video == str(copy)
+    assert decode_stats.total_frames == 4
+    loader.load(demo_video, "uniform", {"num_frames": 5})
+    assert decode_stats.total_frames == 9
+
+
+def test_unreadable_cache_entry_is_decoded_again(loader: FrameLoader, demo_video: Path) -> None:
+    loader.load(demo_video)
+    assert loader.cache is not None
+    (entry,) = [p for p in loader.cache.root.glob("*/*") if p.is_dir()]
+    (entry / "frames.npy").write_bytes(b"torn write")
+    frames = loader.load(demo_video)
+    assert frames.array.shape == (8, 96, 96, 3)
+    assert decode_stats.total_frames == 16
+
+
+def test_resize_keeps_aspect_ratio(manager: PluginManager, long_video: Path) -> None:
+    frames = FrameLoader(FrameSettings(max_side=64, cache=False), manager).load(long_video)
+    assert frames.manifest.source_size == (128, 120)
+    assert frames.manifest.output_size == (64, 60)
+    assert frames.array.shape == (8, 60, 64, 3)
+    assert resize_max_side(frames.array, 100) is frames.array
+
+
+@pytest.mark.parametrize(
+    ("case", "causes"),
+    [
+        ("missing", {"missing"}),
+        ("empty", {"empty"}),
+        ("garbage", {"corrupt"}),
+        ("truncated-moov-at-end", {"corrupt", "truncated"}),
+        ("truncated-faststart", {"truncated"}),
+    ],
+)
+@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
+def test_bad_videos_raise_one_clear_error(
+    case: str, causes: set[str], backend: str, broken_videos: dict[str, Path], manager: PluginManager
+) -> None:
+    path = broken_videos[case]
+    loader = FrameLoader(FrameSettings(backend=backend, cache=False), manager)  # type: ignore[arg-type]
+    with pytest.raises(VideoError) as info:
+        loader.load(path)
+    assert info.value.path == str(path)
+    assert str(path) in str(info.value)
+    if backend == "auto" or case in ("missing", "empty", "garbage"):
+        assert info.value.cause in causes
+
+
+def test_other_videos_still_load_after_a_bad_one(
+    loader: FrameLoader, broken_videos: dict[str, Path], demo_dir: Path
+) -> None:
+    results = []
+    for video in [broken_videos["garbage"], demo_dir / "videos" / "clip001.mp4", broken_videos["missing"]]:
+        try:
+            results.append(loader.load(video).manifest.source_num_frames)
+        except VideoError as exc:
+            results.append(exc.cause)
+    assert results == ["corrupt", 32, "missing"]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmaip_core import PluginManager, RowError, VideoQA
+
+
+def _read(manager: PluginManager, reader: str, **options: object) -> list[VideoQA | RowError]:
+    return list(manager.create("sample-reader", reader, options).read())
+
+
+def test_jsonl_demo_rows_resolve_videos(manager: PluginManager, demo_dir: Path) -> None:
+    items = _read(manager, "jsonl", path=demo_dir / "qa.jsonl")
+    assert len(items) == 9 and all(isinstance(i, VideoQA) for i in items)
+    first = items[0]
+    assert isinstance(first, VideoQA)
+    assert first.id == "clip000-colour" and first.source == "mmaip-demo"
+    assert first.video == str(demo_dir / "videos" / "clip000.mp4")
+    assert first.answer and first.caption
+
+
+def test_bad_rows_are_reported_and_the_rest_is_read(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    video = str(demo_dir / "videos" / "clip000.mp4")
+    lines = [
+        json.dumps({"id": "ok", "video": video, "question": "q?", "answer": "a", "lang": "en"}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"id": "novideo", "video": "missing.mp4", "question": "q?"}),
+        json.dumps({"id": "noq", "video": video}),
+        "",
+        json.dumps({"id": "url", "video": "https://example.org/v.mp4", "question": "q?"}),
+    ]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    items = _read(manager, "jsonl", path=path, source="mine")
+    ok = [i for i in items if isinstance(i, VideoQA)]
+    errors = [str(i) for i in items if isinstance(i, RowError)]
+    assert [s.id for s in ok] == ["ok", "url"]
+    assert ok[0].metadata == {"lang": "en"} and ok[0].source == "mine"
+    assert ok[1].video == "https://example.org/v.mp4"
+    assert errors == [
+        f"{path} row 2: invalid JSON: Expecting property name enclosed in double quotes",
+        f"{path} row 3: not a JSON object",
+        f"{path} row 4: video file not found: {tmp_path / 'missing.mp4'}",
+        f"{path} row 5: missing column(s) question",
+    ]
+
+
+def test_csv_with_mapped_columns(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("clip,ask,truth\nvideos/clip001.mp4,What shape?,circle\nvideos/clip002.mp4,Which way?\n")
+    items = _read(
+        manager, "csv", path=path, video_root=demo_dir,
+        columns={"id": None, "video": "clip", "question": "ask", "answer": "truth", "caption": None},
+    )
+    assert all(isinstance(i, VideoQA) for i in items)
+    assert [(i.id, i.answer) for i in items if isinstance(i, VideoQA)] == [("qa-2", "circle"), ("qa-3", None)]
+
+
+def test_missing_file_is_one_row_error(manager: PluginManager, tmp_path: Path) -> None:
+    (item,) = _read(manager, "jsonl", path=tmp_path / "nope.jsonl")
+    assert isinstance(item, RowError) and item.cause == "file not found"

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from helpers import response, sample
+
+from mmaip_core import EvalRequest, ParseStatus, PluginManager, ScoreRequest
+from mmaip_plugins.matching import contains, normalise, token_f1
+
+
+def test_normalisation() -> None:
+    assert normalise("The  Red circle!") == "red circle"
+    assert token_f1("a red circle", "red") == pytest.approx(2 * (1 / 2) * 1 / (1 / 2 + 1))
+    assert token_f1("", "red") == 0.0
+    assert contains("It is red.", "Red") and not contains("It is reddish", "red")
+
+
+@pytest.mark.parametrize(
+    ("partial", "answer", "expected"),
+    [
+        ("f1", "Red.", 5.0),
+        ("f1", "it is red", 1 + 4 * 0.5),
+        ("f1", "blue", 1.0),
+        ("contains", "it is red", 5.0),
+        ("none", "it is red", 1.0),
+    ],
+)
+def test_exact_match_scorer(manager: PluginManager, partial: str, answer: str, expected: float) -> None:
+    scorer = manager.create("scorer", "exact-match", {"partial": partial})
+    (judgement,) = scorer.score([ScoreRequest(sample=sample(), response=response(answer, "r1"))])
+    assert judgement.status is ParseStatus.OK
+    assert judgement.score == pytest.approx(expected)
+    assert judgement.fingerprint == scorer.fingerprint
+
+
+def test_scorer_fingerprint_depends_on_options(manager: PluginManager) -> None:
+    a = manager.create("scorer", "exact-match", {"partial": "f1"})
+    b = manager.create("scorer", "exact-match", {"partial": "none"})
+    assert a.fingerprint != b.fingerprint
+
+
+def test_missing_inputs_never_become_scores(manager: PluginManager) -> None:
+    scorer = manager.create("scorer", "exact-match")
+    judgements = scorer.score(
+        [
+            ScoreRequest(sample=sample(answer=None), response=response("red", "r1")),
+            ScoreRequest(sample=sample(), response=response(None, "r2")),
+        ]
+    )
+    assert [(j.status, j.score) for j in judgements] == [(ParseStatus.ERROR, None)] * 2
+    assert judgements[0].error and "no ground truth" in judgements[0].error.message
+
+
+def test_exact_match_evaluator(manager: PluginManager) -> None:
+    evaluator = manager.create("evaluator", "exact-match")
+    records = evaluator.evaluate(
+        [
+            EvalRequest(sample=sample(), benchmark="demo", model="m", prediction="It is red."),
+            EvalRequest(sample=sample(), benchmark="demo", model="m", prediction="a blue one"),
+            EvalRequest(sample=sample(answer=None), benchmark="demo", model="m", prediction="red"),
+        ]
+    )
+    assert [(r.correct, r.score, r.status) for r in records] == [
+        (True, 5.0, ParseStatus.OK),
+        (False, 0.0, ParseStatus.OK),
+        (None, None, ParseStatus.ERROR),
+    ]
+    strict = manager.create("evaluator", "exact-match", {"match": "exact"})
+    (record,) = strict.evaluate([EvalRequest(sample=sample(), benchmark="demo", model="m", prediction="It is red.")])
+    assert record.correct is False and record.score == pytest.approx(5 * token_f1("It is red.", "red"))
