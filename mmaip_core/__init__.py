@@ -8,10 +8,12 @@ from importlib.metadata import PackageNotFoundError, version
 from mmaip_core.errors import (
     ConfigError,
     DuplicatePluginError,
+    InputError,
     MmaipError,
     ModelError,
     PluginConfigError,
     PluginLoadError,
+    UnknownNameError,
     UnknownPluginError,
     UnknownRecordError,
     UserError,
@@ -64,6 +66,7 @@ from mmaip_core.records import (
     TokenUsage,
     VideoQA,
 )
+from mmaip_core.scoring import SimpleScorer
 
 try:
     __version__ = version("mmaip")
@@ -87,6 +90,7 @@ __all__ = [
     "Frames",
     "GenerationRequest",
     "GeneratorSpec",
+    "InputError",
     "Judgement",
     "MmaipError",
     "ModelError",
@@ -115,7 +119,9 @@ __all__ = [
     "Scored",
     "Scorer",
     "ScorerSpec",
+    "SimpleScorer",
     "TokenUsage",
+    "UnknownNameError",
     "UnknownPluginError",
     "UnknownRecordError",
     "UserError",

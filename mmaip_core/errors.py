@@ -6,9 +6,11 @@ The tree::
     ├── UserError                   a mistake the user can fix; the CLI prints one line, no traceback
     │   ├── ConfigError             a run config (or a plugin's options) does not validate
     │   │   └── PluginConfigError   one plugin's options: names the plugin, the key and the allowed values
-    │   ├── UnknownPluginError      a name that no plugin registered; lists the known names
-    │   ├── DuplicatePluginError    two providers registered the same name; names both
-    │   └── UnknownRecordError      ``mmaip schema NAME`` with a name that is no record
+    │   ├── UnknownNameError        a name that is not known; lists the known names, suggests one
+    │   │   ├── UnknownPluginError  no plugin of that kind has this name
+    │   │   └── UnknownRecordError  ``mmaip schema NAME`` with a name that is no record
+    │   └── DuplicatePluginError    two providers registered the same name; names both
+    ├── InputError                  an item lacks what a plugin needs (no ground truth, no answer text)
     ├── PluginLoadError             a plugin that was explicitly asked for could not be loaded
     ├── ModelError                  a model could not be loaded (not found offline, bad folder, ...)
     └── VideoError                  a video that cannot be read: missing, empty, corrupt, truncated
@@ -26,10 +28,12 @@ from pathlib import Path
 __all__ = [
     "ConfigError",
     "DuplicatePluginError",
+    "InputError",
     "MmaipError",
     "ModelError",
     "PluginConfigError",
     "PluginLoadError",
+    "UnknownNameError",
     "UnknownPluginError",
     "UnknownRecordError",
     "UserError",
@@ -72,17 +76,21 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-class UnknownPluginError(UserError):
-    """No plugin of ``kind`` is registered under ``name``."""
+class UnknownNameError(UserError):
+    """``name`` is not one of ``valid_names`` (of ``kind``)."""
 
-    def __init__(self, kind: str, name: str, valid_names: Sequence[str]) -> None:
+    def __init__(self, kind: str, name: str, valid_names: Sequence[str], plural: str | None = None) -> None:
         self.kind = kind
         self.name = name
         self.valid_names = sorted(valid_names)
         known = ", ".join(self.valid_names) or "(none)"
         super().__init__(
-            f"unknown {kind} '{name}'. Known {kind}s: {known}.{did_you_mean(name, self.valid_names)}"
+            f"unknown {kind} '{name}'. Known {plural or kind + 's'}: {known}.{did_you_mean(name, self.valid_names)}"
         )
+
+
+class UnknownPluginError(UnknownNameError):
+    """No plugin of ``kind`` is registered under ``name``."""
 
 
 class DuplicatePluginError(UserError):
@@ -98,16 +106,15 @@ class DuplicatePluginError(UserError):
         )
 
 
-class UnknownRecordError(UserError):
+class UnknownRecordError(UnknownNameError):
     """``mmaip schema`` was asked for a record that does not exist."""
 
     def __init__(self, name: str, valid_names: Sequence[str]) -> None:
-        self.name = name
-        self.valid_names = sorted(valid_names)
-        super().__init__(
-            f"unknown record '{name}'. Records: {', '.join(self.valid_names)}."
-            f"{did_you_mean(name, self.valid_names)}"
-        )
+        super().__init__("record", name, valid_names)
+
+
+class InputError(MmaipError):
+    """An item lacks something a plugin needs, e.g. a ground-truth answer; the item fails, the run goes on."""
 
 
 class PluginLoadError(MmaipError):
