@@ -9,12 +9,14 @@ import json
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import mmaip_core
@@ -24,6 +26,9 @@ from mmaip_core.errors import did_you_mean
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.interfaces import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
+
+if TYPE_CHECKING:
+    from mmaip_core.build import BuildSummary
 
 app = typer.Typer(
     name="mmaip",
@@ -36,7 +41,7 @@ config_app = typer.Typer(help="Work with run configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -93,7 +98,7 @@ def plugins(
         table.add_row(info.kind, info.name, f"{info.package} {info.version or ''}".strip(), info.description)
     console.print(table)
     for dup in manager.duplicates():
-        err.print(f"[yellow]warning:[/] {dup}")
+        err_console.print(f"[yellow]warning:[/] {dup}")
 
 
 @app.command()
@@ -164,36 +169,88 @@ def config_validate(file: Annotated[Path, typer.Argument(help="A YAML or TOML ru
         _print_json(config.resolved(manager))
 
 
+def _progress_bar() -> tuple[Progress, Callable[[str, int, int], None]]:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, update
+
+
+def _print_summary(summary: BuildSummary, out: Path) -> None:
+    table = Table("zoo model", "answers", "failed", "from ledger", "new calls", title="Build summary")
+    for name, counts in summary.responses.items():
+        table.add_row(name, str(counts.get("done", 0)), str(counts.get("failed", 0)),
+                      str(counts.get("reused", 0)), str(counts.get("new", 0)))
+    console.print(table)
+    j = summary.judgements
+    console.print(
+        f"{summary.samples} questions ({summary.row_errors} bad rows, {summary.video_errors} unusable videos); "
+        f"judgements: {j.get('ok', 0)} ok, {j.get('parse_failure', 0) + j.get('out_of_range', 0)} unparsed, "
+        f"{j.get('error', 0)} failed ({j.get('reused', 0)} from the ledger, {j.get('new', 0)} new); "
+        f"{summary.pairs} pairs; skipped: {summary.skipped or 'none'}; cost ${summary.cost_usd:.4f}"
+    )
+    console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
+
+
 @app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo data, config, frame cache and manifest.")] = Path(
-        "demo-out"
-    ),
-    videos: Annotated[int, typer.Option(help="How many synthetic videos to generate.")] = 6,
+def build(
+    config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
 ) -> None:
-    """Run the bundled offline demo: synthetic videos, the demo config, frames, plugins."""
-    from mmaip_core.demo import run_demo
+    """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
+    from mmaip_core.build import run_build
 
     manager = _manager()
-    result = run_demo(out, manager, num_videos=videos)
-    table = Table("video", "questions", "frame indices", "backend", "frame key", title="Demo videos")
-    for video, frames in result.frames.items():
-        questions = sum(1 for sample in result.samples if sample.video == video)
-        m = frames.manifest
-        table.add_row(Path(video).name, str(questions), " ".join(map(str, m.indices)), m.backend, m.key[:12])
-    console.print(table)
-    kinds = Table("kind", "plugins", title="Plugins")
-    for kind in PLUGIN_KINDS:
-        kinds.add_row(kind, ", ".join(manager.names(kind)))
-    console.print(kinds)
-    for problem in result.errors:
-        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
-    console.print(
-        f"{len(result.samples)} questions on {len(result.frames)} videos; "
-        f"{result.frames_decoded} frames decoded, the rest served by the frame cache; "
-        f"{len(result.config.zoo)} zoo models configured. Config: {out / 'demo.yaml'}, "
-        f"manifest: {out / 'run-manifest.json'}"
-    )
+    run_config = load_config(config, manager)
+    bar, update = _progress_bar()
+    with bar:
+        summary = run_build(run_config, out, manager, progress=update)
+    _print_summary(summary, out)
+
+
+@app.command()
+def pairs(
+    run_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
+    strategy: Annotated[str, typer.Option(help="Pair strategy plugin.")] = "best-worst",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Strategy option, KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Re-pair a finished build with another strategy, without any new model call."""
+    from mmaip_core.build import repair
+
+    summary = repair(run_dir, _manager(), strategy, dict(_parse_option(o) for o in option or []))
+    console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
+    videos: Annotated[int, typer.Option(help="How many synthetic videos to generate.")] = 6,
+) -> None:
+    """Run the bundled offline demo: synthetic videos, then a build with a zoo of tiny random models."""
+    from mmaip_core.build import run_build
+    from mmaip_core.demo import prepare_demo
+
+    manager = _manager()
+    config_path = prepare_demo(out, num_videos=videos)
+    console.print(f"Demo data and config written: {config_path}")
+    bar, update = _progress_bar()
+    with bar:
+        summary = run_build(load_config(config_path, manager), out / "build", manager, progress=update)
+    _print_summary(summary, out / "build")
 
 
 def main() -> None:
@@ -203,17 +260,17 @@ def main() -> None:
         manager = _manager()
         manager.call_register_commands(app)
         for warning in manager.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         app()
     except UserError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)
     except MmaipError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
 
 

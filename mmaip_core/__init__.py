@@ -53,6 +53,7 @@ from mmaip_core.interfaces import (
 from mmaip_core.plugins import PluginManager, get_plugin_manager
 from mmaip_core.records import (
     RECORDS,
+    AnnotatedResponse,
     ErrorInfo,
     EvalRecord,
     FrameManifest,
@@ -76,6 +77,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "PLUGIN_KINDS",
     "RECORDS",
+    "AnnotatedResponse",
     "ConfigError",
     "DuplicatePluginError",
     "ErrorInfo",

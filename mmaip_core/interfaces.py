@@ -185,9 +185,15 @@ class GenerationRequest:
 
 @runtime_checkable
 class ResponseGenerator(Protocol):
-    """A model of the zoo: answers video questions."""
+    """A model of the zoo: answers video questions.
+
+    ``fingerprint`` hashes everything that determines an answer (model id and revision, generation
+    parameters, prompt options) and nothing else (not batch size or device): it is part of every
+    generation's ledger key.
+    """
 
     model_id: str
+    fingerprint: str
 
     def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
         """Answer every request, in order. ``model`` is the zoo entry name to record."""
@@ -212,10 +218,15 @@ class ScoreRequest:
 
 @runtime_checkable
 class Scorer(Protocol):
-    """An external scoring function: rates answers on a numeric scale."""
+    """An external scoring function: rates answers on a numeric scale.
+
+    ``fingerprint`` hashes model id, prompt and parameters; ``uses_frames`` says whether the scorer looks
+    at the video (then the frames' key is part of each judgement's ledger key).
+    """
 
     fingerprint: str
     scale: ScoreScale
+    uses_frames: bool
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
         """Return one Judgement per request, in order; failures are judgements with a failed status."""

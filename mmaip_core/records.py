@@ -1,16 +1,13 @@
 """The records every stage shares: typed, documented, JSON-serialisable (pydantic v2).
 
-=================== ==========================================================================
-record              what it is
-=================== ==========================================================================
-``VideoQA``         one video question: the input of every stage
-``FrameManifest``   exactly which frames of which video were used, and how they were decoded
-``Response``        one answer of one zoo model to one question
-``Judgement``       one scorer's verdict on one response
-``PreferencePair``  chosen/rejected answers to one question, with their scores and models
-``EvalRecord``      one evaluator's verdict on one prediction of a model under evaluation
-``RunManifest``     versions of mmaip, plugins and key libraries, and the resolved config
-=================== ==========================================================================
+- ``VideoQA``: one video question, the input of every stage;
+- ``FrameManifest``: exactly which frames of which video were used, and how they were decoded;
+- ``Response``: one answer of one zoo model to one question;
+- ``Judgement``: one scorer's verdict on one response;
+- ``AnnotatedResponse``: a response with its judgements (a line of a build's ``responses.jsonl``);
+- ``PreferencePair``: chosen/rejected answers to one question, with their scores and models;
+- ``EvalRecord``: one evaluator's verdict on one prediction of a model under evaluation;
+- ``RunManifest``: versions of mmaip, plugins and key libraries, and the resolved config.
 
 Every response, judgement, pair and evaluation record carries the key of the frame manifest of the
 frames it used (``frames``), so "the judge saw what the model saw" can be checked by comparing keys.
@@ -30,6 +27,7 @@ from mmaip_core.hashing import stable_hash
 
 __all__ = [
     "RECORDS",
+    "AnnotatedResponse",
     "ErrorInfo",
     "EvalRecord",
     "FrameManifest",
@@ -240,6 +238,13 @@ class PreferencePair(Record):
         return self
 
 
+class AnnotatedResponse(Record):
+    """A line of a build's ``responses.jsonl``: one response with every judgement of it."""
+
+    response: Response = Field(description="The answer (or the error that prevented it).")
+    judgements: list[Judgement] = Field(default_factory=list, description="Its judgements, one per scorer.")
+
+
 class EvalRecord(Record):
     """One evaluator's verdict on one prediction. Failed parses carry no verdict and no score."""
 
@@ -300,7 +305,9 @@ class RunManifest(Record):
 
 RECORDS: dict[str, type[Record]] = {
     cls.__name__: cls
-    for cls in (VideoQA, FrameManifest, Response, Judgement, PreferencePair, EvalRecord, RunManifest)
+    for cls in (
+        VideoQA, FrameManifest, Response, Judgement, AnnotatedResponse, PreferencePair, EvalRecord, RunManifest,
+    )
 }
 
 

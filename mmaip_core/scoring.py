@@ -23,6 +23,7 @@ class SimpleScorer(ABC):
     """Scores answers one by one with :meth:`rate`; see the module docstring."""
 
     name: ClassVar[str]
+    uses_frames = False
 
     def __init__(self, options: PluginOptions, scale: ScoreScale) -> None:
         self.options = options

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 from mmaip_core import Judgement, Response, Scored, ScoreScale, VideoQA
 
 
@@ -23,3 +26,15 @@ def scored(score: float, rid: str, text: str = "an answer", model: str = "m") ->
     r = response(text, rid, model)
     j = Judgement(response_id=rid, sample_id="s1", scorer="x", fingerprint="fp", score=score, scale=ScoreScale())
     return Scored(response=r, judgement=j)
+
+
+def fake_distribution(site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+    """An installed-looking distribution in ``site``: dist-info with ``mmaip`` entry points, plus modules."""
+    dist = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    (dist / "entry_points.txt").write_text(f"[mmaip]\n{lines}")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+    return site

@@ -4,10 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import fake_distribution
 
 import mmaip_core
 from mmaip_core import PLUGIN_KINDS, RECORDS
@@ -103,25 +103,21 @@ def test_config_validate(tmp_path: Path) -> None:
 
 
 def test_plugins_add_commands_and_broken_plugins_only_warn(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    dist = site / "mmaip_hello-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mmaip-hello\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[mmaip]\nhello = mmaip_hello\nbroken = mmaip_broken_plugin\n")
-    (site / "mmaip_hello.py").write_text(
-        textwrap.dedent(
-            """
-            from mmaip_core import hookimpl
+    hello = """
+        from mmaip_core import hookimpl
 
-            @hookimpl
-            def mmaip_register_commands(app):
-                @app.command()
-                def hello(name: str = "world") -> None:
-                    print(f"hello {name}")
-            """
-        )
+        @hookimpl
+        def mmaip_register_commands(app):
+            @app.command()
+            def hello(name: str = "world") -> None:
+                print(f"hello {name}")
+        """
+    site = fake_distribution(
+        tmp_path / "site",
+        "mmaip-hello",
+        {"hello": "mmaip_hello", "broken": "mmaip_broken_plugin"},
+        {"mmaip_hello": hello, "mmaip_broken_plugin": "import a_module_that_does_not_exist\n"},
     )
-    (site / "mmaip_broken_plugin.py").write_text("import a_module_that_does_not_exist\n")
     env = {"PYTHONPATH": str(site)}
     result = run("hello", "--name", "video", env=env)
     assert result.returncode == 0, result.stderr

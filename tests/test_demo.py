@@ -1,20 +1,40 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
-from mmaip_core import PluginManager, RunManifest
-from mmaip_core.demo import run_demo
+from mmaip_core import PluginManager, PreferencePair, RunManifest
+from mmaip_core.build import run_build
+from mmaip_core.config import load_config
+from mmaip_core.demo import prepare_demo
+from mmaip_core.jsonl import read_jsonl
+
+MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
-def test_demo_runs_offline_and_reuses_the_frame_cache(manager: PluginManager, tmp_path: Path) -> None:
-    first = run_demo(tmp_path, manager, num_videos=2)
-    assert first.errors == []
-    assert len(first.samples) == 6 and len(first.frames) == 2
-    assert first.frames_decoded == 2 * 8
-    assert [z.name for z in first.config.zoo] == ["tiny-qwen2vl-a", "tiny-qwen2vl-b", "tiny-llava-ov"]
-    manifest = RunManifest.model_validate_json((tmp_path / "run-manifest.json").read_text())
-    assert manifest.packages["torch"] and manifest.config["frames"]["num_frames"] == 8
-    assert {p.kind for p in manifest.plugins} >= {"generator", "scorer", "frame-sampler"}
-    second = run_demo(tmp_path, manager, num_videos=2)
-    assert second.frames_decoded == 0
-    assert {k: f.manifest.key for k, f in second.frames.items()} == {k: f.manifest.key for k, f in first.frames.items()}
+def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [MMAIP, "demo", "--out", str(tmp_path), "--videos", "2"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Build summary" in result.stdout
+    summary = json.loads((tmp_path / "build" / "summary.json").read_text())
+    assert summary["samples"] == 6
+    assert summary["responses"]["tiny-qwen2vl-a"]["done"] == 12  # n = 2
+    assert summary["judgements"]["ok"] == 24
+    pairs = list(read_jsonl(tmp_path / "build" / "pairs.jsonl", PreferencePair))
+    assert summary["pairs"] == len(pairs) > 0
+    assert all(p.chosen_score > p.rejected_score and p.strategy == "best-worst" for p in pairs)
+    manifest = RunManifest.model_validate_json((tmp_path / "build" / "run-manifest.json").read_text())
+    assert manifest.config["scorer"]["name"] == "reference" and manifest.packages["torch"]
+
+
+def test_demo_rerun_asks_no_model(manager: PluginManager, tmp_path: Path) -> None:
+    config = prepare_demo(tmp_path, num_videos=1)
+    first = run_build(load_config(config, manager), tmp_path / "build", manager)
+    second = run_build(load_config(prepare_demo(tmp_path, num_videos=1), manager), tmp_path / "build", manager)
+    assert sum(c["new"] for c in first.responses.values()) == 12
+    assert sum(c["new"] for c in second.responses.values()) == 0
+    assert second.judgements["new"] == 0 and second.pairs == first.pairs

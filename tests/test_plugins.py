@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import fake_distribution
 
 from mmaip_core import (
     PLUGIN_KINDS,
@@ -97,16 +97,6 @@ def test_plugin_with_misspelled_hook_is_rejected(bare_manager: PluginManager) ->
     assert any("misspelled" in w and "invalid" in w for w in bare_manager.warnings)
 
 
-def _fake_distribution(site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    dist = site / f"{name.replace('-', '_')}-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
-    (dist / "entry_points.txt").write_text(f"[mmaip]\n{lines}")
-    for module, source in modules.items():
-        (site / f"{module}.py").write_text(textwrap.dedent(source))
-
-
 GOOD_PLUGIN = """
 from mmaip_core import ScorerSpec, hookimpl
 from mmaip_plugins.scorers import ExactMatchOptions, ExactMatchScorer
@@ -120,7 +110,7 @@ def mmaip_scorers():
 @pytest.fixture
 def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
-    _fake_distribution(
+    fake_distribution(
         site,
         "mmaip-fakes",
         {"fakegood": "fake_good", "fakebroken": "fake_broken", "fakemissing": "fake_missing_module"},
@@ -151,7 +141,7 @@ def test_disable_env_blocks_plugin_modules_and_single_plugins(fake_site: Path) -
 
 def test_load_env_is_an_allow_list(fake_site: Path) -> None:
     manager = PluginManager(env={"MMAIP_LOAD_PLUGINS": "fakegood,scorers"})
-    assert manager.names("scorer") == ["exact-match", "fake-good"]
+    assert manager.names("scorer") == ["exact-match", "fake-good", "reference"]
     assert manager.names("frame-sampler") == []
     assert PluginManager(env={"MMAIP_LOAD_PLUGINS": ""}).list() == []
 

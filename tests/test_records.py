@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from mmaip_core import (
     RECORDS,
+    AnnotatedResponse,
     ErrorInfo,
     EvalRecord,
     FrameManifest,
@@ -41,6 +42,13 @@ EXAMPLES = {
     "Judgement": Judgement(
         response_id="r1", sample_id="1", scorer="exact-match", fingerprint="fp", score=4.0,
         criteria={"accuracy": 4.0}, rationale="ok", raw_reply="Score: 4", frames=MANIFEST.key,
+    ),
+    "AnnotatedResponse": AnnotatedResponse(
+        response=Response(
+            id="r2", sample_id="1", model="m", model_id="m", generator="openai", params={}, frames=MANIFEST.key,
+            error=ErrorInfo(error_class="APITimeoutError", message="timed out", attempts=4),
+        ),
+        judgements=[],
     ),
     "PreferencePair": PreferencePair(
         id="p1", sample_id="1", video="v.mp4", question="q?", prompt="q?", chosen="a", rejected="b",

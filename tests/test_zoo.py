@@ -29,7 +29,7 @@ def test_smoke_models_answer_with_real_processors(
     for r in responses:
         assert r.error is None and isinstance(r.text, str)
         assert r.smoke and r.generator == "smoke" and r.model == "tiny"
-        assert r.model_id == f"smoke/{family}-seed0"
+        assert r.model_id == f"smoke/{family}-seed0-v1"
         assert r.frames == requests[0].frames.manifest.key
         assert r.usage is not None and r.usage.prompt_tokens > 8 and 0 < r.usage.completion_tokens <= 16
         assert r.params["temperature"] == 1.0

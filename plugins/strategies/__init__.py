@@ -49,7 +49,7 @@ def make_pair(sample: VideoQA, chosen: Scored, rejected: Scored, *, strategy: st
         chosen_response_id=c.id,
         rejected_response_id=r.id,
         strategy=strategy,
-        margin=chosen.score - rejected.score,
+        margin=round(chosen.score - rejected.score, 6),
         label_source=f"ai:{chosen.judgement.fingerprint}",
         frames=c.frames,
         answer=sample.answer,

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from mmaip_core import GeneratorSpec, PluginOptions, hookimpl
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
-from mmaip_plugins.zoo.tiny import TinyFamily, build_tiny_model
+from mmaip_plugins.zoo.tiny import BUILDER_VERSION, TinyFamily, build_tiny_model
 
 __all__ = ["SmokeOptions", "smoke_generator"]
 
@@ -29,7 +29,7 @@ def smoke_generator(options: SmokeOptions) -> HFGenerator:
     """An ``hf`` generator over a tiny random model of the chosen family and seed."""
     folder = build_tiny_model(options.family, options.seed, options.cache_dir)
     hf = HFOptions(model=str(folder), device="cpu", batch_size=options.batch_size, params=options.params)
-    return HFGenerator(hf, smoke=True, model_id=f"smoke/{options.family}-seed{options.seed}")
+    return HFGenerator(hf, smoke=True, model_id=f"smoke/{options.family}-seed{options.seed}-v{BUILDER_VERSION}")
 
 
 @hookimpl

@@ -59,13 +59,29 @@ class HFGenerator:
         self.options = options
         self.smoke = smoke
         self.model_id = model_id or options.model
+        self.fingerprint = stable_hash(
+            {
+                "model_id": self.model_id,
+                "revision": options.revision,
+                "params": options.params.model_dump(mode="json"),
+                "system_prompt": options.system_prompt,
+                "frames_as": options.frames_as,
+            }
+        )[:16]
         self._model: Any = None
         self._processor: Any = None
+
+    @property
+    def batch_size(self) -> int:
+        """Questions per generate() call; the build stage commits results after each batch."""
+        return self.options.batch_size
 
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # mmaip's own progress bars report the work
         o = self.options
         common: dict[str, Any] = {"revision": o.revision, "trust_remote_code": o.trust_remote_code}
         kwargs: dict[str, Any] = {**common, "dtype": o.dtype if o.dtype == "auto" else getattr(torch, o.dtype)}
@@ -173,7 +189,7 @@ class HFGenerator:
         if self._model is None:
             self._load()
         responses: list[Response] = []
-        size = self.options.batch_size
+        size = self.batch_size
         for start in range(0, len(requests), size):
             batch = requests[start : start + size]
             try:

@@ -160,7 +160,9 @@ def build_tiny_model(family: str, seed: int = 0, root: str | Path | None = None)
     is written to a temporary name and renamed, so a half-built model is never used.
     """
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if family not in FAMILIES:
         raise ValueError(f"unknown tiny model family '{family}'; choose one of: {', '.join(FAMILIES)}")
     if root is None:

@@ -1,0 +1,317 @@
+"""The build stage (MMAIP-V): zoo answers -> scores -> preference pairs, every call through the ledger.
+
+``run_build(config, out, manager)`` writes into ``out``:
+
+- ``ledger.sqlite``: every generation and judgement, keyed by content (see :mod:`mmaip_core.ledger`);
+- ``samples.jsonl`` (VideoQA), ``frames.jsonl`` (FrameManifest per frame key);
+- ``responses.jsonl`` (AnnotatedResponse: every answer with its judgements and frame key);
+- ``pairs.jsonl`` (PreferencePair); ``errors.jsonl`` (every item that failed, with its cause);
+- ``run-manifest.json`` and ``summary.json``.
+
+Output files are written atomically. Rerunning the same command asks no model again for a finished call;
+changing one zoo entry re-asks only that entry's calls and the judgements of its answers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mmaip_core.config import RunConfig
+from mmaip_core.errors import ConfigError, VideoError
+from mmaip_core.frames import FrameLoader
+from mmaip_core.hashing import stable_hash
+from mmaip_core.interfaces import Frames, GenerationRequest, ResponseGenerator, RowError, Scored, Scorer, ScoreRequest
+from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
+from mmaip_core.ledger import DONE, FAILED, Ledger
+from mmaip_core.manifest import run_manifest
+from mmaip_core.plugins import PluginManager
+from mmaip_core.records import (
+    AnnotatedResponse,
+    FrameManifest,
+    Judgement,
+    ParseStatus,
+    PreferencePair,
+    Record,
+    Response,
+    VideoQA,
+)
+
+__all__ = [
+    "BuildSummary",
+    "ItemError",
+    "Progress",
+    "generation_key",
+    "judgement_key",
+    "make_pairs",
+    "repair",
+    "run_build",
+]
+
+KEY_VERSION = 1
+SCORE_CHUNK = 32
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while a stage runs."""
+
+
+class ItemError(Record):
+    """An item of a run that failed (a line of ``errors.jsonl``)."""
+
+    stage: str = Field(description="samples, frames, generation or judgement.")
+    item: str = Field(description="The sample id, row, video or call key concerned.")
+    error_class: str
+    message: str
+
+
+class BuildSummary(BaseModel):
+    """Counts of a build (``summary.json``)."""
+
+    samples: int = 0
+    row_errors: int = 0
+    video_errors: int = 0
+    responses: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Per zoo entry: done, failed, reused (from the ledger), new."
+    )
+    judgements: dict[str, int] = Field(default_factory=dict, description="By status; plus reused and new.")
+    pairs: int = 0
+    skipped: dict[str, int] = Field(default_factory=dict, description="Questions without a pair, by reason.")
+    cost_usd: float = 0.0
+
+
+def generation_key(sample: VideoQA, frames: Frames, generator: str, fingerprint: str, sample_index: int) -> str:
+    """Content key of one generation call: frames (video content, sampler, indices, size), question,
+    generator plugin and fingerprint (model, revision, parameters), and the answer's index."""
+    return stable_hash(
+        {
+            "v": KEY_VERSION,
+            "kind": "generation",
+            "frames": frames.manifest.key,
+            "question": sample.question,
+            "generator": generator,
+            "fingerprint": fingerprint,
+            "sample_index": sample_index,
+        }
+    )
+
+
+def judgement_key(sample: VideoQA, answer: str, scorer: Scorer, frames: Frames | None) -> str:
+    """Content key of one judgement: scorer fingerprint, what the scorer reads (question, ground truth,
+    caption, answer) and, for scorers that look at the video, the frames' key."""
+    return stable_hash(
+        {
+            "v": KEY_VERSION,
+            "kind": "judgement",
+            "scorer": scorer.fingerprint,
+            "question": sample.question,
+            "answer_truth": sample.answer,
+            "caption": sample.caption,
+            "answer": answer,
+            "frames": frames.manifest.key if frames is not None and scorer.uses_frames else None,
+        }
+    )
+
+
+@dataclass
+class _Run:
+    config: RunConfig
+    out: Path
+    manager: PluginManager
+    ledger: Ledger
+    progress: Progress
+    summary: BuildSummary = field(default_factory=BuildSummary)
+    errors: list[ItemError] = field(default_factory=list)
+
+    def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
+        self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
+
+
+def _read_samples(run: _Run) -> list[VideoQA]:
+    assert run.config.samples is not None
+    choice = run.config.samples
+    reader = run.manager.create("sample-reader", choice.plugin, choice.options)
+    samples: list[VideoQA] = []
+    seen: set[str] = set()
+    for item in reader.read():
+        if isinstance(item, RowError):
+            run.fail("samples", f"{item.source}:{item.row}", "RowError", item.cause)
+        elif item.id in seen:
+            run.fail("samples", item.id, "DuplicateId", "a sample with this id was read before; skipped")
+        else:
+            seen.add(item.id)
+            samples.append(item)
+    run.summary.row_errors = len(run.errors)
+    return samples
+
+
+def _load_frames(run: _Run, samples: Sequence[VideoQA]) -> dict[str, Frames]:
+    loader = FrameLoader(run.config.frames, run.manager)
+    frames: dict[str, Frames] = {}
+    for done, sample in enumerate(samples, start=1):
+        try:
+            frames[sample.id] = loader.load(sample.video)
+        except VideoError as exc:
+            run.fail("frames", sample.id, type(exc).__name__, str(exc))
+            run.summary.video_errors += 1
+        run.progress("frames", done, len(samples))
+    return frames
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), max(size, 1)):
+        yield items[start : start + size]
+
+
+def _generate(run: _Run, samples: Sequence[VideoQA], frames: dict[str, Frames]) -> dict[str, list[Response]]:
+    """Every zoo entry's answers to every sample, from the ledger where possible."""
+    answers: dict[str, list[Response]] = {s.id: [] for s in samples}
+    for entry in run.config.zoo:
+        generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
+        requests = [
+            GenerationRequest(
+                id=generation_key(sample, frames[sample.id], entry.plugin, generator.fingerprint, i),
+                sample=sample,
+                frames=frames[sample.id],
+                sample_index=i,
+            )
+            for sample in samples
+            if sample.id in frames
+            for i in range(entry.n)
+        ]
+        stored = run.ledger.get_many(r.id for r in requests)
+        todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
+        by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
+        counts = Counter(reused=len(requests) - len(todo), new=len(todo))
+        label = f"generation {entry.name}"
+        run.progress(label, counts["reused"], len(requests))
+        for chunk in _chunks(todo, int(getattr(generator, "batch_size", 1))):
+            for response in generator.generate(chunk, model=entry.name):
+                status = FAILED if response.error else DONE
+                run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"))
+                by_key[response.id] = response
+            run.progress(label, len(by_key), len(requests))
+        for request in requests:
+            answer = by_key.get(request.id)
+            if answer is None:  # the generator returned no record for this request
+                continue
+            answers[request.sample.id].append(answer)
+            counts["failed" if answer.error else "done"] += 1
+            if answer.error:
+                run.fail("generation", request.id, answer.error.error_class, answer.error.message)
+        run.summary.responses[entry.name] = dict(counts)
+    return answers
+
+
+def _score(
+    run: _Run, samples: Sequence[VideoQA], frames: dict[str, Frames], answers: dict[str, list[Response]]
+) -> dict[str, Judgement]:
+    """One judgement per answered response (by response id), from the ledger where possible."""
+    assert run.config.scorer is not None
+    scorer: Scorer = run.manager.create("scorer", run.config.scorer.plugin, run.config.scorer.options)
+    requests: list[tuple[str, ScoreRequest]] = []
+    for sample in samples:
+        for response in answers.get(sample.id, []):
+            if response.text is not None:
+                key = judgement_key(sample, response.text, scorer, frames.get(sample.id))
+                requests.append((key, ScoreRequest(sample=sample, response=response, frames=frames.get(sample.id))))
+    stored = run.ledger.get_many(k for k, _ in requests)
+    by_key = {k: Judgement.model_validate(e.record) for k, e in stored.items() if e.done}
+    todo = list({k: r for k, r in requests if k not in by_key}.items())
+    run.summary.judgements = dict(reused=len(requests) - len(todo), new=len(todo))
+    for chunk in _chunks(todo, SCORE_CHUNK):
+        for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
+            status = FAILED if judgement.status is ParseStatus.ERROR else DONE
+            run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"))
+            by_key[key] = judgement
+        run.progress("judgement", len(by_key), len(requests))
+    judgements: dict[str, Judgement] = {}
+    for key, request in requests:
+        judgement = by_key[key].model_copy(update={"response_id": request.response.id})
+        judgements[request.response.id] = judgement
+        run.summary.judgements[judgement.status.value] = run.summary.judgements.get(judgement.status.value, 0) + 1
+        if judgement.status is not ParseStatus.OK:
+            cause = judgement.error.message if judgement.error else f"judge reply: {judgement.raw_reply!r}"
+            run.fail("judgement", request.response.id, judgement.status.value, cause)
+    return judgements
+
+
+def make_pairs(
+    manager: PluginManager,
+    strategy: str,
+    options: dict[str, Any],
+    samples: Sequence[VideoQA],
+    annotated: Iterable[AnnotatedResponse],
+) -> tuple[list[PreferencePair], Counter[str]]:
+    """Pairs of every sample from its successfully scored responses; skipped questions by reason."""
+    pairing = manager.create("pair-strategy", strategy, options)
+    scored: dict[str, list[Scored]] = {s.id: [] for s in samples}
+    for line in annotated:
+        ok = [j for j in line.judgements if j.status is ParseStatus.OK]
+        if line.response.text is not None and ok and line.response.sample_id in scored:
+            scored[line.response.sample_id].append(Scored(line.response, ok[0]))
+    pairs: list[PreferencePair] = []
+    skipped: Counter[str] = Counter()
+    for sample in samples:
+        outcome = pairing.make_pairs(sample, scored[sample.id], prompt=sample.question)
+        pairs.extend(outcome.pairs)
+        if not outcome.pairs:
+            skipped[outcome.skipped or "no pair"] += 1
+    return pairs, skipped
+
+
+def run_build(
+    config: RunConfig, out: str | Path, manager: PluginManager, progress: Progress | None = None
+) -> BuildSummary:
+    """Run the whole build into ``out`` (resuming from its ledger) and return the summary."""
+    missing = [name for name, value in (("samples", config.samples), ("scorer", config.scorer)) if value is None]
+    if missing or not config.zoo:
+        raise ConfigError([f"{name}: a build needs this section" for name in missing or ["zoo"]])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Ledger(out / "ledger.sqlite") as ledger:
+        run = _Run(config, out, manager, ledger, progress or (lambda *_: None))
+        samples = _read_samples(run)
+        run.summary.samples = len(samples)
+        frames = _load_frames(run, samples)
+        answers = _generate(run, samples, frames)
+        judgements = _score(run, samples, frames, answers)
+        annotated = [
+            AnnotatedResponse(response=r, judgements=[judgements[r.id]] if r.id in judgements else [])
+            for s in samples
+            for r in answers.get(s.id, [])
+        ]
+        pairs, skipped = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, annotated)
+        run.summary.pairs, run.summary.skipped = len(pairs), dict(skipped)
+        run.summary.cost_usd = ledger.total_cost()
+    manifests: dict[str, FrameManifest] = {f.manifest.key: f.manifest for f in frames.values()}
+    write_jsonl_atomic(out / "samples.jsonl", samples)
+    write_jsonl_atomic(out / "frames.jsonl", manifests.values())
+    write_jsonl_atomic(out / "responses.jsonl", annotated)
+    write_jsonl_atomic(out / "pairs.jsonl", pairs)
+    write_jsonl_atomic(out / "errors.jsonl", run.errors)
+    resolved = config.resolved(manager)
+    (out / "run-manifest.json").write_text(run_manifest(resolved, manager, sys.argv).model_dump_json(indent=2))
+    (out / "summary.json").write_text(run.summary.model_dump_json(indent=2))
+    return run.summary
+
+
+def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
+    """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl``."""
+    out = Path(out)
+    for name in ("samples.jsonl", "responses.jsonl", "summary.json"):
+        if not (out / name).is_file():
+            raise ConfigError([f"{out / name}: not found; is {out} a finished build?"])
+    samples = list(read_jsonl(out / "samples.jsonl", VideoQA))
+    annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
+    pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
+    write_jsonl_atomic(out / "pairs.jsonl", pairs)
+    summary = BuildSummary.model_validate_json((out / "summary.json").read_text())
+    summary.pairs, summary.skipped = len(pairs), dict(skipped)
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2))
+    return summary

@@ -1,0 +1,123 @@
+"""The ledger: every model call's result, keyed by a content hash of everything that determines it.
+
+A SQLite database (WAL mode) in the run folder. A result is committed the moment it exists, before any
+later step uses it, so a killed run restarted with the same command repeats no finished call and loses
+nothing. A finished call is ``done`` (a judge reply that could not be parsed is finished too: asking
+again would be paid again); a call that errored is ``failed``, recorded with its error, and asked again by
+a rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["DONE", "FAILED", "Entry", "Ledger", "LedgerKind"]
+
+LedgerKind = Literal["generation", "judgement", "evaluation"]
+DONE, FAILED = "done", "failed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL,
+    cost REAL NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_kind ON entries(kind, status);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored result: ``status`` is "done" (finished; never asked again) or "failed" (asked again on a rerun)."""
+
+    key: str
+    kind: str
+    status: str
+    record: dict[str, Any]
+    cost: float
+
+    @property
+    def done(self) -> bool:
+        return self.status == DONE
+
+
+class Ledger:
+    """A SQLite ledger at ``path`` (created if missing). Safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            yield self._db.cursor()
+
+    def put(self, key: str, kind: LedgerKind, status: str, record: dict[str, Any], cost: float = 0.0) -> None:
+        """Store (or replace) the result of ``key`` and commit it at once."""
+        with self._cursor() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO entries (key, kind, status, record, cost, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, kind, status, json.dumps(record, default=str), cost, time.time()),
+            )
+
+    def get(self, key: str) -> Entry | None:
+        """The stored result of ``key``, or None."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Stored results of ``keys`` (missing keys are absent from the result)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Entry] = {}
+        with self._cursor() as cur:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = cur.execute(
+                    f"SELECT key, kind, status, record, cost FROM entries WHERE key IN ({marks})", chunk
+                ).fetchall()
+                for key, kind, status, record, cost in rows:
+                    found[key] = Entry(key, kind, status, json.loads(record), cost)
+        return found
+
+    def count(self, kind: LedgerKind | None = None, status: str | None = None) -> int:
+        """How many entries (of a kind, with a status) are stored."""
+        query, args = "SELECT COUNT(*) FROM entries WHERE 1=1", list[str]()
+        if kind:
+            query, args = query + " AND kind = ?", [*args, kind]
+        if status:
+            query, args = query + " AND status = ?", [*args, status]
+        with self._cursor() as cur:
+            return int(cur.execute(query, args).fetchone()[0])
+
+    def total_cost(self, kind: LedgerKind | None = None) -> float:
+        """Sum of the cost of stored entries."""
+        query = "SELECT COALESCE(SUM(cost), 0) FROM entries" + (" WHERE kind = ?" if kind else "")
+        with self._cursor() as cur:
+            return float(cur.execute(query, [kind] if kind else []).fetchone()[0])

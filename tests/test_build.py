@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import scripted_plugins
+import yaml
+from helpers import fake_distribution
+
+from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
+from mmaip_core.build import repair, run_build
+from mmaip_core.config import load_config
+from mmaip_core.jsonl import read_jsonl
+
+MMAIP = str(Path(sys.executable).parent / "mmaip")
+
+
+@pytest.fixture
+def plugins(manager: PluginManager) -> PluginManager:
+    manager.register(scripted_plugins, "scripted")
+    return manager
+
+
+def _config(tmp_path: Path, demo_dir: Path, zoo: list[dict], scorer: str = "parsing-judge", **extra: object) -> Path:
+    data = {
+        "samples": {"reader": "jsonl", "path": str(demo_dir / "qa.jsonl")},
+        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+        "zoo": zoo,
+        "scorer": {"name": scorer},
+        "pairs": {"strategy": "best-worst"},
+        **extra,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+ZOO = [
+    {"name": "good", "generator": "scripted", "answers": ["{truth}"]},
+    {"name": "bad", "generator": "scripted", "model": "bad", "answers": ["no idea", "???"], "n": 2},
+]
+
+
+def _build(config: Path, out: Path, manager: PluginManager):  # type: ignore[no-untyped-def]
+    return run_build(load_config(config, manager), out, manager)
+
+
+def test_build_makes_pairs_and_records_everything(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
+    assert summary.samples == 9
+    assert summary.responses["good"] == {"reused": 0, "new": 9, "done": 9}
+    assert summary.responses["bad"] == {"reused": 0, "new": 18, "done": 18}
+    # the "???" answers of "bad" are replies the judge cannot parse: counted, never scored
+    assert summary.judgements == {"reused": 0, "new": 27, "ok": 18, "parse_failure": 9}
+    pairs = list(read_jsonl(out / "pairs.jsonl", PreferencePair))
+    assert summary.pairs == len(pairs) == 9
+    assert all(p.chosen_model == "good" and p.chosen == p.answer and p.rejected == "no idea" for p in pairs)
+    lines = list(read_jsonl(out / "responses.jsonl", AnnotatedResponse))
+    assert len(lines) == 27
+    failures = [line for line in lines if line.judgements[0].status is ParseStatus.PARSE_FAILURE]
+    assert len(failures) == 9 and all(f.judgements[0].score is None for f in failures)
+    assert {f.response.text for f in failures} == {"???"}
+    frames = {json.loads(line)["video_sha256"] for line in (out / "frames.jsonl").read_text().splitlines()}
+    assert len(frames) == 3
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [e["stage"] for e in errors] == ["judgement"] * 9
+    manifest = json.loads((out / "run-manifest.json").read_text())
+    assert manifest["config"]["zoo"][1]["answers"] == ["no idea", "???"]
+
+
+def test_rerun_makes_no_call_and_writes_the_same_output(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    config, out = _config(tmp_path, demo_dir, ZOO), tmp_path / "run"
+    _build(config, out, plugins)
+    before = {name: (out / name).read_bytes() for name in ("pairs.jsonl", "responses.jsonl", "samples.jsonl")}
+    judge_calls = []
+    original = scripted_plugins.ParsingJudge.score
+
+    def counting(self, requests):  # type: ignore[no-untyped-def]
+        judge_calls.append(len(requests))
+        return original(self, requests)
+
+    scripted_plugins.ParsingJudge.score = counting  # type: ignore[method-assign]
+    try:
+        summary = _build(config, out, plugins)
+    finally:
+        scripted_plugins.ParsingJudge.score = original  # type: ignore[method-assign]
+    assert judge_calls == []
+    assert {e["new"] for e in summary.responses.values()} == {0}
+    assert summary.judgements["new"] == 0 and summary.judgements["reused"] == 27
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_changing_one_zoo_entry_reruns_only_its_calls(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
+    changed = [ZOO[0], {**ZOO[1], "answers": ["no idea", "maybe"]}]
+    summary = _build(_config(tmp_path, demo_dir, changed), out, plugins)
+    assert summary.responses["good"]["new"] == 0
+    assert summary.responses["bad"] == {"reused": 0, "new": 18, "done": 18}
+    # "no idea" was judged before: only the 9 "maybe" answers are new judgements
+    assert summary.judgements["new"] == 9 and summary.judgements["reused"] == 18
+
+
+def test_bad_rows_and_videos_fail_per_item(plugins: PluginManager, demo_dir: Path, tmp_path: Path, broken_videos: dict[str, Path]) -> None:
+    rows = [json.loads(line) for line in (demo_dir / "qa.jsonl").read_text().splitlines()[:3]]
+    for row in rows:
+        row["video"] = str(demo_dir / row["video"])
+    rows.append({"id": "broken", "video": str(broken_videos["garbage"]), "question": "q?", "answer": "a"})
+    rows.append({"id": "noq", "video": rows[0]["video"]})
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{oops\n")
+    config = _config(tmp_path, demo_dir, [*ZOO[:1], {**ZOO[1], "n": 1}])
+    data = yaml.safe_load(config.read_text())
+    data["samples"]["path"] = str(qa)
+    config.write_text(yaml.safe_dump(data))
+    summary = _build(config, tmp_path / "run", plugins)
+    assert (summary.samples, summary.row_errors, summary.video_errors) == (4, 2, 1)
+    assert summary.pairs == 3
+    errors = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text().splitlines()]
+    by_stage = {(e["stage"], e["item"].rsplit(":", 1)[-1]): e for e in errors}
+    assert by_stage[("frames", "broken")]["message"].startswith(f"video {broken_videos['garbage']}: corrupt")
+    assert "missing column(s) question" in by_stage[("samples", "5")]["message"]
+    assert "invalid JSON" in by_stage[("samples", "6")]["message"]
+
+
+def test_repairing_makes_no_call(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
+    entries = sqlite3.connect(out / "ledger.sqlite").execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+    summary = repair(out, plugins, "margin", {"min_margin": 1})
+    assert summary.pairs == 9
+    assert all(p.strategy == "margin" for p in read_jsonl(out / "pairs.jsonl", PreferencePair))
+    assert sqlite3.connect(out / "ledger.sqlite").execute("SELECT COUNT(*) FROM entries").fetchone()[0] == entries
+
+
+def test_build_needs_its_sections(plugins: PluginManager, tmp_path: Path) -> None:
+    from mmaip_core import ConfigError
+    from mmaip_core.config import RunConfig
+
+    with pytest.raises(ConfigError, match="scorer: a build needs this section"):
+        run_build(RunConfig.model_validate({"samples": {"path": "x"}, "zoo": [ZOO[0]]}), tmp_path, plugins)
+
+
+def _ledger_keys(out: Path) -> set[str]:
+    path = out / "ledger.sqlite"
+    if not path.exists():
+        return set()
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return {k for (k,) in db.execute("SELECT key FROM entries WHERE status = 'done'")}
+    except sqlite3.OperationalError:
+        return set()
+
+
+def test_killed_builds_resume_without_repeating_finished_calls(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 a real `mmaip build` at several points: nothing committed is lost or asked for again, and
+    the finished build equals an uninterrupted one."""
+    site = fake_distribution(tmp_path / "site", "mmaip-scripted", {"scripted": "scripted_plugins"}, {})
+    shutil.copy(Path(__file__).with_name("scripted_plugins.py"), site / "scripted_plugins.py")
+    log = tmp_path / "asked.log"
+    zoo = [{**entry, "delay": 0.05, "log": str(log)} for entry in ZOO]
+    config, out = _config(tmp_path, demo_dir, zoo), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    command = [MMAIP, "build", str(config), "--out", str(out)]
+    for kill_at in (3, 10, 19, None):
+        committed = _ledger_keys(out)
+        log.write_text("")
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while kill_at and len(_ledger_keys(out)) < kill_at and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.002)
+        if kill_at:
+            proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+        asked = log.read_text().split()
+        assert not set(asked) & committed, f"killed at {kill_at}: a committed call was asked again"
+        assert len(asked) == len(set(asked))
+        assert committed <= _ledger_keys(out), "a committed result was lost"
+        if kill_at is None:
+            assert proc.returncode == 0, stderr
+        else:
+            assert proc.returncode == -signal.SIGKILL and len(committed) < len(_ledger_keys(out)) < 54
+    assert len(_ledger_keys(out)) == 27 + 27  # 27 answers; 27 distinct (question, answer) judgements
+    reference = tmp_path / "uninterrupted"
+    _build(_config(tmp_path, demo_dir, ZOO), reference, plugins)
+    assert (out / "pairs.jsonl").read_bytes() == (reference / "pairs.jsonl").read_bytes()
+    assert (out / "samples.jsonl").read_bytes() == (reference / "samples.jsonl").read_bytes()
