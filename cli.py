@@ -10,11 +10,13 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,6 +28,7 @@ from mmaip_core.errors import did_you_mean
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.interfaces import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
+from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
     from mmaip_core.build import BuildSummary
@@ -67,9 +70,18 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     _state["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(debug: bool) -> None:
+    """Warnings (and with --debug, debug logs) go to stderr as 'level: message' lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter() if not debug else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
 
 
 def _check_kind(kind: str | None) -> str | None:
@@ -112,6 +124,12 @@ def schema(
         _print_json(record_schema(record))
 
 
+class Backend(StrEnum):
+    auto = "auto"
+    decord = "decord"
+    pyav = "pyav"
+
+
 def _parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -127,8 +145,8 @@ def frames(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Other sampler option, KEY=VALUE (repeatable).")
     ] = None,
-    backend: Annotated[str, typer.Option(help="auto, decord or pyav.")] = "auto",
-    max_side: Annotated[int | None, typer.Option(help="Resize so the longer side is at most this.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Decoder.")] = Backend.auto,
+    max_side: Annotated[int | None, typer.Option(min=8, help="Resize so the longer side is at most this.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Frame cache folder.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the frame cache.")] = False,
     save: Annotated[Path | None, typer.Option(help="Also write the frames as PNG files into this folder.")] = None,
@@ -139,7 +157,7 @@ def frames(
     if num_frames is not None:
         options["num_frames"] = num_frames
     settings = FrameSettings.model_validate(
-        {"sampler": sampler, "backend": backend, "max_side": max_side, "cache_dir": cache_dir, "cache": not no_cache}
+        {"sampler": sampler, "backend": backend.value, "max_side": max_side, "cache_dir": cache_dir, "cache": not no_cache}
     )
     result = FrameLoader(settings, _manager()).load(video, sampler, options)
     if save is not None:
@@ -238,7 +256,7 @@ def pairs(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
-    videos: Annotated[int, typer.Option(help="How many synthetic videos to generate.")] = 6,
+    videos: Annotated[int, typer.Option(min=1, help="How many synthetic videos to generate.")] = 6,
 ) -> None:
     """Run the bundled offline demo: synthetic videos, then a build with a zoo of tiny random models."""
     from mmaip_core.build import run_build
@@ -256,22 +274,28 @@ def demo(
 def main() -> None:
     """Entry point of the ``mmaip`` console script."""
     debug = "--debug" in sys.argv[1:]
+    _setup_logging(debug)
     try:
-        manager = _manager()
-        manager.call_register_commands(app)
-        for warning in manager.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        _manager().call_register_commands(app)
         app()
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except MmaipError as exc:
-        if debug:
-            traceback.print_exc()
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+    except (UserError, ValidationError) as exc:
+        _fail(exc, 2, debug)
+    except (MmaipError, OSError, UnicodeError) as exc:
+        _fail(exc, 1, debug)
+
+
+def _fail(exc: Exception, code: int, debug: bool) -> None:
+    """Print one clear line (the traceback too with --debug) and exit with ``code``."""
+    if debug:
+        traceback.print_exc()
+    if isinstance(exc, ValidationError):
+        message = "; ".join(render_validation_error(exc, prefix=exc.title))
+    elif isinstance(exc, OSError) and exc.filename:
+        message = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        message = str(exc)
+    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

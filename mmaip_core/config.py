@@ -84,6 +84,11 @@ class PairsConfig(PluginChoice):
     strategy: str = Field(default="best-worst", description="Pair strategy plugin.")
 
 
+def _repeated_names(zoo: list[ZooEntry]) -> list[str]:
+    names = [entry.name for entry in zoo]
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 class RunConfig(BaseModel):
     """A whole run config."""
 
@@ -97,9 +102,7 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_zoo_names(self) -> RunConfig:
-        names = [entry.name for entry in self.zoo]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
+        if duplicated := _repeated_names(self.zoo):
             raise ValueError(f"zoo names must be unique; repeated: {', '.join(duplicated)}")
         return self
 
@@ -126,6 +129,14 @@ class RunConfig(BaseModel):
         return data
 
 
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "samples": SamplesConfig,
+    "frames": FrameSettings,
+    "scorer": ScorerConfig,
+    "pairs": PairsConfig,
+}
+
+
 def _set(data: dict[str, Any], location: str, value: Any) -> None:
     head, _, index = location.partition(".")
     if index:
@@ -139,9 +150,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc}"], source=str(path)) from None
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([f"cannot parse: {exc}"], source=str(path)) from None
     if data is None:
@@ -160,25 +173,57 @@ def _path_fields(model: type[BaseModel]) -> list[str]:
 
 
 def _resolve_paths(choice: PluginChoice, options: PluginOptions, base: Path) -> None:
+    """Path options given in the file: ``~`` expanded, relative ones taken from the config's folder."""
     for name in _path_fields(type(options)):
         value = getattr(options, name)
-        if isinstance(value, Path) and not value.is_absolute() and name in choice.options:
-            setattr(choice, name, str(base / value))
+        if isinstance(value, Path) and name in choice.options:
+            value = value.expanduser()
+            setattr(choice, name, str(value if value.is_absolute() else base / value))
+
+
+def _validate_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Validate each section (and each zoo entry) on its own, so one bad section hides no other error."""
+    fields = RunConfig.model_fields
+    valid: dict[str, Any] = {}
+    problems = [
+        f"{key}: unknown key '{key}'; allowed keys: {', '.join(sorted(fields))}" for key in data if key not in fields
+    ]
+    for name, value in data.items():
+        if name not in fields:
+            continue
+        if name == "zoo":
+            if not isinstance(value, list):
+                problems.append("zoo: must be a list of zoo entries")
+                continue
+            entries = []
+            for i, entry in enumerate(value):
+                try:
+                    entries.append(ZooEntry.model_validate(entry))
+                except ValidationError as exc:
+                    problems.extend(render_validation_error(exc, ZooEntry, prefix=f"zoo.{i}"))
+            valid[name] = entries
+            continue
+        if value is None:  # an empty section: as if absent
+            continue
+        model = _SECTIONS[name]
+        try:
+            valid[name] = model.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(render_validation_error(exc, model, prefix=name))
+    return valid, problems
 
 
 def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
     """Read and validate a run config; raise one ConfigError listing every problem found."""
     path = Path(path)
-    data = read_config_file(path)
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(render_validation_error(exc, RunConfig), source=str(path)) from None
-    problems: list[str] = []
+    valid, problems = _validate_sections(read_config_file(path))
+    config = RunConfig.model_construct(**valid)  # absent or invalid sections take their defaults
+    if duplicated := _repeated_names(config.zoo):
+        problems.append(f"zoo: zoo names must be unique; repeated: {', '.join(duplicated)}")
     base = path.resolve().parent
     frames_choice = ("frames", "frame-sampler", config.frames.sampler, config.frames.sampler_options)
-    checks = [(loc, c.kind, c.plugin, c.options) for loc, c in config.choices()] + [frames_choice]
-    for location, kind, name, values in checks:
+    checks = [(loc, c.kind, c.plugin, c.options, c) for loc, c in config.choices()]
+    for location, kind, name, values, choice in [*checks, (*frames_choice, None)]:
         try:
             options = manager.options(kind, name, values)
         except ConfigError as exc:
@@ -187,11 +232,11 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
         except UserError as exc:
             problems.append(f"{location}: {exc}")
             continue
-        choice = dict(config.choices()).get(location)
         if choice is not None:
             _resolve_paths(choice, options, base)
-    if config.frames.cache_dir is not None and not config.frames.cache_dir.is_absolute():
-        config.frames.cache_dir = base / config.frames.cache_dir
+    if config.frames.cache_dir is not None:
+        cache_dir = config.frames.cache_dir.expanduser()
+        config.frames.cache_dir = cache_dir if cache_dir.is_absolute() else base / cache_dir
     if problems:
         raise ConfigError(problems, source=str(path))
     return config

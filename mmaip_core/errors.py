@@ -11,6 +11,7 @@ The tree::
     │   │   └── UnknownRecordError  ``mmaip schema NAME`` with a name that is no record
     │   └── DuplicatePluginError    two providers registered the same name; names both
     ├── InputError                  an item lacks what a plugin needs (no ground truth, no answer text)
+    ├── PluginError                 a plugin broke its contract (e.g. a sampler returned invalid indices)
     ├── PluginLoadError             a plugin that was explicitly asked for could not be loaded
     ├── ModelError                  a model could not be loaded (not found offline, bad folder, ...)
     └── VideoError                  a video that cannot be read: missing, empty, corrupt, truncated
@@ -32,6 +33,7 @@ __all__ = [
     "MmaipError",
     "ModelError",
     "PluginConfigError",
+    "PluginError",
     "PluginLoadError",
     "UnknownNameError",
     "UnknownPluginError",
@@ -102,7 +104,7 @@ class DuplicatePluginError(UserError):
         self.providers = list(providers)
         super().__init__(
             f"{kind} '{name}' is registered twice: by {' and by '.join(self.providers)}. "
-            f"Uninstall one, or disable one with MMAIP_DISABLE_PLUGINS."
+            f"Uninstall one, or disable one with MMAIP_DISABLE_PLUGINS={kind}:{name}@PACKAGE."
         )
 
 
@@ -115,6 +117,15 @@ class UnknownRecordError(UnknownNameError):
 
 class InputError(MmaipError):
     """An item lacks something a plugin needs, e.g. a ground-truth answer; the item fails, the run goes on."""
+
+
+class PluginError(MmaipError):
+    """Plugin ``kind``/``name`` returned something it must not."""
+
+    def __init__(self, kind: str, name: str, problem: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} '{name}' {problem}")
 
 
 class PluginLoadError(MmaipError):

@@ -9,6 +9,7 @@ object that does the work: a :class:`FrameSampler`, :class:`SampleReader`, :clas
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -116,8 +117,9 @@ class FrameSource(Protocol):
 
     info: VideoInfo
 
-    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
-        """Frames at ``indices`` as an array (k, height, width, 3)."""
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
+        """Frames at ``indices`` as an array (k, height, width, 3); ``size`` = (width, height) shrinks
+        each frame as it is decoded (cheap full-video scans)."""
         ...
 
 
@@ -292,7 +294,7 @@ class ReferenceUpdate(BaseModel):
     @field_validator("weights")
     @classmethod
     def _sum_to_one(cls, weights: dict[CheckpointName, float]) -> dict[CheckpointName, float]:
-        if not weights or abs(sum(weights.values()) - 1.0) > 1e-6:
+        if not weights or not all(math.isfinite(w) for w in weights.values()) or abs(sum(weights.values()) - 1.0) > 1e-6:
             raise ValueError(f"reference weights must sum to 1, got {weights}")
         return {k: v for k, v in weights.items() if v != 0.0}
 

@@ -10,7 +10,8 @@ Environment:
     Comma-separated allow-list of entry-point names to load; set but empty loads none.
 ``MMAIP_DISABLE_PLUGINS``
     Comma-separated names to skip: an entry-point name blocks that whole plugin module,
-    ``kind:name`` (e.g. ``scorer:exact-match``) one registered plugin.
+    ``kind:name`` (e.g. ``scorer:exact-match``) one registered plugin, and ``kind:name@package`` only
+    the one that ``package`` provides (to settle a name registered twice).
 ``MMAIP_TRACE_PLUGINS``
     ``1`` prints every hook call to stderr.
 """
@@ -105,6 +106,10 @@ def _names(value: str | None) -> list[str]:
     return [n.strip() for n in (value or "").split(",") if n.strip()]
 
 
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
 class PluginManager:
     """Loads plugins and answers "which plugin is called X" for every kind.
 
@@ -119,12 +124,17 @@ class PluginManager:
         self._sources: dict[str, tuple[str, str | None]] = {}
         self._registry: dict[str, dict[str, list[Registered]]] | None = None
         self._allow = _names(env[LOAD_ENV]) if LOAD_ENV in env else None
-        disabled = _names(env.get(DISABLE_ENV))
-        self._disabled_specs = {d for d in disabled if ":" in d}
-        for name in disabled:
-            if ":" not in name:
-                self._pm.set_blocked(name)
         self.warnings: list[str] = []
+        self._disabled_specs: set[tuple[str, str, str | None]] = set()
+        for entry in _names(env.get(DISABLE_ENV)):
+            if ":" not in entry:
+                self._pm.set_blocked(entry)
+                continue
+            kind, _, rest = entry.partition(":")
+            name, _, package = rest.partition("@")
+            if _normalise(kind) not in _HOOKS:
+                self._warn(f"{DISABLE_ENV}: '{entry}' names no plugin kind; kinds: {', '.join(_HOOKS)}")
+            self._disabled_specs.add((_normalise(kind), _normalise(name), package.strip() or None))
         self._trace = env.get(TRACE_ENV) == "1"
         if entry_points:
             self.load_entry_points()
@@ -164,10 +174,15 @@ class PluginManager:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
             if self._allow is not None and ep.name not in self._allow:
                 continue
-            if self._pm.is_blocked(ep.name) or self._pm.get_plugin(ep.name) is not None:
-                continue
             package = ep.dist.name if ep.dist else "(unknown)"
             version = ep.dist.version if ep.dist else None
+            name = ep.name
+            if name in self._sources:  # another distribution uses the same entry-point name: keep both
+                if self._sources[name][0] == package:
+                    continue
+                name = f"{ep.name}@{package}"
+            if self._pm.is_blocked(ep.name) or self._pm.is_blocked(name) or self._pm.get_plugin(name) is not None:
+                continue
             try:
                 module = ep.load()
             except Exception as exc:  # a broken third-party plugin must not break mmaip
@@ -176,7 +191,7 @@ class PluginManager:
                     f"{type(exc).__name__}: {exc}"
                 )
                 continue
-            self.register(module, ep.name, package=package, version=version)
+            self.register(module, name, package=package, version=version)
 
     def _call(self, hook_name: str, impl: pluggy.HookImpl, **kwargs: Any) -> Any:
         """Call one plugin's implementation of a hook (so results stay attributed to their plugin)."""
@@ -205,7 +220,7 @@ class PluginManager:
                     continue
                 module = getattr(impl.plugin, "__name__", type(impl.plugin).__name__)
                 for spec in specs:
-                    if f"{kind}:{spec.name}" in self._disabled_specs:
+                    if {(kind, spec.name, None), (kind, spec.name, package)} & self._disabled_specs:
                         continue
                     entry = Registered(spec, impl.plugin_name, module, package, version)
                     registry[kind].setdefault(spec.name, []).append(entry)
@@ -227,7 +242,7 @@ class PluginManager:
     def get(self, kind: str, name: str) -> Registered:
         """The plugin of ``kind`` called ``name``; unknown or duplicated names raise a UserError."""
         entries = self._registry_for(kind)
-        key = name.strip().lower().replace("_", "-")
+        key = _normalise(name)
         found = entries.get(key)
         if not found:
             raise UnknownPluginError(kind, name, list(entries))

@@ -1,7 +1,8 @@
 """Linear combinations of model weights: reference updates and ExPO extrapolation share this math.
 
-ExPO with this project's ``alpha`` (see docs/paper.md) is the combination
-``{"policy": 1 + alpha, "reference": -alpha}``: ``theta_policy + alpha * (theta_policy - theta_ref)``.
+ExPO (weak-to-strong extrapolation) with this project's ``alpha`` is the combination
+``{"policy": 1 + alpha, "reference": -alpha}``, i.e. ``theta_policy + alpha * (theta_policy - theta_ref)``;
+alpha = 0 returns the policy unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def extrapolation_weights(alpha: float, anchor: str = "reference") -> dict[str, 
 
 
 def combine_tensors(weights: Mapping[str, float], tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``sum(w * tensors[name])`` for floating tensors, computed in float32 and cast back to the dtype.
+    """``sum(w * tensors[name])`` for floating tensors, computed on the first tensor's device in float32
+    (float64 for float64 tensors) and cast back to its dtype.
 
     Non-floating tensors (integer buffers) must be equal in every source and are copied.
     """
@@ -34,9 +36,10 @@ def combine_tensors(weights: Mapping[str, float], tensors: Mapping[str, torch.Te
         if any(not torch.equal(first, tensors[n]) for n in names[1:]):
             raise ValueError("non-floating tensors differ between checkpoints and cannot be combined")
         return first.clone()
-    out = torch.zeros(first.shape, dtype=torch.float32)
+    work = torch.float64 if first.dtype == torch.float64 else torch.float32
+    out = torch.zeros(first.shape, dtype=work, device=first.device)
     for name in names:
-        out.add_(tensors[name].to(torch.float32), alpha=weights[name])
+        out.add_(tensors[name].to(device=first.device, dtype=work), alpha=weights[name])
     return out.to(first.dtype)
 
 

@@ -122,6 +122,18 @@ def test_plugins_add_commands_and_broken_plugins_only_warn(tmp_path: Path) -> No
     result = run("hello", "--name", "video", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello video"
-    assert "warning: plugin 'broken' from mmaip-hello failed to load" in " ".join(result.stderr.split())
+    assert " ".join(result.stderr.split()).count("warning: plugin 'broken' from mmaip-hello failed to load") == 1
     disabled = run("hello", env={**env, "MMAIP_DISABLE_PLUGINS": "hello,broken"})
     assert disabled.returncode != 0 and "warning" not in disabled.stderr
+
+
+def test_file_system_problems_are_one_line_errors(demo_video: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file where a folder is wanted")
+    result = run("frames", str(demo_video), "--save", str(taken))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {taken}: File exists"
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"samples: \xff\n")
+    result = run("config", "validate", str(bad))
+    assert result.returncode == 2 and "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr

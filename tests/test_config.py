@@ -117,3 +117,44 @@ def test_unreadable_files(tmp_path: Path, manager: PluginManager, text: str, mes
 def test_missing_file(tmp_path: Path, manager: PluginManager) -> None:
     with pytest.raises(UserError, match="config file not found"):
         load_config(tmp_path / "nope.yaml", manager)
+
+
+def test_structural_and_plugin_errors_are_reported_together(tmp_path: Path, manager: PluginManager) -> None:
+    bad = """
+samples: {reader: jsnol, path: qa.jsonl}
+frames: {num_frame: 3}
+zoo:
+  - {name: a, generator: smoke}
+  - {name: b, generator: hf}
+  - {name: a, generator: smok}
+  - {generator: smoke}
+scorers: {}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, bad), manager)
+    text = "\n".join(info.value.problems)
+    assert len(info.value.problems) == 7, text
+    for expected in (
+        "scorers: unknown key 'scorers'",
+        "zoo.3.name: required key is missing",
+        "zoo: zoo names must be unique; repeated: a",
+        "samples: unknown sample-reader 'jsnol'",
+        "zoo.1: generator 'hf': model: required key is missing",
+        "zoo.2: unknown generator 'smok'",
+        "frames: frame-sampler 'uniform': num_frame: unknown key 'num_frame'; allowed keys: num_frames",
+    ):
+        assert expected in text
+
+
+def test_home_in_paths_is_expanded(tmp_path: Path, manager: PluginManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = load_config(_write(tmp_path, "samples: {path: ~/qa.jsonl}\nframes: {cache_dir: ~/cache}\n"), manager)
+    assert config.samples is not None and config.samples.options["path"] == str(tmp_path / "home" / "qa.jsonl")
+    assert config.frames.cache_dir == tmp_path / "home" / "cache"
+
+
+def test_non_utf8_file(tmp_path: Path, manager: PluginManager) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"samples: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path, manager)

@@ -163,3 +163,27 @@ def test_trace_env_prints_hook_calls(capsys: pytest.CaptureFixture[str]) -> None
     manager = PluginManager(env={"MMAIP_TRACE_PLUGINS": "1", "MMAIP_LOAD_PLUGINS": "samplers"})
     manager.list()
     assert "mmaip_frame_samplers() -> plugin 'samplers'" in capsys.readouterr().err
+
+
+def test_same_entry_point_name_from_two_packages_keeps_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = fake_distribution(
+        tmp_path / "site",
+        "third-party",
+        {"scorers": "tp_scorers"},
+        {"tp_scorers": GOOD_PLUGIN.replace("fake-good", "my-judge")},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        manager = PluginManager(env={})
+        assert {"exact-match", "reference", "my-judge"} <= set(manager.names("scorer"))
+        assert manager.get("scorer", "my-judge").package == "third-party"
+    finally:
+        sys.modules.pop("tp_scorers", None)
+
+
+def test_disabling_one_provider_of_a_duplicated_name() -> None:
+    env = {"MMAIP_DISABLE_PLUGINS": "Scorer:Exact_Match@mmaip-dup, sampler:x"}
+    manager = PluginManager(env=env)
+    manager.register(DuplicateScorer(), "dup-plugin", package="mmaip-dup")
+    assert manager.get("scorer", "exact-match").package == "mmaip"
+    assert any("'sampler:x' names no plugin kind" in w for w in manager.warnings)

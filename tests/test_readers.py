@@ -61,3 +61,21 @@ def test_csv_with_mapped_columns(manager: PluginManager, demo_dir: Path, tmp_pat
 def test_missing_file_is_one_row_error(manager: PluginManager, tmp_path: Path) -> None:
     (item,) = _read(manager, "jsonl", path=tmp_path / "nope.jsonl")
     assert isinstance(item, RowError) and item.cause == "file not found"
+
+
+def test_encoding_problems_and_falsy_ids(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    video = str(demo_dir / "videos" / "clip000.mp4")
+    path = tmp_path / "qa.jsonl"
+    good = json.dumps({"id": 0, "video": video, "question": "q?"}).encode()
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + b'{"id": "x", "question": "\xff"}\n' + good.replace(b"0", b"1", 1) + b"\n")
+    items = _read(manager, "jsonl", path=path)
+    assert isinstance(items[0], VideoQA) and items[0].id == "0"
+    assert isinstance(items[1], RowError) and "not UTF-8 text" in items[1].cause
+    assert isinstance(items[2], VideoQA)
+
+
+def test_csv_with_byte_order_mark(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("id,video,question\nfirst,videos/clip000.mp4,What?\n", encoding="utf-8-sig")
+    (item,) = _read(manager, "csv", path=path, video_root=demo_dir)
+    assert isinstance(item, VideoQA) and item.id == "first"

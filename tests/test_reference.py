@@ -61,6 +61,8 @@ def test_combination_refuses_mismatched_checkpoints() -> None:
 def test_reference_update_weights_sum_to_one() -> None:
     with pytest.raises(ValidationError, match="sum to 1"):
         ReferenceUpdate(weights={"policy": 0.5})
+    with pytest.raises(ValidationError, match="sum to 1"):
+        ReferenceUpdate(weights={"policy": float("nan"), "base": 1.0})
     assert ReferenceUpdate(weights={"policy": 1.0, "base": 0.0}).single == "policy"
     assert ReferenceUpdate(weights={"policy": 0.5, "base": 0.5}).single is None
 
@@ -70,3 +72,10 @@ def test_ema_weight_is_validated(manager: PluginManager) -> None:
 
     with pytest.raises(PluginConfigError, match="reference-policy 'ema': weight"):
         manager.create("reference-policy", "ema", {"weight": 1.5})
+
+
+def test_float64_keeps_its_precision() -> None:
+    a = {"x": torch.tensor([1.0 + 1e-12], dtype=torch.float64)}
+    b = {"x": torch.tensor([1.0], dtype=torch.float64)}
+    out = combine_state_dicts({"a": 2.0, "b": -1.0}, {"a": a, "b": b})["x"]
+    assert out.dtype == torch.float64 and out.item() == pytest.approx(1.0 + 2e-12, abs=1e-15)

@@ -54,7 +54,7 @@ class FrameCache:
             width, height = manifest.output_size
             if array.shape != (len(manifest.indices), height, width, 3):
                 raise ValueError(f"frames of shape {array.shape} do not match the manifest")
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any unreadable entry (torn write, foreign file) is dropped and redone
             log.warning("frame cache entry %s is unreadable (%s); decoding again", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
             return None
@@ -66,8 +66,13 @@ class FrameCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=entry.parent))
         try:
-            np.save(tmp / "frames.npy", frames.array, allow_pickle=False)
-            (tmp / "manifest.json").write_text(frames.manifest.model_dump_json(indent=1))
+            with open(tmp / "frames.npy", "wb") as fh:
+                np.save(fh, frames.array, allow_pickle=False)
+                os.fsync(fh.fileno())
+            with open(tmp / "manifest.json", "w", encoding="utf-8") as fh:
+                fh.write(frames.manifest.model_dump_json(indent=1))
+                os.fsync(fh.fileno())
+            tmp.chmod(0o755)  # mkdtemp makes it private; a shared cache must be readable by others
             try:
                 os.replace(tmp, entry)
             except OSError:  # another process stored the same entry first

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +41,7 @@ class OpenVideo(Protocol):
     backend: str
     info: VideoInfo
 
-    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]: ...
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> NDArray[np.uint8]: ...
 
 
 @dataclass
@@ -84,15 +84,20 @@ class DecordVideo:
         decode_stats.count(decode_stats.opens, self.backend)
         self.info = VideoInfo(path=path, num_frames=num_frames, fps=fps, width=width, height=height)
 
-    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
         import decord
 
+        # Shrinking happens per chunk of _CHUNK frames, so a full-video scan never holds the video at full size.
+        step = _CHUNK if size else max(len(indices), 1)
+        parts = []
         try:
-            frames = self._reader.get_batch(list(indices)).asnumpy()
+            for start in range(0, len(indices), step):
+                chunk = self._reader.get_batch(list(indices[start : start + step])).asnumpy()
+                parts.append(_shrink(chunk, size) if size else chunk)
         except (RuntimeError, decord.DECORDError, IndexError) as exc:
             raise DecodeFailure(self.backend, "read", str(exc).strip().splitlines()[0]) from exc
         decode_stats.count(decode_stats.frames, self.backend, len(indices))
-        return np.ascontiguousarray(frames, dtype=np.uint8)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.uint8)
 
 
 class PyAVVideo:
@@ -116,17 +121,18 @@ class PyAVVideo:
         decode_stats.count(decode_stats.opens, self.backend)
         self.info = VideoInfo(path=path, num_frames=num_frames, fps=fps, width=width, height=height)
 
-    def read(self, indices: Sequence[int]) -> NDArray[np.uint8]:
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
         import av
 
         wanted = set(indices)
         last = max(wanted) if wanted else -1
+        shrink: dict[str, Any] = {"width": size[0], "height": size[1]} if size else {}
         got: dict[int, NDArray[np.uint8]] = {}
         try:
             with av.open(self._path) as container:
                 for i, frame in enumerate(container.decode(video=0)):
                     if i in wanted:
-                        got[i] = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                        got[i] = np.asarray(frame.to_ndarray(format="rgb24", **shrink), dtype=np.uint8)
                     if i >= last:
                         break
         except av.FFmpegError as exc:
@@ -136,6 +142,15 @@ class PyAVVideo:
             raise DecodeFailure(self.backend, "read", f"frames {missing[:5]} could not be decoded")
         decode_stats.count(decode_stats.frames, self.backend, len(indices))
         return np.stack([got[i] for i in indices]).astype(np.uint8, copy=False)
+
+
+_CHUNK = 32
+
+
+def _shrink(frames: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in frames])
 
 
 BACKENDS: dict[str, Callable[[str], OpenVideo]] = {"decord": DecordVideo, "pyav": PyAVVideo}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -11,16 +12,18 @@ from numpy.typing import NDArray
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmaip_core.errors import PluginError
 from mmaip_core.frames.cache import FrameCache, default_cache_dir
 from mmaip_core.frames.decoders import decode
 from mmaip_core.hashing import file_sha256, stable_hash
-from mmaip_core.interfaces import Frames
+from mmaip_core.interfaces import Frames, FrameSource, VideoInfo
 from mmaip_core.plugins import PluginManager, get_plugin_manager
 from mmaip_core.records import FrameManifest
 
 __all__ = ["FrameLoader", "FrameSettings", "resize_max_side"]
 
 CACHE_FORMAT = 1
+log = logging.getLogger(__name__)
 
 
 class FrameSettings(BaseModel):
@@ -81,11 +84,22 @@ class FrameLoader:
                 "max_side": self.settings.max_side,
             }
         )
-        if sha and self.cache is not None and (hit := self.cache.get(key)) is not None:
+        # An explicit backend is a request to decode with it: the cache (backend-independent) is not read.
+        use_cached = self.settings.backend == "auto" and self.cache is not None and bool(sha)
+        if use_cached and self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Frames(manifest=hit.manifest.model_copy(update={"video": str(video)}), array=hit.array)
 
-        impl = registered.spec.factory(params)
-        result = decode(path, impl.select, backend=self.settings.backend)
+        chosen = registered.spec.factory(params)
+
+        def select(info: VideoInfo, source: FrameSource) -> list[int]:
+            indices = chosen.select(info, source)
+            bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < info.num_frames]
+            if not indices or bad:
+                problem = f"invalid indices {bad[:5]}" if bad else "no indices"
+                raise PluginError("frame-sampler", name, f"returned {problem} for a video of {info.num_frames} frames")
+            return list(indices)
+
+        result = decode(path, select, backend=self.settings.backend)
         array = resize_max_side(result.array, self.settings.max_side)
         info = result.info
         manifest = FrameManifest(
@@ -106,5 +120,8 @@ class FrameLoader:
         )
         frames = Frames(manifest=manifest, array=array)
         if self.cache is not None:
-            self.cache.put(key, frames)
+            try:
+                self.cache.put(key, frames)
+            except OSError as exc:  # the frames are good; only reuse is lost
+                log.warning("frame cache %s is not writable (%s); frames of %s not cached", self.cache.root, exc, video)
         return frames

@@ -76,9 +76,10 @@ class _TableReader:
                 return RowError(str(self.options.path), row_id, f"video file not found: {path}")
             video = str(path)
         extra = {k: v for k, v in row.items() if k not in {c.id, c.video, c.question, c.answer, c.caption}}
+        sample_id = get(c.id)
         try:
             return VideoQA(
-                id=str(get(c.id) or f"{self.options.path.stem}-{row_id}"),
+                id=str(sample_id) if sample_id is not None else f"{self.options.path.stem}-{row_id}",
                 video=video,
                 question=str(get(c.question)),
                 answer=None if get(c.answer) is None else str(get(c.answer)),
@@ -94,8 +95,13 @@ class JsonlReader(_TableReader):
     """One JSON object per line; blank lines are skipped."""
 
     def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
-        with open(self.options.path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
+        with open(self.options.path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    yield str(number), RowError(str(self.options.path), str(number), f"not UTF-8 text: {exc.reason}")
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -113,12 +119,16 @@ class CsvReader(_TableReader):
     """A CSV file with a header row."""
 
     def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
-        with open(self.options.path, encoding="utf-8", newline="") as fh:
-            for number, row in enumerate(csv.DictReader(fh), start=2):
-                if None in row:
-                    yield str(number), RowError(str(self.options.path), str(number), "more cells than header columns")
-                    continue
-                yield str(number), row
+        number = 1
+        try:
+            with open(self.options.path, encoding="utf-8-sig", newline="") as fh:
+                for number, row in enumerate(csv.DictReader(fh), start=2):
+                    if None in row:
+                        yield str(number), RowError(str(self.options.path), str(number), "more cells than header columns")
+                        continue
+                    yield str(number), row
+        except UnicodeDecodeError as exc:  # csv reads ahead, so the rest of the file is given up
+            yield str(number + 1), RowError(str(self.options.path), str(number + 1), f"not UTF-8 text: {exc.reason}; rest of file skipped")
 
 
 @hookimpl

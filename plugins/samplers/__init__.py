@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmaip_core import FrameSamplerSpec, FrameSource, PluginOptions, VideoInfo, hookimpl
 
@@ -40,11 +40,17 @@ class FpsOptions(PluginOptions):
     max_frames: int = Field(default=32, ge=1, description="Cap; above it, max_frames uniform frames.")
     min_frames: int = Field(default=1, ge=1, description="Floor for very short videos.")
 
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> FpsOptions:
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"min_frames ({self.min_frames}) must not exceed max_frames ({self.max_frames})")
+        return self
+
 
 class FpsSampler:
     """Frames at a fixed rate (t = 0, 1/fps, 2/fps, ...), at most ``max_frames``.
 
-    A video long enough to exceed the cap gets ``max_frames`` uniform frames instead (the rate drops
+    A rate above the video's own gives every frame once. A video long enough to exceed the cap gets ``max_frames`` uniform frames instead (the rate drops
     so the whole video is still covered); a very short one gets ``min_frames`` uniform frames.
     """
 
@@ -53,7 +59,7 @@ class FpsSampler:
 
     def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
         o = self.options
-        step = info.fps / o.fps if info.fps > 0 else 1.0
+        step = max(info.fps / o.fps, 1.0) if info.fps > 0 else 1.0  # never faster than the video itself
         count = int(np.floor((info.num_frames - 1) / step)) + 1 if info.num_frames else 0
         if count > o.max_frames:
             return uniform_indices(info.num_frames, o.max_frames)
@@ -72,22 +78,16 @@ class SceneChangeOptions(PluginOptions):
 class SceneChangeSampler:
     """The first frame plus the frames where the picture changes most.
 
-    Up to ``analysis_frames`` uniformly spaced frames are decoded, reduced to grey images of
-    ``analysis_side`` pixels, and each is scored by its mean absolute difference to the previous one.
+    Up to ``analysis_frames`` uniformly spaced frames are decoded straight to ``analysis_side`` pixels
+    and turned grey, and each is scored by its mean absolute difference to the previous one.
     The highest-scoring frames are taken, at least ``min_gap`` analysis steps apart (scaled by the number
-    of frames wanted); when the video has too few changes the rest is filled with uniform frames.
+    of frames wanted); when the video has too few changes the rest is filled with uniform frames over
+    the whole video.
     Indices are returned in time order.
     """
 
     def __init__(self, options: SceneChangeOptions) -> None:
         self.options = options
-
-    def _grey(self, frames: np.ndarray) -> np.ndarray:
-        side = self.options.analysis_side
-        h, w = frames.shape[1:3]
-        ys = np.linspace(0, h - 1, min(side, h)).astype(int)
-        xs = np.linspace(0, w - 1, min(side, w)).astype(int)
-        return frames[:, ys][:, :, xs].astype(np.float32).mean(axis=3)
 
     def select(self, info: VideoInfo, source: FrameSource) -> list[int]:
         o = self.options
@@ -95,7 +95,8 @@ class SceneChangeSampler:
         if info.num_frames <= k:
             return uniform_indices(info.num_frames, k)
         candidates = sorted(set(uniform_indices(info.num_frames, min(o.analysis_frames, info.num_frames))))
-        grey = self._grey(source.read(candidates))
+        side = (min(o.analysis_side, info.width), min(o.analysis_side, info.height))
+        grey = source.read(candidates, size=side).astype(np.float32).mean(axis=3)
         change = np.concatenate([[np.inf], np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))])
         gap = max(1, int(o.min_gap * len(candidates) / k))
         picked: list[int] = []
@@ -105,11 +106,12 @@ class SceneChangeSampler:
             if all(abs(int(pos) - p) >= gap for p in picked):
                 picked.append(int(pos))
         chosen = {candidates[p] for p in picked}
-        for index in uniform_indices(info.num_frames, k * 2):
+        # Too few changes: fill with uniform frames over the whole video, then with any unused frame.
+        for index in [*uniform_indices(info.num_frames, k), *range(info.num_frames)]:
             if len(chosen) >= k:
                 break
             chosen.add(index)
-        return sorted(chosen)[:k]
+        return sorted(chosen)
 
 
 @hookimpl

@@ -41,7 +41,7 @@ class HFOptions(PluginOptions):
     device: str = Field(default="auto", description="cpu, cuda, cuda:1, ... or auto (cuda when available).")
     device_map: str | None = Field(default=None, description="Passed to from_pretrained (e.g. 'auto').")
     attn_implementation: str | None = Field(default=None, description="e.g. sdpa or flash_attention_2.")
-    batch_size: int = Field(default=4, ge=1, description="Questions per generate() call.")
+    batch_size: int = Field(default=4, ge=1, description="Questions per generate() call (greedy decoding).")
     frames_as: Literal["video", "images"] = Field(
         default="video", description="Pass frames as one video, or as images for image-only models."
     )
@@ -150,7 +150,7 @@ class HFGenerator:
         tokenizer = self._processor.tokenizer
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
-            torch.manual_seed(int(stable_hash([p.seed, [r.id for r in batch]])[:8], 16))
+            torch.manual_seed(int(stable_hash([p.seed, [r.id for r in batch]])[:8], 16))  # batch is 1 when sampling
             output = self._model.generate(**inputs, **kwargs, pad_token_id=tokenizer.pad_token_id)
         latency = (time.perf_counter() - start) / len(batch)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -185,11 +185,15 @@ class HFGenerator:
         )
 
     def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
-        """Answer every request, batch by batch; a batch that fails yields error responses."""
+        """Answer every request, batch by batch; a batch that fails yields error responses.
+
+        Greedy decoding is batched. With ``temperature > 0`` each answer is sampled on its own, seeded by
+        (``seed``, call key), so an answer never depends on how requests happen to be batched.
+        """
         if self._model is None:
             self._load()
         responses: list[Response] = []
-        size = self.batch_size
+        size = self.batch_size if self.options.params.temperature == 0 else 1
         for start in range(0, len(requests), size):
             batch = requests[start : start + size]
             try:
