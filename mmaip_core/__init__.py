@@ -5,6 +5,14 @@ The public API of the core. Plugins import what they need from here, and only fr
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mmaip_core.calls import (
+    CallOptions,
+    CallOutcome,
+    TransientError,
+    run_calls,
+    run_generation_calls,
+    run_scoring_calls,
+)
 from mmaip_core.errors import (
     ConfigError,
     DuplicatePluginError,
@@ -24,6 +32,8 @@ from mmaip_core.hashing import file_sha256, stable_hash, stable_json
 from mmaip_core.hookspecs import hookimpl
 from mmaip_core.interfaces import (
     PLUGIN_KINDS,
+    AsyncResponseGenerator,
+    AsyncScorer,
     EvalRequest,
     Evaluator,
     EvaluatorSpec,
@@ -79,6 +89,10 @@ __all__ = [
     "PLUGIN_KINDS",
     "RECORDS",
     "AnnotatedResponse",
+    "AsyncResponseGenerator",
+    "AsyncScorer",
+    "CallOptions",
+    "CallOutcome",
     "ConfigError",
     "DuplicatePluginError",
     "ErrorInfo",
@@ -125,6 +139,7 @@ __all__ = [
     "ScorerSpec",
     "SimpleScorer",
     "TokenUsage",
+    "TransientError",
     "UnknownNameError",
     "UnknownPluginError",
     "UnknownRecordError",
@@ -136,6 +151,9 @@ __all__ = [
     "file_sha256",
     "get_plugin_manager",
     "hookimpl",
+    "run_calls",
+    "run_generation_calls",
+    "run_scoring_calls",
     "stable_hash",
     "stable_json",
 ]

@@ -23,15 +23,27 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.config import RunConfig
+from mmaip_core.calls import run_generation_calls, run_scoring_calls
+from mmaip_core.config import RunConfig, ZooEntry
 from mmaip_core.errors import ConfigError, VideoError
 from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
-from mmaip_core.interfaces import Frames, GenerationRequest, ResponseGenerator, RowError, Scored, Scorer, ScoreRequest
+from mmaip_core.interfaces import (
+    AsyncResponseGenerator,
+    AsyncScorer,
+    Frames,
+    GenerationRequest,
+    ResponseGenerator,
+    RowError,
+    Scored,
+    Scorer,
+    ScoreRequest,
+)
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.ledger import DONE, FAILED, Ledger
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
+from mmaip_core.pricing import PriceTable
 from mmaip_core.records import (
     AnnotatedResponse,
     FrameManifest,
@@ -125,6 +137,7 @@ class _Run:
     manager: PluginManager
     ledger: Ledger
     progress: Progress
+    prices: PriceTable
     summary: BuildSummary = field(default_factory=BuildSummary)
     errors: list[ItemError] = field(default_factory=list)
 
@@ -168,43 +181,68 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _run_generator(
+    run: _Run, name: str, generator: ResponseGenerator, todo: list[GenerationRequest], store: Callable[[Response], None]
+) -> None:
+    """Make the calls of ``todo``: concurrently for API generators, batch by batch for local models."""
+    if isinstance(generator, AsyncResponseGenerator):
+        run_generation_calls(generator, todo, name, store)
+        return
+    for chunk in _chunks(todo, int(getattr(generator, "batch_size", 1))):
+        for response in generator.generate(chunk, model=name):
+            store(response)
+
+
+def _generate_entry(
+    run: _Run, entry: ZooEntry, samples: Sequence[VideoQA], frames: dict[str, Frames]
+) -> list[Response]:
+    """One zoo entry's answers to every sample, from the ledger where possible."""
+    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
+    requests = [
+        GenerationRequest(
+            id=generation_key(sample, frames[sample.id], entry.plugin, generator.fingerprint, i),
+            sample=sample,
+            frames=frames[sample.id],
+            sample_index=i,
+        )
+        for sample in samples
+        if sample.id in frames
+        for i in range(entry.n)
+    ]
+    stored = run.ledger.get_many(r.id for r in requests)
+    todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
+    by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
+    counts = Counter(reused=len(requests) - len(todo), new=len(todo))
+    label = f"generation {entry.name}"
+    run.progress(label, counts["reused"], len(requests))
+
+    def store(response: Response) -> None:
+        status = FAILED if response.error else DONE
+        cost = run.prices.cost(response.model_id, response.usage)
+        run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"), cost)
+        by_key[response.id] = response
+        run.progress(label, len(by_key), len(requests))
+
+    _run_generator(run, entry.name, generator, todo, store)
+    answers = []
+    for request in requests:
+        answer = by_key.get(request.id)
+        if answer is None:  # the generator returned no record for this request
+            continue
+        answers.append(answer)
+        counts["failed" if answer.error else "done"] += 1
+        if answer.error:
+            run.fail("generation", request.id, answer.error.error_class, answer.error.message)
+    run.summary.responses[entry.name] = dict(counts)
+    return answers
+
+
 def _generate(run: _Run, samples: Sequence[VideoQA], frames: dict[str, Frames]) -> dict[str, list[Response]]:
-    """Every zoo entry's answers to every sample, from the ledger where possible."""
+    """Every zoo entry's answers to every sample."""
     answers: dict[str, list[Response]] = {s.id: [] for s in samples}
     for entry in run.config.zoo:
-        generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
-        requests = [
-            GenerationRequest(
-                id=generation_key(sample, frames[sample.id], entry.plugin, generator.fingerprint, i),
-                sample=sample,
-                frames=frames[sample.id],
-                sample_index=i,
-            )
-            for sample in samples
-            if sample.id in frames
-            for i in range(entry.n)
-        ]
-        stored = run.ledger.get_many(r.id for r in requests)
-        todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
-        by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
-        counts = Counter(reused=len(requests) - len(todo), new=len(todo))
-        label = f"generation {entry.name}"
-        run.progress(label, counts["reused"], len(requests))
-        for chunk in _chunks(todo, int(getattr(generator, "batch_size", 1))):
-            for response in generator.generate(chunk, model=entry.name):
-                status = FAILED if response.error else DONE
-                run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"))
-                by_key[response.id] = response
-            run.progress(label, len(by_key), len(requests))
-        for request in requests:
-            answer = by_key.get(request.id)
-            if answer is None:  # the generator returned no record for this request
-                continue
-            answers[request.sample.id].append(answer)
-            counts["failed" if answer.error else "done"] += 1
-            if answer.error:
-                run.fail("generation", request.id, answer.error.error_class, answer.error.message)
-        run.summary.responses[entry.name] = dict(counts)
+        for response in _generate_entry(run, entry, samples, frames):
+            answers[response.sample_id].append(response)
     return answers
 
 
@@ -224,12 +262,20 @@ def _score(
     by_key = {k: Judgement.model_validate(e.record) for k, e in stored.items() if e.done}
     todo = list({k: r for k, r in requests if k not in by_key}.items())
     run.summary.judgements = dict(reused=len(requests) - len(todo), new=len(todo))
-    for chunk in _chunks(todo, SCORE_CHUNK):
-        for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
-            status = FAILED if judgement.status is ParseStatus.ERROR else DONE
-            run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"))
-            by_key[key] = judgement
+
+    def store(key: str, judgement: Judgement) -> None:
+        status = FAILED if judgement.status is ParseStatus.ERROR else DONE
+        cost = run.prices.cost(judgement.model_id, judgement.usage)
+        run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), cost)
+        by_key[key] = judgement
         run.progress("judgement", len(by_key), len(requests))
+
+    if isinstance(scorer, AsyncScorer):
+        run_scoring_calls(scorer, todo, store)
+    else:
+        for chunk in _chunks(todo, SCORE_CHUNK):
+            for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
+                store(key, judgement)
     judgements: dict[str, Judgement] = {}
     for key, request in requests:
         judgement = by_key[key].model_copy(update={"response_id": request.response.id})
@@ -275,7 +321,7 @@ def run_build(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Ledger(out / "ledger.sqlite") as ledger:
-        run = _Run(config, out, manager, ledger, progress or (lambda *_: None))
+        run = _Run(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices))
         samples = _read_samples(run)
         run.summary.samples = len(samples)
         frames = _load_frames(run, samples)

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, ClassVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from mmaip_core.errors import ConfigError, UserError
 from mmaip_core.frames.loader import FrameSettings
 from mmaip_core.interfaces import PluginOptions
 from mmaip_core.plugins import PluginManager
+from mmaip_core.pricing import Price
 from mmaip_core.validation import render_validation_error
 
 __all__ = [
@@ -99,6 +100,9 @@ class RunConfig(BaseModel):
     zoo: list[ZooEntry] = Field(default_factory=list)
     scorer: ScorerConfig | None = None
     pairs: PairsConfig = Field(default_factory=PairsConfig)
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="USD per million tokens by model id, over the built-in table."
+    )
 
     @model_validator(mode="after")
     def _unique_zoo_names(self) -> RunConfig:
@@ -204,6 +208,12 @@ def _validate_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
             valid[name] = entries
             continue
         if value is None:  # an empty section: as if absent
+            continue
+        if name == "prices":
+            try:
+                valid[name] = TypeAdapter(dict[str, Price]).validate_python(value)
+            except ValidationError as exc:
+                problems.extend(render_validation_error(exc, prefix=name))
             continue
         model = _SECTIONS[name]
         try:

@@ -31,8 +31,13 @@ from mmaip_core.records import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from mmaip_core.calls import CallOptions
+    from mmaip_core.records import ErrorInfo
+
 __all__ = [
     "PLUGIN_KINDS",
+    "AsyncResponseGenerator",
+    "AsyncScorer",
     "CheckpointName",
     "EvalRequest",
     "Evaluator",
@@ -202,6 +207,22 @@ class ResponseGenerator(Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncResponseGenerator(ResponseGenerator, Protocol):
+    """A generator that answers one request per API call. The build stage runs its calls concurrently
+    under ``call_options`` (see :mod:`mmaip_core.calls`) and stores each answer the moment it arrives."""
+
+    call_options: CallOptions
+
+    async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
+        """Answer one request; raise :class:`~mmaip_core.calls.TransientError` for a failure worth retrying."""
+        ...
+
+    def failed(self, request: GenerationRequest, *, model: str, error: ErrorInfo) -> Response:
+        """The Response that records a call which failed for good."""
+        ...
+
+
 class GeneratorSpec(PluginSpec[ResponseGenerator]):
     kind: ClassVar[str] = "generator"
 
@@ -232,6 +253,21 @@ class Scorer(Protocol):
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
         """Return one Judgement per request, in order; failures are judgements with a failed status."""
+        ...
+
+
+@runtime_checkable
+class AsyncScorer(Scorer, Protocol):
+    """A scorer that judges one answer per API call, run concurrently like :class:`AsyncResponseGenerator`."""
+
+    call_options: CallOptions
+
+    async def ascore(self, request: ScoreRequest) -> Judgement:
+        """Judge one answer; raise :class:`~mmaip_core.calls.TransientError` for a failure worth retrying."""
+        ...
+
+    def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
+        """The Judgement (status error) that records a call which failed for good."""
         ...
 
 

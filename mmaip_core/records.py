@@ -186,6 +186,8 @@ class Judgement(Record):
     raw_reply: str | None = Field(default=None, description="The judge's reply, verbatim.")
     status: ParseStatus = Field(default=ParseStatus.OK, description="ok, parse_failure, out_of_range or error.")
     attempts: int = Field(default=1, ge=1, description="Judge calls made (repair retries included).")
+    model_id: str | None = Field(default=None, description="The judge model, for model-based scorers.")
+    usage: TokenUsage | None = Field(default=None, description="Tokens spent on this judgement (all attempts).")
     frames: str | None = Field(
         default=None, description="FrameManifest key of the frames shown to the judge; None if none."
     )

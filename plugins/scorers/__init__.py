@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from mmaip_core import ScorerSpec, hookimpl
 from mmaip_plugins.scorers.exact_match import ExactMatchOptions, ExactMatchScorer
+from mmaip_plugins.scorers.openai_judge import OpenAIJudge, OpenAIJudgeOptions
 from mmaip_plugins.scorers.reference import ReferenceOptions, ReferenceScorer
 
-__all__ = ["ExactMatchOptions", "ExactMatchScorer", "ReferenceOptions", "ReferenceScorer"]
+__all__ = [
+    "ExactMatchOptions",
+    "ExactMatchScorer",
+    "OpenAIJudge",
+    "OpenAIJudgeOptions",
+    "ReferenceOptions",
+    "ReferenceScorer",
+]
 
 
 @hookimpl
@@ -17,6 +25,12 @@ def mmaip_scorers() -> list[ScorerSpec]:
             description="offline: normalised match of the answer against the ground truth",
             options=ExactMatchOptions,
             factory=ExactMatchScorer,
+        ),
+        ScorerSpec(
+            name="openai-judge",
+            description="LLM judge on an OpenAI-compatible endpoint (the paper's GPT-4o scorer); vision optional",
+            options=OpenAIJudgeOptions,
+            factory=OpenAIJudge,
         ),
         ScorerSpec(
             name="reference",

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from mmaip_core import GeneratorSpec, PluginOptions, hookimpl
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
+from mmaip_plugins.zoo.openai import OpenAIGenerator, OpenAIGeneratorOptions
 from mmaip_plugins.zoo.tiny import BUILDER_VERSION, TinyFamily, build_tiny_model
 
 __all__ = ["SmokeOptions", "smoke_generator"]
@@ -40,6 +41,12 @@ def mmaip_response_generators() -> list[GeneratorSpec]:
             description="local or hub Hugging Face video MLLM with its own processor and chat template",
             options=HFOptions,
             factory=HFGenerator,
+        ),
+        GeneratorSpec(
+            name="openai",
+            description="any OpenAI-compatible chat endpoint (OpenAI, vLLM, SGLang); frames as images",
+            options=OpenAIGeneratorOptions,
+            factory=OpenAIGenerator,
         ),
         GeneratorSpec(
             name="smoke",

@@ -1,0 +1,175 @@
+"""Concurrent API calls with a request rate limit, bounded retries and per-call results.
+
+The official SDKs retry too, but they cannot know which results a run already stored, and every retry of
+theirs is a new, billed generation; mmaip's API plugins therefore create their clients with
+``max_retries=0`` and leave retrying to :func:`run_calls`, which
+
+- runs up to ``concurrency`` calls at once and starts at most ``rpm`` per minute;
+- retries a :class:`TransientError` (rate limit, server error, timeout, lost connection) after its
+  ``retry_after`` when the server sent one, else after an exponential, jittered backoff;
+- gives up after ``max_attempts`` and reports every call as done or failed, with its error class and the
+  number of attempts (no infinite retry);
+- hands each outcome to ``on_outcome`` the moment the call ends, so the caller can commit it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import Field
+
+from mmaip_core.errors import MmaipError
+from mmaip_core.interfaces import AsyncResponseGenerator, AsyncScorer, GenerationRequest, PluginOptions, ScoreRequest
+from mmaip_core.records import ErrorInfo, Judgement, Response
+
+__all__ = ["CallOptions", "CallOutcome", "TransientError", "run_calls", "run_generation_calls", "run_scoring_calls"]
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+MAX_RETRY_AFTER_S = 600.0
+
+
+class CallOptions(PluginOptions):
+    """How an API plugin's calls are run (options of every API generator, scorer and evaluator)."""
+
+    concurrency: int = Field(default=8, ge=1, description="Calls in flight at once.")
+    rpm: float | None = Field(default=None, gt=0, description="At most this many calls started per minute.")
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per call before it is recorded as failed.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Seconds one attempt may take.")
+    backoff_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles each attempt.")
+    max_backoff_s: float = Field(default=60.0, ge=0, description="Longest retry delay (Retry-After excepted).")
+
+
+class TransientError(MmaipError):
+    """A failure that may pass if the call is made again; ``retry_after`` is the server's advice (s)."""
+
+    def __init__(self, message: str, *, error_class: str, retry_after: float | None = None) -> None:
+        self.error_class = error_class
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class CallOutcome(Generic[ItemT, ResultT]):
+    """How one call ended: a result, or the error that ended it after ``attempts`` attempts."""
+
+    item: ItemT
+    result: ResultT | None
+    error: ErrorInfo | None
+    attempts: int
+
+
+class _RateLimiter:
+    """Spaces call starts at least 60/rpm seconds apart."""
+
+    def __init__(self, rpm: float | None) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self.next_start = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_start)
+            self.next_start = start + self.interval
+        await asyncio.sleep(start - now)
+
+
+async def _call_with_retries(
+    item: ItemT,
+    call: Callable[[ItemT], Awaitable[ResultT]],
+    options: CallOptions,
+    limiter: _RateLimiter,
+) -> CallOutcome[ItemT, ResultT]:
+    last = TransientError("no attempt made", error_class="NoAttempt")
+    for attempt in range(1, options.max_attempts + 1):
+        await limiter.wait()
+        try:
+            result = await asyncio.wait_for(call(item), options.timeout_s)
+            return CallOutcome(item, result, None, attempt)
+        except TransientError as exc:
+            last = exc
+        except TimeoutError:
+            last = TransientError(f"no answer within {options.timeout_s:g} s", error_class="Timeout")
+        except Exception as exc:  # anything else is permanent: retrying would not help
+            return CallOutcome(item, None, ErrorInfo(error_class=type(exc).__name__, message=str(exc), attempts=attempt), attempt)
+        if attempt < options.max_attempts:
+            if last.retry_after is not None:
+                delay = min(last.retry_after, MAX_RETRY_AFTER_S)
+            else:
+                delay = min(options.backoff_s * 2 ** (attempt - 1), options.max_backoff_s) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(delay)
+    error = ErrorInfo(error_class=last.error_class, message=str(last), attempts=options.max_attempts)
+    return CallOutcome(item, None, error, options.max_attempts)
+
+
+def run_calls(
+    items: Sequence[ItemT],
+    call: Callable[[ItemT], Awaitable[ResultT]],
+    options: CallOptions,
+    on_outcome: Callable[[CallOutcome[ItemT, ResultT]], None],
+) -> None:
+    """Make ``call(item)`` for every item concurrently; ``on_outcome`` receives each as it ends."""
+
+    async def main() -> None:
+        limiter = _RateLimiter(options.rpm)
+        slots = asyncio.Semaphore(options.concurrency)
+
+        async def one(item: ItemT) -> None:
+            async with slots:
+                on_outcome(await _call_with_retries(item, call, options, limiter))
+
+        await asyncio.gather(*(one(item) for item in items))
+
+    if items:
+        asyncio.run(main())
+
+
+def run_generation_calls(
+    generator: AsyncResponseGenerator,
+    requests: Sequence[GenerationRequest],
+    model: str,
+    store: Callable[[Response], None],
+) -> None:
+    """Every request through ``generator.agenerate``; ``store`` gets each Response (or failure) at once."""
+
+    async def call(request: GenerationRequest) -> Response:
+        return await generator.agenerate(request, model=model)
+
+    def done(outcome: CallOutcome[GenerationRequest, Response]) -> None:
+        if outcome.result is not None:
+            store(outcome.result)
+        else:
+            assert outcome.error is not None
+            store(generator.failed(outcome.item, model=model, error=outcome.error))
+
+    run_calls(requests, call, generator.call_options, done)
+
+
+def run_scoring_calls(
+    scorer: AsyncScorer,
+    requests: Sequence[tuple[str, ScoreRequest]],
+    store: Callable[[str, Judgement], None],
+) -> None:
+    """Every keyed request through ``scorer.ascore``; ``store(key, judgement)`` is called at once."""
+
+    async def call(item: tuple[str, ScoreRequest]) -> Judgement:
+        return await scorer.ascore(item[1])
+
+    def done(outcome: CallOutcome[tuple[str, ScoreRequest], Judgement]) -> None:
+        key, request = outcome.item
+        if outcome.result is not None:
+            store(key, outcome.result)
+        else:
+            assert outcome.error is not None
+            store(key, scorer.failed(request, outcome.error))
+
+    run_calls(requests, call, scorer.call_options, done)
