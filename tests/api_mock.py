@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible chat server for tests (127.0.0.1, random port), with scripted failures.
+"""A local OpenAI-compatible (``/v1/chat/completions``) and Anthropic (``/v1/messages``) server for tests
+(127.0.0.1, random port), with scripted failures.
 
 The model name picks the behaviour (several may be combined):
 
@@ -6,7 +7,7 @@ The model name picks the behaviour (several may be combined):
 - ``flaky``: the first two attempts get 500; ``alwaysfail``: every attempt gets 500;
 - ``slow``: the first attempt sleeps 2 s (longer than the tests' timeouts);
 - ``garbage``: judge replies cannot be parsed; ``badrange``: judge scores are 9;
-- ``nojson``: requests with ``response_format`` get 400.
+- ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400.
 
 Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
 2. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
@@ -37,7 +38,13 @@ class MockServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """Base URL for OpenAI clients."""
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """Base URL for Anthropic clients (no /v1)."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def __enter__(self) -> MockServer:
         self.thread.start()
@@ -55,7 +62,7 @@ def _text(content: Any) -> str:
 
 
 def _images(content: Any) -> int:
-    return 0 if isinstance(content, str) else sum(1 for part in content if part.get("type") == "image_url")
+    return 0 if isinstance(content, str) else sum(1 for part in content if part.get("type") in ("image_url", "image"))
 
 
 def _judge_score(user: str) -> int:
@@ -98,41 +105,54 @@ class _Handler(BaseHTTPRequestHandler):
             with server.lock:
                 server.in_flight -= 1
 
+    def _error(self, anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+        payload = {"type": "error", "error": {"type": kind, "message": message}} if anthropic else {
+            "error": {"message": message, "type": kind}
+        }
+        self._send(status, payload, headers)
+
     def _answer(self, body: dict[str, Any], attempt: int) -> None:
+        anthropic = self.path.endswith("/messages")
+        structured = "output_config" in body if anthropic else "response_format" in body
         model = body["model"]
         time.sleep(0.01)
         if "slow" in model and attempt == 1:
             time.sleep(2)
         if "ratelimit" in model and attempt == 1:
-            return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after": "0.05"})
+            return self._error(anthropic, 429, "rate_limit_error", "rate limited", {"retry-after": "0.05"})
         if ("flaky" in model and attempt <= 2) or "alwaysfail" in model:
-            return self._send(500, {"error": {"message": "server error", "type": "server_error"}})
-        if "nojson" in model and "response_format" in body:
-            return self._send(400, {"error": {"message": "response_format is not supported", "type": "invalid_request_error"}})
+            return self._error(anthropic, 500, "api_error", "server error")
+        if "nojson" in model and structured:
+            field = "output_config" if anthropic else "response_format"
+            return self._error(anthropic, 400, "invalid_request_error", f"{field} is not supported")
         messages = body["messages"]
-        system = next((_text(m["content"]) for m in messages if m["role"] == "system"), "")
+        system = body.get("system", "") if anthropic else next(
+            (_text(m["content"]) for m in messages if m["role"] == "system"), ""
+        )
         user = _text(next(m["content"] for m in messages if m["role"] == "user"))
         images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
         if "judge" in system:
             score = 9 if "badrange" in model else _judge_score(user)
             if "garbage" in model:
                 content = "I think it is a fine answer."
-            elif "response_format" in body:
-                criteria = body["response_format"]["json_schema"]["schema"]["properties"]["criteria"]["required"]
+            elif structured:
+                fmt = body["output_config"]["format"] if anthropic else body["response_format"]["json_schema"]
+                criteria = fmt["schema"]["properties"]["criteria"]["required"]
                 content = json.dumps({"rationale": "compared", "criteria": dict.fromkeys(criteria, score), "score": score})
             else:
                 content = f"Explanation: compared with the ground truth\nAccuracy: {score}\nScore: {score}"
         else:
             content = f"{user.strip()} [{images} images]"
-        self._send(
-            200,
-            {
-                "id": "cmpl-1",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10 + 85 * images, "completion_tokens": len(content.split()),
-                          "total_tokens": 10 + 85 * images + len(content.split())},
-            },
-        )
+        prompt_tokens, completion_tokens = 10 + 85 * images, len(content.split())
+        if anthropic:
+            return self._send(200, {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+            })
+        self._send(200, {
+            "id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        })

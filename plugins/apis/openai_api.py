@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 
-from mmaip_core import CallOptions, Frames, TokenUsage, TransientError, UserError
+from mmaip_core import CallOptions, Frames, TokenUsage
+from mmaip_plugins.apis.common import api_key, transient
 from mmaip_plugins.apis.images import frame_positions, jpeg_base64
 
-__all__ = ["ClientCache", "OpenAIConnection", "OpenAIFrames", "endpoint", "image_parts", "translate_error", "usage"]
+__all__ = ["OpenAIConnection", "OpenAIFrames", "endpoint", "image_parts", "openai_client", "translate_error", "usage"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -42,49 +42,23 @@ def endpoint(options: OpenAIConnection) -> str:
     return urlunsplit((url.scheme, netloc, url.path.rstrip("/"), "", ""))
 
 
-class ClientCache:
-    """One ``AsyncOpenAI`` client per event loop (an async client cannot outlive its loop)."""
+def openai_client(options: OpenAIConnection) -> Any:
+    """An ``AsyncOpenAI`` client for ``options``; the key comes from ``options.api_key_env``."""
+    from openai import AsyncOpenAI
 
-    def __init__(self, options: OpenAIConnection) -> None:
-        self.options = options
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: Any = None
-
-    def get(self) -> Any:
-        from openai import AsyncOpenAI
-
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            key = os.environ.get(self.options.api_key_env)
-            if not key:
-                raise UserError(
-                    f"the environment variable {self.options.api_key_env} (the API key) is not set; "
-                    "for a local server without keys set it to any value"
-                )
-            self._client = AsyncOpenAI(
-                api_key=key,
-                base_url=self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
-                max_retries=0,  # mmaip retries (mmaip_core.calls), knowing what is already stored
-                timeout=self.options.timeout_s,
-            )
-            self._loop = loop
-        return self._client
+    return AsyncOpenAI(
+        api_key=api_key(options.api_key_env),
+        base_url=options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+        max_retries=0,  # mmaip retries (mmaip_core.calls), knowing what is already stored
+        timeout=options.timeout_s,
+    )
 
 
 def translate_error(exc: Exception) -> Exception:
-    """SDK errors worth retrying (429, 408/409, 5xx, timeouts, lost connections) become TransientError."""
+    """SDK errors worth retrying become TransientError (see :func:`~mmaip_plugins.apis.common.transient`)."""
     import openai
 
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
-        return TransientError(str(exc), error_class=type(exc).__name__)
-    if isinstance(exc, openai.APIStatusError) and (exc.status_code in (408, 409, 429) or exc.status_code >= 500):
-        header = exc.response.headers.get("retry-after")
-        try:
-            retry_after = float(header) if header is not None else None
-        except ValueError:
-            retry_after = None
-        return TransientError(str(exc), error_class=type(exc).__name__, retry_after=retry_after)
-    return exc
+    return transient(exc, (openai.APITimeoutError, openai.APIConnectionError), openai.APIStatusError)
 
 
 def image_parts(frames: Frames, options: OpenAIFrames) -> list[dict[str, Any]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from mmaip_core import ScorerSpec, hookimpl
+from mmaip_plugins.scorers.anthropic_judge import AnthropicJudge, AnthropicJudgeOptions
 from mmaip_plugins.scorers.exact_match import ExactMatchOptions, ExactMatchScorer
 from mmaip_plugins.scorers.openai_judge import OpenAIJudge, OpenAIJudgeOptions
 from mmaip_plugins.scorers.reference import ReferenceOptions, ReferenceScorer
 
 __all__ = [
+    "AnthropicJudge",
+    "AnthropicJudgeOptions",
     "ExactMatchOptions",
     "ExactMatchScorer",
     "OpenAIJudge",
@@ -20,6 +23,12 @@ __all__ = [
 @hookimpl
 def mmaip_scorers() -> list[ScorerSpec]:
     return [
+        ScorerSpec(
+            name="anthropic-judge",
+            description="LLM judge with a Claude model (same prompt and parsing as openai-judge); vision optional",
+            options=AnthropicJudgeOptions,
+            factory=AnthropicJudge,
+        ),
         ScorerSpec(
             name="exact-match",
             description="offline: normalised match of the answer against the ground truth",

@@ -12,15 +12,43 @@ scale is out of range; both keep the raw reply and carry no score.
 from __future__ import annotations
 
 import json
+import logging
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from mmaip_core import ParseStatus, PluginOptions, ScoreScale, VideoQA, stable_hash
+from mmaip_core import (
+    CallOptions,
+    ErrorInfo,
+    Judgement,
+    ParseStatus,
+    PluginOptions,
+    ScoreRequest,
+    ScoreScale,
+    TokenUsage,
+    VideoQA,
+    run_scoring_calls,
+    stable_hash,
+)
 
-__all__ = ["JudgeOptions", "Parsed", "build_prompt", "parse_reply", "prompt_hash", "repair_message", "reply_schema"]
+__all__ = [
+    "ApiJudge",
+    "JudgeOptions",
+    "Parsed",
+    "StructuredOutputRefused",
+    "build_prompt",
+    "judge_fingerprint",
+    "parse_reply",
+    "prompt_hash",
+    "repair_message",
+    "reply_schema",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CRITERIA = ["relevance", "accuracy", "clarity", "completeness"]
 
@@ -89,6 +117,20 @@ def build_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured
 def prompt_hash(options: JudgeOptions) -> str:
     """Hash of the prompt templates and what is asked (part of a judge's fingerprint)."""
     return stable_hash([SYSTEM, SEEING, JSON_FORMAT, TEXT_FORMAT, options.criteria, options.scale.model_dump()])[:16]
+
+
+def judge_fingerprint(scorer: str, endpoint: str, model: str, options: JudgeOptions, frames: list[Any]) -> str:
+    """Fingerprint of an API judge: where and which model, the prompt, the parameters, the frame policy."""
+    return stable_hash(
+        {
+            "scorer": scorer,
+            "endpoint": endpoint,
+            "model": model,
+            "prompt": prompt_hash(options),
+            "params": [options.structured, options.temperature, options.max_tokens, options.max_repairs],
+            "frames": [options.vision, *frames],
+        }
+    )[:16]
 
 
 def reply_schema(options: JudgeOptions) -> dict[str, Any]:
@@ -179,3 +221,102 @@ def repair_message(parsed: Parsed, structured: bool) -> str:
     """What the judge is told after an unusable reply."""
     wanted = "JSON only, in the format given" if structured else "the exact format given, ending with 'Score: <integer>'"
     return f"Your reply could not be used: {parsed.problem}. Reply again with {wanted}."
+
+
+class StructuredOutputRefused(Exception):
+    """The endpoint refused structured output: the judgement is asked again in plain text."""
+
+
+def _add(spent: TokenUsage, used: TokenUsage | None) -> TokenUsage:
+    if used is None:
+        return spent
+    return TokenUsage(
+        prompt_tokens=spent.prompt_tokens + used.prompt_tokens,
+        completion_tokens=spent.completion_tokens + used.completion_tokens,
+    )
+
+
+class ApiJudge(ABC):
+    """An LLM judge behind an API: one request per answer, re-asked at most ``max_repairs`` times while its
+    reply cannot be used. Subclasses build the provider's request and make the call."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: JudgeOptions, call_options: CallOptions, model_id: str, fingerprint: str) -> None:
+        self.options = options
+        self.call_options = call_options
+        self.scale = options.scale
+        self.uses_frames = options.vision
+        self.model_id = model_id
+        self.structured = options.structured
+        self.fingerprint = fingerprint
+
+    @abstractmethod
+    def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
+        """(system, messages) in the provider's format, frames included when ``vision`` is on."""
+
+    @abstractmethod
+    async def _complete(
+        self, system: str, messages: list[dict[str, Any]], structured: bool
+    ) -> tuple[str, TokenUsage | None]:
+        """One call: the reply text and its usage. Raise TransientError for failures worth retrying and
+        StructuredOutputRefused when the endpoint does not take structured output."""
+
+    def _refused(self) -> None:
+        if self.structured:
+            log.warning("%s refuses structured output; the judge now asks for text replies", self.model_id)
+        self.structured = False
+
+    def _judgement(self, request: ScoreRequest, **fields: Any) -> Judgement:
+        return Judgement(
+            response_id=request.response.id,
+            sample_id=request.sample.id,
+            scorer=self.name,
+            fingerprint=self.fingerprint,
+            scale=self.scale,
+            model_id=self.model_id,
+            frames=request.frames.manifest.key if self.uses_frames and request.frames else None,
+            **fields,
+        )
+
+    async def ascore(self, request: ScoreRequest) -> Judgement:
+        if request.response.text is None:
+            return self.failed(request, ErrorInfo(error_class="InputError", message="the response has no text"))
+        try:
+            return await self._judge(request, self.structured)
+        except StructuredOutputRefused:
+            self._refused()
+            return await self._judge(request, structured=False)
+
+    async def _judge(self, request: ScoreRequest, structured: bool) -> Judgement:
+        assert request.response.text is not None
+        system, user = build_prompt(self.options, request.sample, request.response.text, structured)
+        system, messages = self._conversation(request, system, user)
+        spent = TokenUsage()
+        for attempt in range(1, self.options.max_repairs + 2):
+            reply, used = await self._complete(system, messages, structured)
+            spent = _add(spent, used)
+            parsed = parse_reply(reply, self.options, structured)
+            if parsed.status is ParseStatus.OK:
+                return self._judgement(
+                    request, score=parsed.score, criteria=parsed.criteria, rationale=parsed.rationale,
+                    raw_reply=reply, attempts=attempt, usage=spent,
+                )
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": repair_message(parsed, structured)},
+            ]
+        return self._judgement(
+            request, status=parsed.status, raw_reply=reply, attempts=attempt, usage=spent, rationale=parsed.problem
+        )
+
+    def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
+        return self._judgement(request, status=ParseStatus.ERROR, error=error, attempts=error.attempts)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
+        """The same calls, made concurrently, for callers outside the build stage."""
+        results: dict[int, Judgement] = {}
+        keyed = [(str(i), r) for i, r in enumerate(requests)]
+        run_scoring_calls(self, keyed, lambda key, judgement: results.__setitem__(int(key), judgement))
+        return [results[i] for i in range(len(requests))]

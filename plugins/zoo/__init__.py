@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from mmaip_core import GeneratorSpec, PluginOptions, hookimpl
+from mmaip_plugins.zoo.anthropic import AnthropicGenerator, AnthropicGeneratorOptions
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
 from mmaip_plugins.zoo.openai import OpenAIGenerator, OpenAIGeneratorOptions
 from mmaip_plugins.zoo.tiny import BUILDER_VERSION, TinyFamily, build_tiny_model
@@ -47,6 +48,12 @@ def mmaip_response_generators() -> list[GeneratorSpec]:
             description="any OpenAI-compatible chat endpoint (OpenAI, vLLM, SGLang); frames as images",
             options=OpenAIGeneratorOptions,
             factory=OpenAIGenerator,
+        ),
+        GeneratorSpec(
+            name="anthropic",
+            description="Claude models through the Anthropic Messages API; frames as image blocks",
+            options=AnthropicGeneratorOptions,
+            factory=AnthropicGenerator,
         ),
         GeneratorSpec(
             name="smoke",

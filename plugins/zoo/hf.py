@@ -19,6 +19,7 @@ from mmaip_core import (
     VideoQA,
     stable_hash,
 )
+from mmaip_plugins.zoo.api import response_record
 
 __all__ = ["GenerationParams", "HFGenerator", "HFOptions"]
 
@@ -163,25 +164,19 @@ class HFGenerator:
                 prompt_tokens=int(inputs["attention_mask"][i].sum()),
                 completion_tokens=len(produced),
             )
-            responses.append(self._response(request, model, text=texts[i].strip(), usage=usage, latency=latency))
+            responses.append(self._response(request, model, text=texts[i].strip(), usage=usage, latency_s=latency))
         return responses
 
     def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
-        return Response(
-            id=request.id,
-            sample_id=request.sample.id,
+        return response_record(
+            request,
             model=model,
             model_id=self.model_id,
-            model_revision=self.options.revision,
             generator="smoke" if self.smoke else self.plugin,
             params=self.options.params.model_dump(),
-            sample_index=request.sample_index,
-            frames=request.frames.manifest.key,
+            model_revision=self.options.revision,
             smoke=self.smoke,
-            text=fields.get("text"),
-            usage=fields.get("usage"),
-            latency_s=fields.get("latency"),
-            error=fields.get("error"),
+            **fields,
         )
 
     def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:

@@ -4,25 +4,16 @@ as JPEG image parts."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import ErrorInfo, GenerationRequest, PluginOptions, Response, run_generation_calls, stable_hash
-from mmaip_plugins.apis.openai_api import ClientCache, OpenAIFrames, endpoint, image_parts, translate_error, usage
+from mmaip_core import GenerationRequest, Response, stable_hash
+from mmaip_plugins.apis.common import ClientCache
+from mmaip_plugins.apis.openai_api import OpenAIFrames, endpoint, image_parts, openai_client, translate_error, usage
+from mmaip_plugins.zoo.api import ApiGenerationParams, ApiGenerator
 
-__all__ = ["ApiGenerationParams", "OpenAIGenerator", "OpenAIGeneratorOptions"]
-
-
-class ApiGenerationParams(PluginOptions):
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    max_tokens: int = Field(default=256, ge=1)
-    seed: int | None = Field(default=0, description="Sent as seed + answer index (None: not sent).")
-    extra_body: dict[str, Any] = Field(
-        default_factory=dict, description="Extra request fields the server understands (e.g. top_k for vLLM)."
-    )
+__all__ = ["OpenAIGenerator", "OpenAIGeneratorOptions"]
 
 
 class OpenAIGeneratorOptions(OpenAIFrames):
@@ -31,16 +22,13 @@ class OpenAIGeneratorOptions(OpenAIFrames):
     system_prompt: str | None = None
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(ApiGenerator):
     """Answers each question with one chat completion: the frames as images, then the question."""
 
     plugin = "openai"
 
     def __init__(self, options: OpenAIGeneratorOptions) -> None:
-        self.options = options
-        self.call_options = options
-        self.model_id = options.model
-        self.fingerprint = stable_hash(
+        fingerprint = stable_hash(
             {
                 "endpoint": endpoint(options),
                 "model": options.model,
@@ -49,28 +37,17 @@ class OpenAIGenerator:
                 "frames": [options.max_frames, options.detail, options.jpeg_quality],
             }
         )[:16]
-        self._clients = ClientCache(options)
+        super().__init__(options.model, options.params, options, fingerprint)
+        self.options = options
+        self._clients = ClientCache(lambda: openai_client(options))
 
     def _messages(self, request: GenerationRequest) -> list[dict[str, Any]]:
         content = [*image_parts(request.frames, self.options), {"type": "text", "text": request.sample.question}]
         system = [{"role": "system", "content": self.options.system_prompt}] if self.options.system_prompt else []
         return [*system, {"role": "user", "content": content}]
 
-    def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
-        return Response(
-            id=request.id,
-            sample_id=request.sample.id,
-            model=model,
-            model_id=self.model_id,
-            generator=self.plugin,
-            params=self.options.params.model_dump(mode="json"),
-            sample_index=request.sample_index,
-            frames=request.frames.manifest.key,
-            **fields,
-        )
-
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
-        p = self.options.params
+        p = self.params
         kwargs: dict[str, Any] = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens}
         if p.seed is not None:
             kwargs["seed"] = p.seed + request.sample_index
@@ -84,15 +61,4 @@ class OpenAIGenerator:
         except Exception as exc:
             raise translate_error(exc) from exc
         text = completion.choices[0].message.content or ""
-        return self._response(
-            request, model, text=text, usage=usage(completion), latency_s=time.perf_counter() - start
-        )
-
-    def failed(self, request: GenerationRequest, *, model: str, error: ErrorInfo) -> Response:
-        return self._response(request, model, error=error)
-
-    def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
-        """The same calls, made concurrently, for callers outside the build stage."""
-        results: dict[str, Response] = {}
-        run_generation_calls(self, requests, model, lambda response: results.__setitem__(response.id, response))
-        return [results[r.id] for r in requests]
+        return self._response(request, model, text=text, usage=usage(completion), latency_s=time.perf_counter() - start)

@@ -1,0 +1,67 @@
+"""The Anthropic connection (Claude): options, client, errors, image blocks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field
+
+from mmaip_core import CallOptions, Frames, TokenUsage
+from mmaip_plugins.apis.common import api_key, transient
+from mmaip_plugins.apis.images import frame_positions, jpeg_base64
+
+__all__ = ["AnthropicFrames", "anthropic_client", "endpoint", "image_blocks", "reply_text", "translate_error", "usage"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+class AnthropicFrames(CallOptions):
+    """Where requests go and how frames are sent. The key is read from ``api_key_env``, never stored."""
+
+    base_url: str | None = Field(default=None, description="Endpoint without /v1 (default: $ANTHROPIC_BASE_URL).")
+    api_key_env: str = Field(default="ANTHROPIC_API_KEY", description="Environment variable holding the API key.")
+    max_frames: int | None = Field(default=None, ge=1, description="Frame budget per request (None: all).")
+    jpeg_quality: int = Field(default=85, ge=10, le=100)
+
+
+def endpoint(options: AnthropicFrames) -> str:
+    """The base URL requests go to (part of fingerprints)."""
+    return (options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def anthropic_client(options: AnthropicFrames) -> Any:
+    """An ``AsyncAnthropic`` client; mmaip does the retrying (max_retries=0)."""
+    from anthropic import AsyncAnthropic
+
+    return AsyncAnthropic(
+        api_key=api_key(options.api_key_env), base_url=endpoint(options), max_retries=0, timeout=options.timeout_s
+    )
+
+
+def translate_error(exc: Exception) -> Exception:
+    """SDK errors worth retrying become TransientError (see :func:`~mmaip_plugins.apis.common.transient`)."""
+    import anthropic
+
+    return transient(exc, (anthropic.APITimeoutError, anthropic.APIConnectionError), anthropic.APIStatusError)
+
+
+def image_blocks(frames: Frames, options: AnthropicFrames) -> list[dict[str, Any]]:
+    """Base64 JPEG ``image`` content blocks for the frames within the budget, in time order."""
+    positions = frame_positions(frames, options.max_frames)
+    return [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": data}}
+        for data in jpeg_base64(frames, positions, options.jpeg_quality)
+    ]
+
+
+def reply_text(message: Any) -> str:
+    """The text of a Messages API reply."""
+    return "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+
+
+def usage(message: Any) -> TokenUsage | None:
+    u = getattr(message, "usage", None)
+    if u is None:
+        return None
+    return TokenUsage(prompt_tokens=u.input_tokens or 0, completion_tokens=u.output_tokens or 0)

@@ -1,0 +1,61 @@
+"""Pieces every API connection needs: the key from the environment, one client per event loop,
+the server's Retry-After advice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mmaip_core import TransientError, UserError
+
+__all__ = ["ClientCache", "api_key", "retry_after", "transient"]
+
+
+def api_key(variable: str) -> str:
+    """The API key in environment variable ``variable``; a clear error when it is not set."""
+    key = os.environ.get(variable)
+    if not key:
+        raise UserError(
+            f"the environment variable {variable} (the API key) is not set; for a local server without keys "
+            "set it to any value"
+        )
+    return key
+
+
+def retry_after(response: Any) -> float | None:
+    """Seconds from a response's ``retry-after`` header, when it carries a number."""
+    header = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def transient(exc: Exception, no_answer: tuple[type[Exception], ...], status_error: type[Exception]) -> Exception:
+    """``exc`` as a TransientError when retrying may help: no answer (timeout, lost connection), or an HTTP
+    status of 408, 409, 429 or 5xx (529: overloaded); any other error is returned as it is."""
+    if isinstance(exc, no_answer):
+        return TransientError(str(exc), error_class=type(exc).__name__)
+    status = getattr(exc, "status_code", 0) if isinstance(exc, status_error) else 0
+    if status in (408, 409, 429) or status >= 500:
+        response = getattr(exc, "response", None)
+        return TransientError(str(exc), error_class=type(exc).__name__, retry_after=retry_after(response))
+    return exc
+
+
+class ClientCache:
+    """One async SDK client per event loop: an async client cannot outlive the loop it was made in, and
+    each :func:`mmaip_core.run_calls` runs its own loop."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: Any = None
+
+    def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = self.factory(), loop
+        return self._client

@@ -1,0 +1,75 @@
+"""The ``anthropic`` generator: Claude models, frames sent as image blocks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import Field
+
+from mmaip_core import GenerationRequest, Response, stable_hash
+from mmaip_plugins.apis.anthropic_api import (
+    AnthropicFrames,
+    anthropic_client,
+    endpoint,
+    image_blocks,
+    reply_text,
+    translate_error,
+    usage,
+)
+from mmaip_plugins.apis.common import ClientCache
+from mmaip_plugins.zoo.api import ApiGenerationParams, ApiGenerator
+
+__all__ = ["AnthropicGenerator", "AnthropicGeneratorOptions"]
+
+
+class AnthropicGeneratorOptions(AnthropicFrames):
+    model: str = Field(description="Claude model, e.g. claude-sonnet-4-20250514.")
+    params: ApiGenerationParams = Field(default_factory=ApiGenerationParams)
+    system_prompt: str | None = None
+
+
+class AnthropicGenerator(ApiGenerator):
+    """Answers each question with one Messages API call: the frames as images, then the question.
+
+    The SDK's ``messages.create`` takes no ``temperature``/``top_p`` arguments; they are sent in the request
+    body (``extra_body``), which the API reads. ``seed`` does not exist in this API and is not sent.
+    """
+
+    plugin = "anthropic"
+
+    def __init__(self, options: AnthropicGeneratorOptions) -> None:
+        fingerprint = stable_hash(
+            {
+                "endpoint": endpoint(options),
+                "model": options.model,
+                "params": options.params.model_dump(mode="json", exclude={"seed"}),
+                "system_prompt": options.system_prompt,
+                "frames": [options.max_frames, options.jpeg_quality],
+            }
+        )[:16]
+        super().__init__(options.model, options.params, options, fingerprint)
+        self.options = options
+        self._clients = ClientCache(lambda: anthropic_client(options))
+
+    async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
+        p = self.params
+        content = [*image_blocks(request.frames, self.options), {"type": "text", "text": request.sample.question}]
+        kwargs: dict[str, Any] = {
+            "extra_body": {"temperature": p.temperature, "top_p": p.top_p, **p.extra_body},
+        }
+        if self.options.system_prompt:
+            kwargs["system"] = self.options.system_prompt
+        start = time.perf_counter()
+        try:
+            message = await self._clients.get().messages.create(
+                model=self.options.model,
+                max_tokens=p.max_tokens,
+                messages=[{"role": "user", "content": content}],
+                **kwargs,
+            )
+        except Exception as exc:
+            raise translate_error(exc) from exc
+        return self._response(
+            request, model, text=reply_text(message), usage=usage(message), latency_s=time.perf_counter() - start
+        )

@@ -1,0 +1,69 @@
+"""What the API generators (openai, anthropic) share: sampling parameters, records, the sync wrapper."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from mmaip_core import CallOptions, ErrorInfo, GenerationRequest, PluginOptions, Response, run_generation_calls
+
+__all__ = ["ApiGenerationParams", "ApiGenerator", "response_record"]
+
+
+def response_record(
+    request: GenerationRequest, *, model: str, model_id: str, generator: str, params: dict[str, Any], **fields: Any
+) -> Response:
+    """The Response to ``request`` (any generator): ids, model, parameters and frame key filled in."""
+    return Response(
+        id=request.id,
+        sample_id=request.sample.id,
+        model=model,
+        model_id=model_id,
+        generator=generator,
+        params=params,
+        sample_index=request.sample_index,
+        frames=request.frames.manifest.key,
+        **fields,
+    )
+
+
+class ApiGenerationParams(PluginOptions):
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=256, ge=1)
+    seed: int | None = Field(default=0, description="Sent as seed + answer index where the API takes one.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Extra request fields the server understands (e.g. top_k for vLLM)."
+    )
+
+
+class ApiGenerator(ABC):
+    """One API call per answer; subclasses implement :meth:`agenerate`."""
+
+    plugin: ClassVar[str]
+
+    def __init__(self, model_id: str, params: ApiGenerationParams, call_options: CallOptions, fingerprint: str) -> None:
+        self.model_id = model_id
+        self.params = params
+        self.call_options = call_options
+        self.fingerprint = fingerprint
+
+    def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
+        params = self.params.model_dump(mode="json")
+        return response_record(request, model=model, model_id=self.model_id, generator=self.plugin, params=params, **fields)
+
+    @abstractmethod
+    async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
+        """Answer one request; raise TransientError for failures worth retrying."""
+
+    def failed(self, request: GenerationRequest, *, model: str, error: ErrorInfo) -> Response:
+        return self._response(request, model, error=error)
+
+    def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
+        """The same calls, made concurrently, for callers outside the build stage."""
+        results: dict[str, Response] = {}
+        run_generation_calls(self, requests, model, lambda response: results.__setitem__(response.id, response))
+        return [results[r.id] for r in requests]
