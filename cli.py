@@ -253,6 +253,28 @@ def pairs(
     console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
 
 
+class ExportFormat(StrEnum):
+    trl = "trl"
+    parquet = "parquet"
+    hf = "hf"
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="trl (JSONL), parquet, or hf (Hub folder).")] = ExportFormat.trl,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN_DIR/export-FORMAT).")] = None,
+    frames_as_images: Annotated[
+        bool, typer.Option("--frames-as-images", help="Store the frames the zoo saw as an images column.")
+    ] = False,
+) -> None:
+    """Export a build's pairs for TRL's DPO trainer and datasets.load_dataset, with a dataset card."""
+    from mmaip_core.export import export_pairs
+
+    target = export_pairs(run_dir, out or run_dir / f"export-{format.value}", format.value, frames_as_images)
+    console.print(f"Exported to {target} (dataset card: {target if target.is_dir() else target.parent}/README.md)")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
