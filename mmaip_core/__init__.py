@@ -28,7 +28,7 @@ from mmaip_core.errors import (
     UserError,
     VideoError,
 )
-from mmaip_core.hashing import file_sha256, stable_hash, stable_json
+from mmaip_core.hashing import content_sha256, file_sha256, stable_hash, stable_json
 from mmaip_core.hookspecs import hookimpl
 from mmaip_core.interfaces import (
     PLUGIN_KINDS,
@@ -148,6 +148,7 @@ __all__ = [
     "VideoInfo",
     "VideoQA",
     "__version__",
+    "content_sha256",
     "file_sha256",
     "get_plugin_manager",
     "hookimpl",

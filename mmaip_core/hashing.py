@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["file_sha256", "stable_hash", "stable_json"]
+__all__ = ["content_sha256", "file_sha256", "stable_hash", "stable_json"]
 
 _CHUNK = 1 << 20
 
@@ -37,3 +37,12 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a folder of frames: its files' names and hashes, in name order."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    entries = sorted(p for p in path.iterdir() if p.is_file())
+    return stable_hash([[p.name, file_sha256(p)] for p in entries])

@@ -58,5 +58,5 @@ def test_parquet_and_hub_folder_with_frames_as_images(build_dir: Path, tmp_path:
 
 
 def test_export_needs_a_finished_build(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="is .* a finished build"):
+    with pytest.raises(ConfigError, match=r"is .* a finished build"):
         export_pairs(tmp_path, tmp_path / "out")

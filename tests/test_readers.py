@@ -3,7 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from mmaip_core import PluginManager, RowError, VideoQA
+from mmaip_core.frames import FrameLoader, FrameSettings
 
 
 def _read(manager: PluginManager, reader: str, **options: object) -> list[VideoQA | RowError]:
@@ -79,3 +82,51 @@ def test_csv_with_byte_order_mark(manager: PluginManager, demo_dir: Path, tmp_pa
     path.write_text("id,video,question\nfirst,videos/clip000.mp4,What?\n", encoding="utf-8-sig")
     (item,) = _read(manager, "csv", path=path, video_root=demo_dir)
     assert isinstance(item, VideoQA) and item.id == "first"
+
+
+def test_videochatgpt_layout(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "v_abc.mp4").write_bytes((demo_dir / "videos" / "clip000.mp4").read_bytes())
+    questions = [
+        {"video_name": "abc", "question": "what moves?", "question_id": "q1"},
+        {"video_name": "zzz", "question": "what is it?", "question_id": "q2"},
+        {"video_name": "abc", "question_id": "q3"},
+    ]
+    (tmp_path / "test_q.json").write_text(json.dumps(questions))
+    (tmp_path / "test_a.json").write_text(json.dumps([{"question_id": "q1", "answer": "a square", "type": 1}]))
+    items = _read(
+        manager, "videochatgpt", question_file=tmp_path / "test_q.json", answer_file=tmp_path / "test_a.json",
+        video_dir=videos, video_prefix="v_", source="activitynet-qa",
+    )
+    ok, bad = [i for i in items if isinstance(i, VideoQA)], [str(i) for i in items if isinstance(i, RowError)]
+    assert [(s.id, s.answer, s.video, s.source) for s in ok] == [("q1", "a square", str(videos / "v_abc.mp4"), "activitynet-qa")]
+    assert "no video for 'zzz'" in bad[0] and "tried v_zzz.mp4, v_zzz.avi" in bad[0]
+    assert "missing video_name or question" in bad[1]
+
+
+def test_sharegptvideo_rows_with_frame_folders_and_captions(manager: PluginManager, tmp_path: Path) -> None:
+    from mmaip_core.synthetic import ShapeClip, render_clip
+
+    folder = tmp_path / "frames" / "video7671"
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(render_clip(ShapeClip("circle", "green", "up", num_frames=12, size=64))):
+        Image.fromarray(frame).save(folder / f"c01_{i + 1:04d}.jpg")
+    rows = [
+        {"id": "a1", "video": "video7671", "conversations": [
+            {"from": "human", "value": "<video>\nWhat colour is the circle?"}, {"from": "gpt", "value": "Green."}]},
+        {"id": "a2", "video": "video7671", "question": "Where does it go?", "answer": "up", "caption": "inline"},
+        {"id": "a3", "video": "missing-folder", "question": "q", "answer": "a"},
+    ]
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text(json.dumps({"id": "a1", "caption": "A green circle rises."}) + "\n")
+    items = _read(manager, "sharegptvideo", path=qa, video_dir=tmp_path / "frames", caption_file=captions)
+    a1, a2, a3 = items
+    assert isinstance(a1, VideoQA) and (a1.question, a1.answer, a1.caption) == ("What colour is the circle?", "Green.", "A green circle rises.")
+    assert isinstance(a2, VideoQA) and a2.caption == "inline" and a2.source == "sharegptvideo"
+    assert isinstance(a3, RowError) and "video file not found" in a3.cause
+    frames = FrameLoader(FrameSettings(cache=False), manager).load(a1.video, "uniform", {"num_frames": 4})
+    assert frames.manifest.backend == "frames" and frames.manifest.indices == [0, 4, 7, 11]
+    assert frames.array.shape == (4, 64, 64, 3) and frames.manifest.source_fps == 1.0

@@ -46,3 +46,13 @@ def test_margin_makes_every_pair_over_the_margin_widest_first(manager: PluginMan
     assert [p.margin for p in capped] == [4, 3]
     none = _pairs(manager, "margin", items, min_margin=10)
     assert none.pairs == [] and none.skipped == "no score gap of at least 10.0"
+
+
+def test_best_vs_rest(manager: PluginManager) -> None:
+    items = [scored(3, "r1"), scored(5, "r2"), scored(1, "r3"), scored(5, "r4")]
+    pairs = _pairs(manager, "best-vs-rest", items).pairs
+    assert [(p.chosen_response_id, p.rejected_response_id) for p in pairs] == [("r2", "r3"), ("r2", "r1")]
+    assert [p.margin for p in _pairs(manager, "best-vs-rest", items, min_margin=3).pairs] == [4]
+    assert len(_pairs(manager, "best-vs-rest", items, max_pairs=1).pairs) == 1
+    tie = _pairs(manager, "best-vs-rest", [scored(2, "a"), scored(2, "b")])
+    assert tie.pairs == [] and tie.skipped == "no answer scored below the best"

@@ -1,4 +1,4 @@
-"""Video decoding backends: decord (default) and PyAV (fallback).
+"""Video decoding backends: decord (default), PyAV (fallback), and folders of frame images.
 
 Both expose the same small interface, :class:`OpenVideo`. :func:`decode` tries the backends in order;
 when the first fails and a later one succeeds, the fallback is logged, counted in
@@ -10,6 +10,7 @@ corrupt or truncated).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 from mmaip_core.errors import VideoError
 from mmaip_core.interfaces import VideoInfo
 
-__all__ = ["BACKENDS", "DecodeFailure", "DecodeResult", "DecodeStats", "OpenVideo", "decode", "decode_stats"]
+__all__ = ["BACKENDS", "FOLDER_FPS", "DecodeFailure", "DecodeResult", "DecodeStats", "FolderVideo", "OpenVideo", "decode", "decode_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,55 @@ def _shrink(frames: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint
     return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in frames])
 
 
-BACKENDS: dict[str, Callable[[str], OpenVideo]] = {"decord": DecordVideo, "pyav": PyAVVideo}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+FOLDER_FPS = 1.0
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+class FolderVideo:
+    """A video given as a folder of frame images (as ShareGPTVideo ships them), in natural name order.
+
+    A folder has no frame rate: timestamps assume FOLDER_FPS (1 frame per second).
+    """
+
+    backend = "frames"
+
+    def __init__(self, path: str) -> None:
+        from PIL import Image, UnidentifiedImageError
+
+        self._files = sorted((p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural)
+        if not self._files:
+            raise DecodeFailure(self.backend, "open", f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        try:
+            with Image.open(self._files[0]) as first:
+                width, height = first.size
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DecodeFailure(self.backend, "open", f"{self._files[0].name}: {exc}") from exc
+        decode_stats.count(decode_stats.opens, self.backend)
+        self.info = VideoInfo(path=path, num_frames=len(self._files), fps=FOLDER_FPS, width=width, height=height)
+
+    def read(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> NDArray[np.uint8]:
+        from PIL import Image, UnidentifiedImageError
+
+        target = size or (self.info.width, self.info.height)
+        frames = []
+        for i in indices:
+            try:
+                with Image.open(self._files[i]) as image:
+                    rgb = image.convert("RGB")
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DecodeFailure(self.backend, "read", f"{self._files[i].name}: {exc}") from exc
+            if rgb.size != target:
+                rgb = rgb.resize(target, Image.Resampling.BILINEAR)
+            frames.append(np.asarray(rgb))
+        decode_stats.count(decode_stats.frames, self.backend, len(indices))
+        return np.stack(frames).astype(np.uint8, copy=False)
+
+
+BACKENDS: dict[str, Callable[[str], OpenVideo]] = {"decord": DecordVideo, "pyav": PyAVVideo, "frames": FolderVideo}
 
 
 @dataclass(frozen=True)
@@ -171,9 +220,9 @@ class DecodeResult:
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoError(path, "missing", "no such file")
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise VideoError(path, "missing", "not a regular file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise VideoError(path, "empty", "the file has 0 bytes")
 
 
@@ -184,11 +233,12 @@ def decode(
 ) -> DecodeResult:
     """Open ``path``, choose indices with ``select`` and decode them.
 
-    ``backend`` is 'decord', 'pyav' or 'auto' (decord, then PyAV when decord fails).
+    ``backend`` is 'decord', 'pyav' or 'auto' (decord, then PyAV when decord fails). A folder is read as
+    frame images whatever the backend.
     """
     path = Path(path)
     _check_file(path)
-    order = list(BACKENDS) if backend == "auto" else [backend]
+    order = ["frames"] if path.is_dir() else (["decord", "pyav"] if backend == "auto" else [backend])
     failures: list[DecodeFailure] = []
     for name in order:
         try:

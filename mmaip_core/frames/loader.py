@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmaip_core.errors import PluginError
 from mmaip_core.frames.cache import FrameCache, default_cache_dir
 from mmaip_core.frames.decoders import decode
-from mmaip_core.hashing import file_sha256, stable_hash
+from mmaip_core.hashing import content_sha256, stable_hash
 from mmaip_core.interfaces import Frames, FrameSource, VideoInfo
 from mmaip_core.plugins import PluginManager, get_plugin_manager
 from mmaip_core.records import FrameManifest
@@ -74,7 +74,7 @@ class FrameLoader:
         registered = self.manager.get("frame-sampler", name)
         params = self.manager.options("frame-sampler", name, values)
         path = Path(video)
-        sha = file_sha256(path) if path.is_file() else ""
+        sha = content_sha256(path) if path.exists() else ""
         key = stable_hash(
             {
                 "format": CACHE_FORMAT,

@@ -18,7 +18,7 @@ from mmaip_core import (
     stable_hash,
 )
 
-__all__ = ["BestWorst", "BestWorstOptions", "Margin", "MarginOptions", "make_pair"]
+__all__ = ["BestVsRest", "BestVsRestOptions", "BestWorst", "BestWorstOptions", "Margin", "MarginOptions", "make_pair"]
 
 
 class GuardOptions(PluginOptions):
@@ -118,6 +118,33 @@ class Margin:
         return PairingOutcome(pairs, skipped=None if pairs else f"no score gap of at least {o.min_margin}")
 
 
+class BestVsRestOptions(GuardOptions):
+    min_margin: float = Field(default=0.0, ge=0, description="Smallest score gap to the best answer.")
+    max_pairs: int | None = Field(default=None, ge=1, description="At most this many pairs per question.")
+
+
+class BestVsRest:
+    """The highest-scored answer against every answer scored strictly lower (by at least ``min_margin``),
+    widest gaps first, at most ``max_pairs`` per question."""
+
+    name = "best-vs-rest"
+
+    def __init__(self, options: BestVsRestOptions) -> None:
+        self.options = options
+
+    def make_pairs(self, sample: VideoQA, scored: Sequence[Scored], *, prompt: str) -> PairingOutcome:
+        if len(scored) < 2:
+            return PairingOutcome([], skipped="fewer than two scored answers")
+        o = self.options
+        best, *rest = _ranked(scored)
+        losers = [
+            r for r in reversed(rest)
+            if best.score - r.score > 0 and best.score - r.score >= o.min_margin and not _too_long(best, r, o.max_length_ratio)
+        ]
+        pairs = [make_pair(sample, best, r, strategy=self.name, prompt=prompt) for r in losers[: o.max_pairs]]
+        return PairingOutcome(pairs, skipped=None if pairs else "no answer scored below the best")
+
+
 @hookimpl
 def mmaip_pair_strategies() -> list[PairStrategySpec]:
     return [
@@ -126,6 +153,12 @@ def mmaip_pair_strategies() -> list[PairStrategySpec]:
             description="highest-scored answer chosen, lowest rejected; ties skipped (the paper)",
             options=BestWorstOptions,
             factory=BestWorst,
+        ),
+        PairStrategySpec(
+            name="best-vs-rest",
+            description="the best answer against every lower-scored one, capped per question",
+            options=BestVsRestOptions,
+            factory=BestVsRest,
         ),
         PairStrategySpec(
             name="margin",

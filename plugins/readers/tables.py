@@ -1,0 +1,103 @@
+"""Generic tables: ``jsonl`` (or a JSON list) and ``csv``, with columns mapped in the config."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from mmaip_core import PluginOptions, RowError, VideoQA
+from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
+
+__all__ = ["Columns", "CsvReader", "JsonlReader", "TableOptions"]
+
+
+class Columns(PluginOptions):
+    """Which column holds which field."""
+
+    id: str | None = Field(default="id", description="Sample id; without it, '<file stem>-<row>'.")
+    video: str = "video"
+    question: str = "question"
+    answer: str | None = "answer"
+    caption: str | None = "caption"
+
+
+class TableOptions(PluginOptions):
+    path: Path = Field(description="The file to read.")
+    columns: Columns = Field(default_factory=Columns, description="Column mapping.")
+    video_root: Path | None = Field(
+        default=None, description="Folder that relative video paths start from (default: the file's folder)."
+    )
+    source: str | None = Field(default=None, description="Dataset name recorded on every sample.")
+    check_videos: bool = Field(default=True, description="Report rows whose video file does not exist.")
+
+
+class _TableReader:
+    """Row handling shared by the table formats: column mapping, video paths, per-row errors."""
+
+    def __init__(self, options: TableOptions) -> None:
+        self.options = options
+
+    def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
+        raise NotImplementedError
+
+    def read(self) -> Iterator[VideoQA | RowError]:
+        o = self.options
+        if not o.path.is_file():
+            yield RowError(str(o.path), "-", "file not found")
+            return
+        for row_id, row in self.rows():
+            yield row if isinstance(row, RowError) else self._sample(row_id, row, o.video_root or o.path.parent)
+
+    def _sample(self, row_id: str, row: Mapping[str, Any], root: Path) -> VideoQA | RowError:
+        c, source = self.options.columns, str(self.options.path)
+
+        def get(column: str | None) -> Any:
+            value = row.get(column) if column else None
+            return None if value in ("", None) else value
+
+        missing = [col for col in (c.video, c.question) if get(col) is None]
+        if missing:
+            return RowError(source, row_id, f"missing column(s) {', '.join(missing)}")
+        video, problem = resolve_video(str(get(c.video)), root, self.options.check_videos)
+        if problem:
+            return RowError(source, row_id, problem)
+        mapped = {c.id, c.video, c.question, c.answer, c.caption, "source"}
+        sample_id = get(c.id)
+        return sample_or_error(
+            source,
+            row_id,
+            id=str(sample_id) if sample_id is not None else f"{self.options.path.stem}-{row_id}",
+            video=video,
+            question=str(get(c.question)),
+            answer=None if get(c.answer) is None else str(get(c.answer)),
+            caption=None if get(c.caption) is None else str(get(c.caption)),
+            source=self.options.source or (str(row["source"]) if row.get("source") else None),
+            metadata={k: v for k, v in row.items() if k not in mapped},
+        )
+
+
+class JsonlReader(_TableReader):
+    """One JSON object per line (blank lines skipped), or a ``.json`` file holding a list of objects."""
+
+    def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
+        return json_rows(self.options.path)
+
+
+class CsvReader(_TableReader):
+    """A CSV file with a header row."""
+
+    def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
+        number, source = 1, str(self.options.path)
+        try:
+            with open(self.options.path, encoding="utf-8-sig", newline="") as fh:
+                for number, row in enumerate(csv.DictReader(fh), start=2):
+                    if None in row:
+                        yield str(number), RowError(source, str(number), "more cells than header columns")
+                        continue
+                    yield str(number), row
+        except UnicodeDecodeError as exc:  # csv reads ahead, so the rest of the file is given up
+            yield str(number + 1), RowError(source, str(number + 1), f"not UTF-8 text: {exc.reason}; rest skipped")

@@ -1,0 +1,153 @@
+"""Readers of published video-QA layouts.
+
+``videochatgpt``: the Video-ChatGPT quantitative-evaluation layout used by MSVD-QA, MSRVTT-QA, TGIF-QA and
+ActivityNet-QA: a question file (list of ``{video_name, question, question_id}``), an answer file (list of
+``{question_id, answer}``) and a folder of videos named after ``video_name`` (ActivityNet-QA adds ``v_``).
+
+``sharegptvideo``: ShareGPTVideo / LLaVA-Hound QA rows, flat (``id, video, question, answer, caption``) or
+as conversations (``{"from": "human", "value": "<video>\\n..."}`` then ``{"from": "gpt", ...}``); ``video``
+is a video file or a folder of frames. Captions (the text proxy of the video) may come from a separate file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from mmaip_core import PluginOptions, RowError, VideoQA
+from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
+
+__all__ = ["ShareGPTVideoOptions", "ShareGPTVideoReader", "VideoChatGPTOptions", "VideoChatGPTReader"]
+
+
+class VideoChatGPTOptions(PluginOptions):
+    question_file: Path = Field(description="JSON list of {video_name, question, question_id}.")
+    answer_file: Path | None = Field(default=None, description="JSON list of {question_id, answer}.")
+    video_dir: Path = Field(description="Folder of the videos.")
+    video_prefix: str = Field(default="", description="Prefix of video file names (ActivityNet-QA: 'v_').")
+    extensions: list[str] = Field(
+        default_factory=lambda: [".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif"],
+        description="File extensions tried, in order, when video_name has none.",
+    )
+    source: str | None = Field(default=None, description="Dataset name, e.g. msvd-qa.")
+    check_videos: bool = True
+
+
+class VideoChatGPTReader:
+    def __init__(self, options: VideoChatGPTOptions) -> None:
+        self.options = options
+
+    def _video(self, name: str) -> tuple[str, str | None]:
+        o = self.options
+        stem = f"{o.video_prefix}{name}"
+        candidates = [o.video_dir / stem] if Path(stem).suffix else [o.video_dir / f"{stem}{e}" for e in o.extensions]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None and o.check_videos:
+            tried = ", ".join(c.name for c in candidates)
+            return str(candidates[0]), f"no video for '{name}' in {o.video_dir} (tried {tried})"
+        return resolve_video(str(found or candidates[0]), o.video_dir, check=False)
+
+    def read(self) -> Iterator[VideoQA | RowError]:
+        o = self.options
+        answers: dict[str, Any] = {}
+        if o.answer_file is not None:
+            for number, row in json_rows(o.answer_file):
+                if isinstance(row, RowError):
+                    yield row
+                elif "question_id" in row:
+                    answers[str(row["question_id"])] = row.get("answer")
+                else:
+                    yield RowError(str(o.answer_file), number, "missing question_id")
+        source = str(o.question_file)
+        for number, row in json_rows(o.question_file):
+            if isinstance(row, RowError):
+                yield row
+                continue
+            name = row.get("video_name") or row.get("video_id") or row.get("video")
+            if not name or not row.get("question"):
+                yield RowError(source, number, "missing video_name or question")
+                continue
+            video, problem = self._video(str(name))
+            if problem:
+                yield RowError(source, number, problem)
+                continue
+            qid = str(row.get("question_id", f"{name}-{number}"))
+            answer = answers.get(qid, row.get("answer"))
+            extra = {k: v for k, v in row.items() if k not in {"video_name", "video_id", "video", "question", "answer"}}
+            yield sample_or_error(
+                source, number, id=qid, video=video, question=str(row["question"]),
+                answer=None if answer is None else str(answer), source=o.source, metadata=extra,
+            )
+
+
+class ShareGPTVideoOptions(PluginOptions):
+    path: Path = Field(description="JSONL (or JSON list) of QA rows.")
+    video_dir: Path | None = Field(default=None, description="Folder that video paths start from (default: the file's).")
+    caption_file: Path | None = Field(
+        default=None, description="Rows with a caption and the id (or video) they describe."
+    )
+    source: str | None = Field(default="sharegptvideo", description="Dataset name recorded on every sample.")
+    check_videos: bool = True
+
+
+_VIDEO_TOKEN = re.compile(r"<video>\s*|<image>\s*")
+
+
+def _question_answer(row: Mapping[str, Any]) -> tuple[Any, Any]:
+    conversation = row.get("conversations")
+    if isinstance(conversation, list) and conversation:
+        human = next((t.get("value") for t in conversation if t.get("from") in ("human", "user")), None)
+        gpt = next((t.get("value") for t in conversation if t.get("from") in ("gpt", "assistant")), None)
+        return (_VIDEO_TOKEN.sub("", human).strip() if isinstance(human, str) else None), gpt
+    return row.get("question"), row.get("answer")
+
+
+class ShareGPTVideoReader:
+    def __init__(self, options: ShareGPTVideoOptions) -> None:
+        self.options = options
+
+    def _captions(self) -> tuple[dict[str, str], list[RowError]]:
+        captions: dict[str, str] = {}
+        errors = []
+        if self.options.caption_file is not None:
+            for _, row in json_rows(self.options.caption_file):
+                if isinstance(row, RowError):
+                    errors.append(row)
+                    continue
+                caption = row.get("caption") or _question_answer(row)[1]
+                for key in (row.get("id"), row.get("video")):
+                    if key is not None and caption:
+                        captions[str(key)] = str(caption)
+        return captions, errors
+
+    def read(self) -> Iterator[VideoQA | RowError]:
+        o = self.options
+        if not o.path.is_file():
+            yield RowError(str(o.path), "-", "file not found")
+            return
+        captions, errors = self._captions()
+        yield from errors
+        source = str(o.path)
+        for number, row in json_rows(o.path):
+            if isinstance(row, RowError):
+                yield row
+                continue
+            question, answer = _question_answer(row)
+            sample_id = row.get("id", row.get("idx"))
+            if not row.get("video") or not question:
+                yield RowError(source, number, "missing video or question")
+                continue
+            video, problem = resolve_video(str(row["video"]), o.video_dir or o.path.parent, o.check_videos)
+            if problem:
+                yield RowError(source, number, problem)
+                continue
+            caption = row.get("caption") or captions.get(str(sample_id)) or captions.get(str(row["video"]))
+            yield sample_or_error(
+                source, number, id=str(sample_id if sample_id is not None else f"{o.path.stem}-{number}"),
+                video=video, question=str(question), answer=None if answer is None else str(answer),
+                caption=None if caption is None else str(caption), source=o.source,
+            )
