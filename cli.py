@@ -226,16 +226,40 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
 def build(
     config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the calls and an upper-bound cost estimate; call nothing.")
+    ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", min=0, help="USD limit for the folder (earlier runs included); stop before it."),
+    ] = None,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
-    from mmaip_core.build import run_build
+    from mmaip_core.build import plan_build, run_build
 
     manager = _manager()
     run_config = load_config(config, manager)
+    if dry_run:
+        plan = plan_build(run_config, out, manager)
+        table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
+        for row in plan.rows:
+            table.add_row(row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new), f"{row.estimated_usd:.4f}")
+        console.print(table)
+        console.print(
+            f"{plan.samples} questions on {plan.videos} videos ({plan.row_errors} bad rows, {plan.video_errors} "
+            f"unusable videos); estimated cost of new calls at most ${plan.estimated_usd:.4f} "
+            f"(already spent in {out}: ${plan.spent_usd:.4f}). Nothing was called."
+        )
+        return
     bar, update = _progress_bar()
     with bar:
-        summary = run_build(run_config, out, manager, progress=update)
+        summary = run_build(run_config, out, manager, progress=update, max_cost=max_cost)
     _print_summary(summary, out)
+    if summary.refused_by_budget:
+        err_console.print(
+            f"[yellow]stopped:[/] {summary.refused_by_budget} API call(s) not made: they would exceed --max-cost "
+            f"${max_cost}; rerun with a larger limit to go on."
+        )
 
 
 @app.command()

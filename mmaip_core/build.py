@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mmaip_core.budget import Budget
 from mmaip_core.calls import run_generation_calls, run_scoring_calls
 from mmaip_core.config import RunConfig, ZooEntry
 from mmaip_core.errors import ConfigError, VideoError
@@ -56,12 +57,14 @@ from mmaip_core.records import (
 )
 
 __all__ = [
+    "BuildPlan",
     "BuildSummary",
     "ItemError",
     "Progress",
     "generation_key",
     "judgement_key",
     "make_pairs",
+    "plan_build",
     "repair",
     "run_build",
 ]
@@ -95,6 +98,7 @@ class BuildSummary(BaseModel):
     pairs: int = 0
     skipped: dict[str, int] = Field(default_factory=dict, description="Questions without a pair, by reason.")
     cost_usd: float = 0.0
+    refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
 
 
 def generation_key(sample: VideoQA, frames: Frames, generator: str, fingerprint: str, sample_index: int) -> str:
@@ -138,6 +142,7 @@ class _Run:
     ledger: Ledger
     progress: Progress
     prices: PriceTable
+    budget: Budget
     summary: BuildSummary = field(default_factory=BuildSummary)
     errors: list[ItemError] = field(default_factory=list)
 
@@ -184,21 +189,32 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 def _run_generator(
     run: _Run, name: str, generator: ResponseGenerator, todo: list[GenerationRequest], store: Callable[[Response], None]
 ) -> None:
-    """Make the calls of ``todo``: concurrently for API generators, batch by batch for local models."""
+    """Make the calls of ``todo``: concurrently for API generators (within the budget), batch by batch for
+    local models."""
     if isinstance(generator, AsyncResponseGenerator):
-        run_generation_calls(generator, todo, name, store)
+        reserved: dict[str, float] = {}
+
+        def admit(request: GenerationRequest) -> bool:
+            estimate = run.prices.cost(generator.model_id, generator.estimate(request))
+            reserved[request.id] = estimate
+            return run.budget.admit(estimate)
+
+        def settle(response: Response) -> None:
+            store(response)
+            run.budget.settle(reserved.pop(response.id, 0.0), run.prices.cost(response.model_id, response.usage))
+
+        run_generation_calls(generator, todo, name, settle, admit)
         return
     for chunk in _chunks(todo, int(getattr(generator, "batch_size", 1))):
         for response in generator.generate(chunk, model=name):
             store(response)
 
 
-def _generate_entry(
-    run: _Run, entry: ZooEntry, samples: Sequence[VideoQA], frames: dict[str, Frames]
-) -> list[Response]:
-    """One zoo entry's answers to every sample, from the ledger where possible."""
-    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
-    requests = [
+def _generation_requests(
+    entry: ZooEntry, generator: ResponseGenerator, samples: Sequence[VideoQA], frames: dict[str, Frames]
+) -> list[GenerationRequest]:
+    """The calls of one zoo entry: ``n`` answers to every sample whose frames could be read."""
+    return [
         GenerationRequest(
             id=generation_key(sample, frames[sample.id], entry.plugin, generator.fingerprint, i),
             sample=sample,
@@ -209,6 +225,14 @@ def _generate_entry(
         if sample.id in frames
         for i in range(entry.n)
     ]
+
+
+def _generate_entry(
+    run: _Run, entry: ZooEntry, samples: Sequence[VideoQA], frames: dict[str, Frames]
+) -> list[Response]:
+    """One zoo entry's answers to every sample, from the ledger where possible."""
+    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
+    requests = _generation_requests(entry, generator, samples, frames)
     stored = run.ledger.get_many(r.id for r in requests)
     todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
     by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
@@ -271,13 +295,26 @@ def _score(
         run.progress("judgement", len(by_key), len(requests))
 
     if isinstance(scorer, AsyncScorer):
-        run_scoring_calls(scorer, todo, store)
+        reserved: dict[str, float] = {}
+
+        def admit(item: tuple[str, ScoreRequest]) -> bool:
+            estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1]))
+            reserved[item[0]] = estimate
+            return run.budget.admit(estimate)
+
+        def settle(key: str, judgement: Judgement) -> None:
+            store(key, judgement)
+            run.budget.settle(reserved.pop(key, 0.0), run.prices.cost(judgement.model_id, judgement.usage))
+
+        run_scoring_calls(scorer, todo, settle, admit)
     else:
         for chunk in _chunks(todo, SCORE_CHUNK):
             for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
                 store(key, judgement)
     judgements: dict[str, Judgement] = {}
     for key, request in requests:
+        if key not in by_key:  # not asked: the budget ran out
+            continue
         judgement = by_key[key].model_copy(update={"response_id": request.response.id})
         judgements[request.response.id] = judgement
         run.summary.judgements[judgement.status.value] = run.summary.judgements.get(judgement.status.value, 0) + 1
@@ -311,17 +348,31 @@ def make_pairs(
     return pairs, skipped
 
 
-def run_build(
-    config: RunConfig, out: str | Path, manager: PluginManager, progress: Progress | None = None
-) -> BuildSummary:
-    """Run the whole build into ``out`` (resuming from its ledger) and return the summary."""
+def _require_sections(config: RunConfig) -> None:
     missing = [name for name, value in (("samples", config.samples), ("scorer", config.scorer)) if value is None]
     if missing or not config.zoo:
         raise ConfigError([f"{name}: a build needs this section" for name in missing or ["zoo"]])
+
+
+def run_build(
+    config: RunConfig,
+    out: str | Path,
+    manager: PluginManager,
+    progress: Progress | None = None,
+    max_cost: float | None = None,
+) -> BuildSummary:
+    """Run the whole build into ``out`` (resuming from its ledger) and return the summary.
+
+    ``max_cost`` (USD, the folder's earlier spending included) admits an API call only while its estimated
+    cost still fits; calls that do not fit are not made, and a rerun with a larger limit makes them.
+    """
+    _require_sections(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Ledger(out / "ledger.sqlite") as ledger:
-        run = _Run(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices))
+        prices = PriceTable(config.prices)
+        budget = Budget(max_cost, spent=ledger.total_cost())
+        run = _Run(config, out, manager, ledger, progress or (lambda *_: None), prices, budget)
         samples = _read_samples(run)
         run.summary.samples = len(samples)
         frames = _load_frames(run, samples)
@@ -335,6 +386,7 @@ def run_build(
         pairs, skipped = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, annotated)
         run.summary.pairs, run.summary.skipped = len(pairs), dict(skipped)
         run.summary.cost_usd = ledger.total_cost()
+        run.summary.refused_by_budget = budget.refused
     manifests: dict[str, FrameManifest] = {f.manifest.key: f.manifest for f in frames.values()}
     write_jsonl_atomic(out / "samples.jsonl", samples)
     write_jsonl_atomic(out / "frames.jsonl", manifests.values())
@@ -345,6 +397,87 @@ def run_build(
     (out / "run-manifest.json").write_text(run_manifest(resolved, manager, sys.argv).model_dump_json(indent=2))
     (out / "summary.json").write_text(run.summary.model_dump_json(indent=2))
     return run.summary
+
+
+class PlanRow(BaseModel):
+    """One stage of a planned build."""
+
+    stage: str
+    model_id: str | None
+    calls: int = Field(description="Calls the stage needs in all.")
+    stored: int = Field(description="Calls already finished in the ledger.")
+    new: int = Field(description="Calls that would be made.")
+    estimated_usd: float = Field(description="Upper-bound cost of the new calls (0 for local models).")
+
+
+class BuildPlan(BaseModel):
+    """What ``mmaip build --dry-run`` reports: the work and its cost, before any call."""
+
+    samples: int
+    videos: int
+    row_errors: int
+    video_errors: int
+    rows: list[PlanRow]
+    spent_usd: float = Field(description="What earlier runs of this folder already spent.")
+
+    @property
+    def estimated_usd(self) -> float:
+        return sum(r.estimated_usd for r in self.rows)
+
+
+def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> BuildPlan:
+    """The calls a build would make and an upper bound of their cost; calls nothing, writes nothing.
+
+    Frames are decoded (locally) to compute the call keys. Answers not generated yet are assumed to be
+    ``max_tokens`` long when the judge's cost is estimated.
+    """
+    _require_sections(config)
+    path = Path(out) / "ledger.sqlite"
+    ledger = Ledger(path) if path.is_file() else None
+    try:
+        run = _Run(config, Path(out), manager, ledger, lambda *_: None, PriceTable(config.prices), Budget(None))  # type: ignore[arg-type]
+        samples = _read_samples(run)
+        frames = _load_frames(run, samples)
+
+        def stored(keys: list[str]) -> dict[str, Any]:
+            return {k: e for k, e in (ledger.get_many(keys) if ledger else {}).items() if e.done}
+
+        assert config.scorer is not None
+        scorer: Scorer = manager.create("scorer", config.scorer.plugin, config.scorer.options)
+        scorer_model = getattr(scorer, "model_id", None)
+        rows, judge_keys, judge_estimate = [], [], 0.0
+        for entry in config.zoo:
+            generator: ResponseGenerator = manager.create("generator", entry.plugin, entry.options)
+            requests = _generation_requests(entry, generator, samples, frames)
+            done = stored([r.id for r in requests])
+            todo = [r for r in requests if r.id not in done]
+            estimate = 0.0
+            if isinstance(generator, AsyncResponseGenerator):
+                estimate = sum(run.prices.cost(generator.model_id, generator.estimate(r)) for r in todo)
+            rows.append(PlanRow(stage=f"generation {entry.name}", model_id=generator.model_id, calls=len(requests),
+                                stored=len(done), new=len(todo), estimated_usd=estimate))
+            length = 4 * int(getattr(getattr(generator, "params", None), "max_tokens", 256))
+            for r in requests:
+                answer = Response.model_validate(done[r.id].record).text if r.id in done else "x" * length
+                if answer is None:
+                    continue
+                judge_keys.append(judgement_key(r.sample, answer, scorer, r.frames))
+                if isinstance(scorer, AsyncScorer) and r.id not in done:
+                    placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
+                                           generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)
+                    judge_estimate += run.prices.cost(scorer_model, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
+        judged = stored(judge_keys)
+        unique = list(dict.fromkeys(judge_keys))
+        rows.append(PlanRow(stage="judgement", model_id=scorer_model, calls=len(unique),
+                            stored=len(judged), new=len(unique) - len(judged), estimated_usd=judge_estimate))
+        return BuildPlan(
+            samples=len(samples), videos=len({f.manifest.key for f in frames.values()}),
+            row_errors=run.summary.row_errors, video_errors=run.summary.video_errors, rows=rows,
+            spent_usd=ledger.total_cost() if ledger else 0.0,
+        )
+    finally:
+        if ledger is not None:
+            ledger.close()
 
 
 def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:

@@ -116,8 +116,13 @@ def run_calls(
     call: Callable[[ItemT], Awaitable[ResultT]],
     options: CallOptions,
     on_outcome: Callable[[CallOutcome[ItemT, ResultT]], None],
+    admit: Callable[[ItemT], bool] | None = None,
 ) -> None:
-    """Make ``call(item)`` for every item concurrently; ``on_outcome`` receives each as it ends."""
+    """Make ``call(item)`` for every item concurrently; ``on_outcome`` receives each as it ends.
+
+    ``admit(item)`` is asked just before an item's first attempt; an item it refuses is not called and
+    gets no outcome (a spending limit, for example).
+    """
 
     async def main() -> None:
         limiter = _RateLimiter(options.rpm)
@@ -125,6 +130,8 @@ def run_calls(
 
         async def one(item: ItemT) -> None:
             async with slots:
+                if admit is not None and not admit(item):
+                    return
                 on_outcome(await _call_with_retries(item, call, options, limiter))
 
         await asyncio.gather(*(one(item) for item in items))
@@ -138,6 +145,7 @@ def run_generation_calls(
     requests: Sequence[GenerationRequest],
     model: str,
     store: Callable[[Response], None],
+    admit: Callable[[GenerationRequest], bool] | None = None,
 ) -> None:
     """Every request through ``generator.agenerate``; ``store`` gets each Response (or failure) at once."""
 
@@ -151,13 +159,14 @@ def run_generation_calls(
             assert outcome.error is not None
             store(generator.failed(outcome.item, model=model, error=outcome.error))
 
-    run_calls(requests, call, generator.call_options, done)
+    run_calls(requests, call, generator.call_options, done, admit)
 
 
 def run_scoring_calls(
     scorer: AsyncScorer,
     requests: Sequence[tuple[str, ScoreRequest]],
     store: Callable[[str, Judgement], None],
+    admit: Callable[[tuple[str, ScoreRequest]], bool] | None = None,
 ) -> None:
     """Every keyed request through ``scorer.ascore``; ``store(key, judgement)`` is called at once."""
 
@@ -172,4 +181,4 @@ def run_scoring_calls(
             assert outcome.error is not None
             store(key, scorer.failed(request, outcome.error))
 
-    run_calls(requests, call, scorer.call_options, done)
+    run_calls(requests, call, scorer.call_options, done, admit)

@@ -25,6 +25,7 @@ from mmaip_core.records import (
     PreferencePair,
     Response,
     ScoreScale,
+    TokenUsage,
     VideoQA,
 )
 
@@ -222,6 +223,10 @@ class AsyncResponseGenerator(ResponseGenerator, Protocol):
         """The Response that records a call which failed for good."""
         ...
 
+    def estimate(self, request: GenerationRequest) -> TokenUsage:
+        """An upper bound of the tokens the call will use (for cost estimates and spending limits)."""
+        ...
+
 
 class GeneratorSpec(PluginSpec[ResponseGenerator]):
     kind: ClassVar[str] = "generator"
@@ -268,6 +273,10 @@ class AsyncScorer(Scorer, Protocol):
 
     def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
         """The Judgement (status error) that records a call which failed for good."""
+        ...
+
+    def estimate(self, request: ScoreRequest) -> TokenUsage:
+        """An upper bound of the tokens one judgement will use (repairs not counted)."""
         ...
 
 

@@ -192,3 +192,44 @@ def test_build_with_api_zoo_and_judge(server: MockServer, manager: PluginManager
     assert list(read_jsonl(out / "pairs.jsonl", PreferencePair)) == []
     judged = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert all(line["judgements"][0]["frames"] == line["response"]["frames"] for line in judged)
+
+
+def _api_config(tmp_path: Path, demo_dir: Path) -> Path:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "samples": {"path": str(demo_dir / "qa.jsonl")},
+        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+        "zoo": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", "detail": "low", **FAST}],
+        "scorer": {"name": "openai-judge", "model": "gpt-4o", **FAST},
+    }))
+    return config
+
+
+def test_dry_run_estimates_and_calls_nothing(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    from mmaip_core.build import plan_build
+
+    config, out = _api_config(tmp_path, demo_dir), tmp_path / "run"
+    plan = plan_build(load_config(config, manager), out, manager)
+    assert server.requests == [] and not out.exists()
+    generation, judgement = plan.rows
+    assert (generation.calls, generation.new, judgement.calls) == (9, 9, 9)
+    # 4 low-detail frames = 340 prompt tokens + text, 256 output tokens, at gpt-4o-mini prices
+    assert 9 * (340 * 0.15 + 256 * 0.60) / 1e6 < generation.estimated_usd < 9 * (400 * 0.15 + 256 * 0.60) / 1e6
+    assert judgement.estimated_usd > 9 * 512 * 10 / 1e6
+    run_build(load_config(config, manager), out, manager)
+    again = plan_build(load_config(config, manager), out, manager)
+    assert [(r.stored, r.new, r.estimated_usd) for r in again.rows] == [(9, 0, 0.0), (9, 0, 0.0)]
+    assert again.spent_usd > 0
+
+
+def test_max_cost_stops_before_the_limit_and_a_rerun_goes_on(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    config, out = _api_config(tmp_path, demo_dir), tmp_path / "run"
+    limit = 0.012
+    first = run_build(load_config(config, manager), out, manager, max_cost=limit)
+    assert first.refused_by_budget > 0 and 0 < first.cost_usd <= limit
+    made = len(server.requests)
+    second = run_build(load_config(config, manager), out, manager, max_cost=1.0)
+    assert second.refused_by_budget == 0 and second.responses["mini"]["done"] == 9 and second.judgements["ok"] == 9
+    assert len(server.requests) - made == 9 + 9 - first.responses["mini"].get("done", 0) - first.judgements.get("ok", 0)

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from mmaip_core import CallOptions, Frames, TokenUsage
 from mmaip_plugins.apis.common import api_key, transient
-from mmaip_plugins.apis.images import frame_positions, jpeg_base64
+from mmaip_plugins.apis.images import anthropic_image_tokens, frame_positions, jpeg_base64
 
-__all__ = ["AnthropicFrames", "anthropic_client", "endpoint", "image_blocks", "reply_text", "translate_error", "usage"]
+__all__ = ["AnthropicFrames", "anthropic_client", "endpoint", "image_blocks", "image_tokens", "reply_text", "translate_error", "usage"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -53,6 +53,12 @@ def image_blocks(frames: Frames, options: AnthropicFrames) -> list[dict[str, Any
         {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": data}}
         for data in jpeg_base64(frames, positions, options.jpeg_quality)
     ]
+
+
+def image_tokens(frames: Frames, options: AnthropicFrames) -> int:
+    """Tokens the frames within the budget will be billed as."""
+    width, height = frames.manifest.output_size
+    return len(frame_positions(frames, options.max_frames)) * anthropic_image_tokens(width, height)
 
 
 def reply_text(message: Any) -> str:

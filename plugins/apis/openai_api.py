@@ -10,9 +10,18 @@ from pydantic import Field
 
 from mmaip_core import CallOptions, Frames, TokenUsage
 from mmaip_plugins.apis.common import api_key, transient
-from mmaip_plugins.apis.images import frame_positions, jpeg_base64
+from mmaip_plugins.apis.images import frame_positions, jpeg_base64, openai_image_tokens
 
-__all__ = ["OpenAIConnection", "OpenAIFrames", "endpoint", "image_parts", "openai_client", "translate_error", "usage"]
+__all__ = [
+    "OpenAIConnection",
+    "OpenAIFrames",
+    "endpoint",
+    "image_parts",
+    "image_tokens",
+    "openai_client",
+    "translate_error",
+    "usage",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -68,6 +77,12 @@ def image_parts(frames: Frames, options: OpenAIFrames) -> list[dict[str, Any]]:
         {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}", "detail": options.detail}}
         for data in jpeg_base64(frames, positions, options.jpeg_quality)
     ]
+
+
+def image_tokens(frames: Frames, options: OpenAIFrames) -> int:
+    """Tokens the frames within the budget will be billed as."""
+    width, height = frames.manifest.output_size
+    return len(frame_positions(frames, options.max_frames)) * openai_image_tokens(width, height, options.detail)
 
 
 def usage(completion: Any) -> TokenUsage | None:

@@ -12,6 +12,7 @@ from mmaip_plugins.apis.anthropic_api import (
     anthropic_client,
     endpoint,
     image_blocks,
+    image_tokens,
     reply_text,
     translate_error,
     usage,
@@ -37,6 +38,9 @@ class AnthropicJudge(ApiJudge):
         super().__init__(options, options, options.model, fingerprint)
         self.connection = options
         self._clients = ClientCache(lambda: anthropic_client(options))
+
+    def _image_tokens(self, request: ScoreRequest) -> int:
+        return image_tokens(request.frames, self.connection) if request.frames is not None else 0
 
     def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
         content: list[dict[str, Any]] = [{"type": "text", "text": user}]

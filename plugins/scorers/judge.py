@@ -34,6 +34,7 @@ from mmaip_core import (
     run_scoring_calls,
     stable_hash,
 )
+from mmaip_plugins.apis.images import text_tokens
 
 __all__ = [
     "ApiJudge",
@@ -261,6 +262,15 @@ class ApiJudge(ABC):
     ) -> tuple[str, TokenUsage | None]:
         """One call: the reply text and its usage. Raise TransientError for failures worth retrying and
         StructuredOutputRefused when the endpoint does not take structured output."""
+
+    @abstractmethod
+    def _image_tokens(self, request: ScoreRequest) -> int:
+        """Tokens the frames shown to the judge will be billed as (0 without vision)."""
+
+    def estimate(self, request: ScoreRequest) -> TokenUsage:
+        system, user = build_prompt(self.options, request.sample, request.response.text or "", self.structured)
+        prompt = text_tokens(system + user) + (self._image_tokens(request) if self.uses_frames else 0)
+        return TokenUsage(prompt_tokens=prompt, completion_tokens=self.options.max_tokens)
 
     def _refused(self) -> None:
         if self.structured:

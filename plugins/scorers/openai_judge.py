@@ -8,7 +8,15 @@ from pydantic import Field
 
 from mmaip_core import ScoreRequest, TokenUsage
 from mmaip_plugins.apis.common import ClientCache
-from mmaip_plugins.apis.openai_api import OpenAIFrames, endpoint, image_parts, openai_client, translate_error, usage
+from mmaip_plugins.apis.openai_api import (
+    OpenAIFrames,
+    endpoint,
+    image_parts,
+    image_tokens,
+    openai_client,
+    translate_error,
+    usage,
+)
 from mmaip_plugins.scorers.judge import ApiJudge, JudgeOptions, StructuredOutputRefused, judge_fingerprint, reply_schema
 
 __all__ = ["OpenAIJudge", "OpenAIJudgeOptions"]
@@ -29,6 +37,9 @@ class OpenAIJudge(ApiJudge):
         super().__init__(options, options, options.model, fingerprint)
         self.connection = options
         self._clients = ClientCache(lambda: openai_client(options))
+
+    def _image_tokens(self, request: ScoreRequest) -> int:
+        return image_tokens(request.frames, self.connection) if request.frames is not None else 0
 
     def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
         content: list[dict[str, Any]] = [{"type": "text", "text": user}]

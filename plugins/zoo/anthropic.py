@@ -7,17 +7,19 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import GenerationRequest, Response, stable_hash
+from mmaip_core import GenerationRequest, Response, TokenUsage, stable_hash
 from mmaip_plugins.apis.anthropic_api import (
     AnthropicFrames,
     anthropic_client,
     endpoint,
     image_blocks,
+    image_tokens,
     reply_text,
     translate_error,
     usage,
 )
 from mmaip_plugins.apis.common import ClientCache
+from mmaip_plugins.apis.images import text_tokens
 from mmaip_plugins.zoo.api import ApiGenerationParams, ApiGenerator
 
 __all__ = ["AnthropicGenerator", "AnthropicGeneratorOptions"]
@@ -51,6 +53,12 @@ class AnthropicGenerator(ApiGenerator):
         super().__init__(options.model, options.params, options, fingerprint)
         self.options = options
         self._clients = ClientCache(lambda: anthropic_client(options))
+
+    def estimate(self, request: GenerationRequest) -> TokenUsage:
+        prompt = text_tokens((self.options.system_prompt or "") + request.sample.question) + 10
+        return TokenUsage(
+            prompt_tokens=prompt + image_tokens(request.frames, self.options), completion_tokens=self.params.max_tokens
+        )
 
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         p = self.params

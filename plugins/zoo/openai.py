@@ -8,9 +8,18 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import GenerationRequest, Response, stable_hash
+from mmaip_core import GenerationRequest, Response, TokenUsage, stable_hash
 from mmaip_plugins.apis.common import ClientCache
-from mmaip_plugins.apis.openai_api import OpenAIFrames, endpoint, image_parts, openai_client, translate_error, usage
+from mmaip_plugins.apis.images import text_tokens
+from mmaip_plugins.apis.openai_api import (
+    OpenAIFrames,
+    endpoint,
+    image_parts,
+    image_tokens,
+    openai_client,
+    translate_error,
+    usage,
+)
 from mmaip_plugins.zoo.api import ApiGenerationParams, ApiGenerator
 
 __all__ = ["OpenAIGenerator", "OpenAIGeneratorOptions"]
@@ -45,6 +54,12 @@ class OpenAIGenerator(ApiGenerator):
         content = [*image_parts(request.frames, self.options), {"type": "text", "text": request.sample.question}]
         system = [{"role": "system", "content": self.options.system_prompt}] if self.options.system_prompt else []
         return [*system, {"role": "user", "content": content}]
+
+    def estimate(self, request: GenerationRequest) -> TokenUsage:
+        prompt = text_tokens((self.options.system_prompt or "") + request.sample.question) + 10
+        return TokenUsage(
+            prompt_tokens=prompt + image_tokens(request.frames, self.options), completion_tokens=self.params.max_tokens
+        )
 
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         p = self.params
