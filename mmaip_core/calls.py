@@ -117,11 +117,13 @@ def run_calls(
     options: CallOptions,
     on_outcome: Callable[[CallOutcome[ItemT, ResultT]], None],
     admit: Callable[[ItemT], bool] | None = None,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Make ``call(item)`` for every item concurrently; ``on_outcome`` receives each as it ends.
 
     ``admit(item)`` is asked just before an item's first attempt; an item it refuses is not called and
-    gets no outcome (a spending limit, for example).
+    gets no outcome (a spending limit, for example). ``cleanup()`` is awaited when all calls ended, inside
+    the event loop (to close connections opened in it).
     """
 
     async def main() -> None:
@@ -134,7 +136,11 @@ def run_calls(
                     return
                 on_outcome(await _call_with_retries(item, call, options, limiter))
 
-        await asyncio.gather(*(one(item) for item in items))
+        try:
+            await asyncio.gather(*(one(item) for item in items))
+        finally:
+            if cleanup is not None:
+                await cleanup()
 
     if items:
         asyncio.run(main())
@@ -159,7 +165,7 @@ def run_generation_calls(
             assert outcome.error is not None
             store(generator.failed(outcome.item, model=model, error=outcome.error))
 
-    run_calls(requests, call, generator.call_options, done, admit)
+    run_calls(requests, call, generator.call_options, done, admit, getattr(generator, "aclose", None))
 
 
 def run_scoring_calls(
@@ -181,4 +187,4 @@ def run_scoring_calls(
             assert outcome.error is not None
             store(key, scorer.failed(request, outcome.error))
 
-    run_calls(requests, call, scorer.call_options, done, admit)
+    run_calls(requests, call, scorer.call_options, done, admit, getattr(scorer, "aclose", None))

@@ -9,7 +9,7 @@ The model name picks the behaviour (several may be combined):
 - ``garbage``: judge replies cannot be parsed; ``badrange``: judge scores are 9;
 - ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400.
 
-Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
+Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
 2. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
 """
 
@@ -27,8 +27,9 @@ from typing import Any
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, latency_s: float = 0.01) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.latency_s = latency_s
         self.requests: list[dict[str, Any]] = []
         self.attempts: dict[str, int] = {}
         self.in_flight = 0
@@ -75,6 +76,8 @@ def _judge_score(user: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     server: MockServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as real API servers do
+    disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stalls)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -115,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         anthropic = self.path.endswith("/messages")
         structured = "output_config" in body if anthropic else "response_format" in body
         model = body["model"]
-        time.sleep(0.01)
+        time.sleep(self.server.latency_s)
         if "slow" in model and attempt == 1:
             time.sleep(2)
         if "ratelimit" in model and attempt == 1:
@@ -156,3 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })
+
+
+if __name__ == "__main__":  # run on its own (benchmarks): prints the base URL, serves until killed
+    import sys
+
+    with MockServer(latency_s=float(sys.argv[1]) if len(sys.argv) > 1 else 0.01) as running:
+        print(running.url, flush=True)
+        running.thread.join()

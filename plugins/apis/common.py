@@ -59,3 +59,9 @@ class ClientCache:
         if self._client is None or self._loop is not loop:
             self._client, self._loop = self.factory(), loop
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop (its connections cannot outlive the loop)."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = self._loop = None

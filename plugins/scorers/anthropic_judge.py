@@ -35,9 +35,8 @@ class AnthropicJudge(ApiJudge):
 
     def __init__(self, options: AnthropicJudgeOptions) -> None:
         fingerprint = judge_fingerprint(self.name, endpoint(options), options.model, options, [options.max_frames, options.jpeg_quality])
-        super().__init__(options, options, options.model, fingerprint)
+        super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: anthropic_client(options)))
         self.connection = options
-        self._clients = ClientCache(lambda: anthropic_client(options))
 
     def _image_tokens(self, request: ScoreRequest) -> int:
         return image_tokens(request.frames, self.connection) if request.frames is not None else 0

@@ -34,6 +34,7 @@ from mmaip_core import (
     run_scoring_calls,
     stable_hash,
 )
+from mmaip_plugins.apis.common import ClientCache
 from mmaip_plugins.apis.images import text_tokens
 
 __all__ = [
@@ -243,7 +244,10 @@ class ApiJudge(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, options: JudgeOptions, call_options: CallOptions, model_id: str, fingerprint: str) -> None:
+    def __init__(
+        self, options: JudgeOptions, call_options: CallOptions, model_id: str, fingerprint: str, clients: ClientCache
+    ) -> None:
+        self._clients = clients
         self.options = options
         self.call_options = call_options
         self.scale = options.scale
@@ -262,6 +266,10 @@ class ApiJudge(ABC):
     ) -> tuple[str, TokenUsage | None]:
         """One call: the reply text and its usage. Raise TransientError for failures worth retrying and
         StructuredOutputRefused when the endpoint does not take structured output."""
+
+    async def aclose(self) -> None:
+        """Close connections when a batch of calls ends (see :func:`mmaip_core.run_calls`)."""
+        await self._clients.aclose()
 
     @abstractmethod
     def _image_tokens(self, request: ScoreRequest) -> int:

@@ -34,9 +34,8 @@ class OpenAIJudge(ApiJudge):
 
     def __init__(self, options: OpenAIJudgeOptions) -> None:
         fingerprint = judge_fingerprint(self.name, endpoint(options), options.model, options, [options.max_frames, options.detail, options.jpeg_quality])
-        super().__init__(options, options, options.model, fingerprint)
+        super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: openai_client(options)))
         self.connection = options
-        self._clients = ClientCache(lambda: openai_client(options))
 
     def _image_tokens(self, request: ScoreRequest) -> int:
         return image_tokens(request.frames, self.connection) if request.frames is not None else 0

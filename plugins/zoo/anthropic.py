@@ -50,9 +50,8 @@ class AnthropicGenerator(ApiGenerator):
                 "frames": [options.max_frames, options.jpeg_quality],
             }
         )[:16]
-        super().__init__(options.model, options.params, options, fingerprint)
+        super().__init__(options.model, options.params, options, fingerprint, ClientCache(lambda: anthropic_client(options)))
         self.options = options
-        self._clients = ClientCache(lambda: anthropic_client(options))
 
     def estimate(self, request: GenerationRequest) -> TokenUsage:
         prompt = text_tokens((self.options.system_prompt or "") + request.sample.question) + 10

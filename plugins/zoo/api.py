@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from mmaip_core import CallOptions, ErrorInfo, GenerationRequest, PluginOptions, Response, run_generation_calls
+from mmaip_plugins.apis.common import ClientCache
 
 __all__ = ["ApiGenerationParams", "ApiGenerator", "response_record"]
 
@@ -45,7 +46,10 @@ class ApiGenerator(ABC):
 
     plugin: ClassVar[str]
 
-    def __init__(self, model_id: str, params: ApiGenerationParams, call_options: CallOptions, fingerprint: str) -> None:
+    def __init__(
+        self, model_id: str, params: ApiGenerationParams, call_options: CallOptions, fingerprint: str, clients: ClientCache
+    ) -> None:
+        self._clients = clients
         self.model_id = model_id
         self.params = params
         self.call_options = call_options
@@ -54,6 +58,10 @@ class ApiGenerator(ABC):
     def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
         params = self.params.model_dump(mode="json")
         return response_record(request, model=model, model_id=self.model_id, generator=self.plugin, params=params, **fields)
+
+    async def aclose(self) -> None:
+        """Close connections when a batch of calls ends (see :func:`mmaip_core.run_calls`)."""
+        await self._clients.aclose()
 
     @abstractmethod
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:

@@ -46,9 +46,8 @@ class OpenAIGenerator(ApiGenerator):
                 "frames": [options.max_frames, options.detail, options.jpeg_quality],
             }
         )[:16]
-        super().__init__(options.model, options.params, options, fingerprint)
+        super().__init__(options.model, options.params, options, fingerprint, ClientCache(lambda: openai_client(options)))
         self.options = options
-        self._clients = ClientCache(lambda: openai_client(options))
 
     def _messages(self, request: GenerationRequest) -> list[dict[str, Any]]:
         content = [*image_parts(request.frames, self.options), {"type": "text", "text": request.sample.question}]
