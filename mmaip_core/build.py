@@ -15,6 +15,7 @@ changing one zoo entry re-asks only that entry's calls and the judgements of its
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import (
     AsyncResponseGenerator,
     AsyncScorer,
+    BatchScorer,
     Frames,
     GenerationRequest,
     ResponseGenerator,
@@ -44,7 +46,7 @@ from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.ledger import DONE, FAILED, Ledger
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import PriceTable
+from mmaip_core.pricing import BATCH_DISCOUNT, PriceTable
 from mmaip_core.records import (
     AnnotatedResponse,
     FrameManifest,
@@ -287,14 +289,16 @@ def _score(
     todo = list({k: r for k, r in requests if k not in by_key}.items())
     run.summary.judgements = dict(reused=len(requests) - len(todo), new=len(todo))
 
-    def store(key: str, judgement: Judgement) -> None:
+    def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
         status = FAILED if judgement.status is ParseStatus.ERROR else DONE
-        cost = run.prices.cost(judgement.model_id, judgement.usage)
+        cost = run.prices.cost(judgement.model_id, judgement.usage) * price_share
         run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), cost)
         by_key[key] = judgement
         run.progress("judgement", len(by_key), len(requests))
 
-    if isinstance(scorer, AsyncScorer):
+    if isinstance(scorer, BatchScorer) and scorer.batch:
+        _score_in_batches(run, scorer, todo, store)
+    elif isinstance(scorer, AsyncScorer):
         reserved: dict[str, float] = {}
 
         def admit(item: tuple[str, ScoreRequest]) -> bool:
@@ -322,6 +326,32 @@ def _score(
             cause = judgement.error.message if judgement.error else f"judge reply: {judgement.raw_reply!r}"
             run.fail("judgement", request.response.id, judgement.status.value, cause)
     return judgements
+
+
+def _score_in_batches(
+    run: _Run, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
+) -> None:
+    """Judge through the provider's batch API: collect the batches a killed run left, submit the rest (each
+    batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of the list price."""
+    requests = dict(todo)
+    pending = run.ledger.open_batches(scorer.fingerprint)
+    submitted = {key for keys in pending.values() for key in keys}
+    fresh = [(key, request) for key, request in todo if key not in submitted]
+    if fresh:
+        for batch_id, keys in scorer.submit_batch(fresh):
+            run.ledger.put_batch(batch_id, scorer.fingerprint, keys)
+            pending[batch_id] = keys
+    while pending:
+        for batch_id, keys in list(pending.items()):
+            if not scorer.batch_done(batch_id):
+                continue
+            wanted = {key: requests[key] for key in keys if key in requests}
+            for key, judgement in scorer.collect_batch(batch_id, wanted):
+                store(key, judgement, BATCH_DISCOUNT)
+            run.ledger.close_batch(batch_id)
+            del pending[batch_id]
+        if pending:
+            time.sleep(scorer.batch_poll_s)
 
 
 def make_pairs(

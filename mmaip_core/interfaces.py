@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -39,6 +39,7 @@ __all__ = [
     "PLUGIN_KINDS",
     "AsyncResponseGenerator",
     "AsyncScorer",
+    "BatchScorer",
     "CheckpointName",
     "EvalRequest",
     "Evaluator",
@@ -277,6 +278,31 @@ class AsyncScorer(Scorer, Protocol):
 
     def estimate(self, request: ScoreRequest) -> TokenUsage:
         """An upper bound of the tokens one judgement will use (repairs not counted)."""
+        ...
+
+
+@runtime_checkable
+class BatchScorer(Scorer, Protocol):
+    """A scorer that can send its calls through a provider's batch API (cheaper, asynchronous).
+
+    The build stage submits the calls not yet in the ledger, records each batch id at once, waits, and
+    collects; a restarted run collects the recorded batches instead of submitting again.
+    """
+
+    batch: bool
+    batch_poll_s: float
+
+    def submit_batch(self, items: Sequence[tuple[str, ScoreRequest]]) -> Iterator[tuple[str, list[str]]]:
+        """Submit the keyed requests, split to the provider's limits; yield (batch id, keys) as each batch is
+        created, so the caller records it before the next one is sent."""
+        ...
+
+    def batch_done(self, batch_id: str) -> bool:
+        """True once the provider has finished the batch (completed, failed, expired or cancelled)."""
+        ...
+
+    def collect_batch(self, batch_id: str, requests: Mapping[str, ScoreRequest]) -> list[tuple[str, Judgement]]:
+        """The judgement of every key of a finished batch; failed rows become error judgements."""
         ...
 
 

@@ -2,7 +2,7 @@
 
 A SQLite database (WAL mode) in the run folder. A result is committed the moment it exists, before any
 later step uses it, so a killed run restarted with the same command repeats no finished call and loses
-nothing. A finished call is ``done`` (a judge reply that could not be parsed is finished too: asking
+nothing. Submitted provider batches are recorded the same way. A finished call is ``done`` (a judge reply that could not be parsed is finished too: asking
 again would be paid again); a call that errored is ``failed``, recorded with its error, and asked again by
 a rerun.
 """
@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS entries (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_kind ON entries(kind, status);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    collected INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -121,3 +128,27 @@ class Ledger:
         query = "SELECT COALESCE(SUM(cost), 0) FROM entries" + (" WHERE kind = ?" if kind else "")
         with self._cursor() as cur:
             return float(cur.execute(query, [kind] if kind else []).fetchone()[0])
+
+    # --- provider batch jobs (OpenAI Batch API, Anthropic Message Batches) ------------------------------
+
+    def put_batch(self, batch_id: str, owner: str, keys: list[str]) -> None:
+        """Remember a submitted batch (``owner``: the scorer's fingerprint) the moment it exists, so a
+        restarted run collects it instead of submitting the same calls again."""
+        with self._cursor() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO batches (batch_id, owner, keys, collected, updated_at) VALUES (?, ?, ?, 0, ?)",
+                (batch_id, owner, json.dumps(keys), time.time()),
+            )
+
+    def open_batches(self, owner: str) -> dict[str, list[str]]:
+        """Batches of ``owner`` not collected yet: batch id -> call keys."""
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT batch_id, keys FROM batches WHERE owner = ? AND collected = 0 ORDER BY updated_at", (owner,)
+            ).fetchall()
+        return {batch_id: json.loads(keys) for batch_id, keys in rows}
+
+    def close_batch(self, batch_id: str) -> None:
+        """Mark a batch collected (its results are in the ledger)."""
+        with self._cursor() as cur:
+            cur.execute("UPDATE batches SET collected = 1, updated_at = ? WHERE batch_id = ?", (time.time(), batch_id))

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmaip_core.records import TokenUsage
 
-__all__ = ["DEFAULT_PRICES", "Price", "PriceTable"]
+__all__ = ["BATCH_DISCOUNT", "DEFAULT_PRICES", "Price", "PriceTable"]
+
+BATCH_DISCOUNT = 0.5
+"""Share of the list price that batch APIs (OpenAI Batch, Anthropic Message Batches) charge."""
 
 log = logging.getLogger(__name__)
 

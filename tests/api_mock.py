@@ -15,6 +15,8 @@ Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their s
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import json
 import re
@@ -35,6 +37,7 @@ class MockServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
+        self.batches = Batches()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -74,6 +77,62 @@ def _judge_score(user: str) -> int:
     return 2
 
 
+Reply = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    if anthropic:
+        return status, {"type": "error", "error": {"type": kind, "message": message}}, headers or {}
+    return status, {"error": {"message": message, "type": kind}}, headers or {}
+
+
+def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: int) -> Reply:
+    """The reply to one chat request (OpenAI chat completion or Anthropic message)."""
+    structured = "output_config" in body if anthropic else "response_format" in body
+    model = body["model"]
+    time.sleep(server.latency_s)
+    if "slow" in model and attempt == 1:
+        time.sleep(2)
+    if "ratelimit" in model and attempt == 1:
+        return _error(anthropic, 429, "rate_limit_error", "rate limited", {"retry-after": "0.05"})
+    if ("flaky" in model and attempt <= 2) or "alwaysfail" in model:
+        return _error(anthropic, 500, "api_error", "server error")
+    if "nojson" in model and structured:
+        field = "output_config" if anthropic else "response_format"
+        return _error(anthropic, 400, "invalid_request_error", f"{field} is not supported")
+    messages = body["messages"]
+    system = body.get("system", "") if anthropic else next(
+        (_text(m["content"]) for m in messages if m["role"] == "system"), ""
+    )
+    user = _text(next(m["content"] for m in messages if m["role"] == "user"))
+    images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
+    if "judge" in system:
+        score = 9 if "badrange" in model else _judge_score(user)
+        if "garbage" in model:
+            content = "I think it is a fine answer."
+        elif structured:
+            fmt = body["output_config"]["format"] if anthropic else body["response_format"]["json_schema"]
+            criteria = fmt["schema"]["properties"]["criteria"]["required"]
+            content = json.dumps({"rationale": "compared", "criteria": dict.fromkeys(criteria, score), "score": score})
+        else:
+            content = f"Explanation: compared with the ground truth\nAccuracy: {score}\nScore: {score}"
+    else:
+        content = f"{user.strip()} [{images} images]"
+    prompt_tokens, completion_tokens = 10 + 85 * images, len(content.split())
+    if anthropic:
+        return 200, {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+        }, {}
+    return 200, {
+        "id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }, {}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: MockServer
     protocol_version = "HTTP/1.1"  # keep-alive, as real API servers do
@@ -82,8 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -92,73 +151,106 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _attempt(self, raw: bytes) -> int:
+        key = hashlib.sha256(raw).hexdigest()
+        with self.server.lock:
+            self.server.attempts[key] = self.server.attempts.get(key, 0) + 1
+            return self.server.attempts[key]
+
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.loads(raw)
         server = self.server
-        key = hashlib.sha256(raw).hexdigest()
+        content_type = self.headers.get("content-type", "")
+        body = json.loads(raw) if content_type.startswith("application/json") else {}
         with server.lock:
             server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-            attempt = server.attempts[key] = server.attempts.get(key, 0) + 1
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
-            self._answer(body, attempt)
+            if self.path == "/v1/files":
+                return self._send(200, server.batches.upload(raw, content_type))
+            if self.path == "/v1/batches":
+                return self._send(200, server.batches.create_openai(server, body))
+            if self.path == "/v1/messages/batches":
+                return self._send(200, server.batches.create_anthropic(server, body, self._base()))
+            self._send(*_chat(server, self.path.endswith("/messages"), body, self._attempt(raw)))
         finally:
             with server.lock:
                 server.in_flight -= 1
 
-    def _error(self, anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
-        payload = {"type": "error", "error": {"type": kind, "message": message}} if anthropic else {
-            "error": {"message": message, "type": kind}
-        }
-        self._send(status, payload, headers)
+    def _base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _answer(self, body: dict[str, Any], attempt: int) -> None:
-        anthropic = self.path.endswith("/messages")
-        structured = "output_config" in body if anthropic else "response_format" in body
-        model = body["model"]
-        time.sleep(self.server.latency_s)
-        if "slow" in model and attempt == 1:
-            time.sleep(2)
-        if "ratelimit" in model and attempt == 1:
-            return self._error(anthropic, 429, "rate_limit_error", "rate limited", {"retry-after": "0.05"})
-        if ("flaky" in model and attempt <= 2) or "alwaysfail" in model:
-            return self._error(anthropic, 500, "api_error", "server error")
-        if "nojson" in model and structured:
-            field = "output_config" if anthropic else "response_format"
-            return self._error(anthropic, 400, "invalid_request_error", f"{field} is not supported")
-        messages = body["messages"]
-        system = body.get("system", "") if anthropic else next(
-            (_text(m["content"]) for m in messages if m["role"] == "system"), ""
-        )
-        user = _text(next(m["content"] for m in messages if m["role"] == "user"))
-        images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
-        if "judge" in system:
-            score = 9 if "badrange" in model else _judge_score(user)
-            if "garbage" in model:
-                content = "I think it is a fine answer."
-            elif structured:
-                fmt = body["output_config"]["format"] if anthropic else body["response_format"]["json_schema"]
-                criteria = fmt["schema"]["properties"]["criteria"]["required"]
-                content = json.dumps({"rationale": "compared", "criteria": dict.fromkeys(criteria, score), "score": score})
-            else:
-                content = f"Explanation: compared with the ground truth\nAccuracy: {score}\nScore: {score}"
-        else:
-            content = f"{user.strip()} [{images} images]"
-        prompt_tokens, completion_tokens = 10 + 85 * images, len(content.split())
-        if anthropic:
-            return self._send(200, {
-                "id": "msg_1", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
-            })
-        self._send(200, {
-            "id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        })
+    def do_GET(self) -> None:
+        batches = self.server.batches
+        path = self.path.split("?")[0]
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            return self._send(200, None, raw=batches.files[path.split("/")[3]])
+        if path.startswith("/v1/batches/"):
+            return self._send(200, batches.retrieve(path.split("/")[3]))
+        if path.startswith("/v1/messages/batches/") and path.endswith("/results"):
+            return self._send(200, None, raw=batches.files[path.split("/")[4]])
+        if path.startswith("/v1/messages/batches/"):
+            return self._send(200, batches.retrieve(path.split("/")[4]))
+        self._send(404, {"error": {"message": f"no route {path}"}})
+
+
+class Batches:
+    """The OpenAI Batch and Anthropic Message Batches endpoints: a batch is processed when created and
+    reported as running on its first retrieval, finished on the next."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.retrievals: dict[str, int] = {}
+
+    def upload(self, raw: bytes, content_type: str) -> dict[str, Any]:
+        message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP)
+        data = next(part.get_payload(decode=True) for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file")
+        file_id = f"file-{len(self.files)}"
+        self.files[file_id] = data
+        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": "batch.jsonl",
+                "purpose": "batch", "status": "processed"}
+
+    def create_openai(self, server: MockServer, body: dict[str, Any]) -> dict[str, Any]:
+        lines = [json.loads(line) for line in self.files[body["input_file_id"]].splitlines() if line.strip()]
+        out = []
+        for line in lines:
+            status, payload, _ = _chat(server, False, line["body"], 1)
+            out.append({"id": f"req-{len(out)}", "custom_id": line["custom_id"],
+                        "response": {"status_code": status, "body": payload}, "error": None})
+        output_id = f"file-{len(self.files)}"
+        self.files[output_id] = "".join(json.dumps(o) + "\n" for o in out).encode()
+        batch_id = f"batch_{len(self.objects)}"
+        self.objects[batch_id] = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "created_at": 0,
+                                  "completion_window": "24h", "input_file_id": body["input_file_id"],
+                                  "output_file_id": output_id, "error_file_id": None, "status": "completed"}
+        return {**self.objects[batch_id], "status": "validating", "output_file_id": None}
+
+    def create_anthropic(self, server: MockServer, body: dict[str, Any], base: str) -> dict[str, Any]:
+        batch_id = f"msgbatch_{len(self.objects)}"
+        out = []
+        for entry in body["requests"]:
+            status, payload, _ = _chat(server, True, entry["params"], 1)
+            result = {"type": "succeeded", "message": payload} if status == 200 else {"type": "errored", "error": payload}
+            out.append({"custom_id": entry["custom_id"], "result": result})
+        self.files[batch_id] = "".join(json.dumps(o) + "\n" for o in out).encode()
+        self.objects[batch_id] = {
+            "id": batch_id, "type": "message_batch", "processing_status": "ended", "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-02T00:00:00Z", "ended_at": "2026-01-01T00:01:00Z", "archived_at": None,
+            "cancel_initiated_at": None, "results_url": f"{base}/v1/messages/batches/{batch_id}/results",
+            "request_counts": {"processing": 0, "succeeded": len(out), "errored": 0, "canceled": 0, "expired": 0},
+        }
+        return {**self.objects[batch_id], "processing_status": "in_progress", "results_url": None}
+
+    def retrieve(self, batch_id: str) -> dict[str, Any]:
+        self.retrievals[batch_id] = self.retrievals.get(batch_id, 0) + 1
+        final = self.objects[batch_id]
+        if self.retrievals[batch_id] > 1:
+            return final
+        if final["id"].startswith("msgbatch"):
+            return {**final, "processing_status": "in_progress", "results_url": None}
+        return {**final, "status": "in_progress", "output_file_id": None}
 
 
 if __name__ == "__main__":  # run on its own (benchmarks): prints the base URL, serves until killed

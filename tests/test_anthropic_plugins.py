@@ -85,3 +85,19 @@ def test_build_with_claude(server: MockServer, manager: PluginManager, demo_dir:
     assert summary.responses["claude"]["done"] == 9 and summary.judgements["ok"] == 18
     assert summary.cost_usd > 0
     assert not [p for p in out.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+
+
+def test_message_batches(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "samples": {"path": str(demo_dir / "qa.jsonl")},
+        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+        "zoo": [{"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST}],
+        "scorer": {"name": "anthropic-judge", "model": "garbage-claude", "batch": True, "batch_poll_s": 0.01, **FAST},
+    }))
+    summary = run_build(load_config(config, manager), tmp_path / "run", manager)
+    assert summary.judgements["parse_failure"] == 9  # unusable replies are recorded, not repaired, in batch mode
+    (request,) = [r for r in server.requests if r["path"] == "/v1/messages/batches"]
+    params = request["body"]["requests"][0]["params"]
+    assert params["temperature"] == 0.0 and params["output_config"]["format"]["type"] == "json_schema"
+    assert len(request["body"]["requests"]) == 9

@@ -233,3 +233,34 @@ def test_max_cost_stops_before_the_limit_and_a_rerun_goes_on(
     second = run_build(load_config(config, manager), out, manager, max_cost=1.0)
     assert second.refused_by_budget == 0 and second.responses["mini"]["done"] == 9 and second.judgements["ok"] == 9
     assert len(server.requests) - made == 9 + 9 - first.responses["mini"].get("done", 0) - first.judgements.get("ok", 0)
+
+
+def test_batch_judging_is_submitted_once_and_collected_after_a_restart(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmaip_plugins.scorers.openai_judge import OpenAIJudge
+
+    config = _api_config(tmp_path, demo_dir)
+    data = yaml.safe_load(config.read_text())
+    data["scorer"].update(batch=True, batch_poll_s=0.01)
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+
+    def killed(self: OpenAIJudge, batch_id: str) -> bool:
+        raise KeyboardInterrupt  # the run dies while waiting for the batch
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OpenAIJudge, "batch_done", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_build(load_config(config, manager), out, manager)
+    assert len(server.batches.objects) == 1
+    summary = run_build(load_config(config, manager), out, manager)
+    assert len(server.batches.objects) == 1, "the batch was submitted again"
+    assert summary.judgements["ok"] == 9 and summary.judgements["new"] == 9
+    line = json.loads(server.batches.files["file-0"].splitlines()[0])
+    assert line["url"] == "/v1/chat/completions" and line["body"]["response_format"]["type"] == "json_schema"
+    judged = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
+    assert {j["judgements"][0]["score"] for j in judged} == {2.0}
+    online = run_build(load_config(_api_config(tmp_path, demo_dir), manager), tmp_path / "online", manager)
+    assert summary.cost_usd < online.cost_usd  # judgements at the batch discount
+    assert [r["path"] for r in server.requests].count("/v1/batches") == 1

@@ -30,11 +30,11 @@ def endpoint(options: AnthropicFrames) -> str:
     return (options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
 
-def anthropic_client(options: AnthropicFrames) -> Any:
-    """An ``AsyncAnthropic`` client; mmaip does the retrying (max_retries=0)."""
-    from anthropic import AsyncAnthropic
+def anthropic_client(options: AnthropicFrames, *, sync: bool = False) -> Any:
+    """An ``AsyncAnthropic`` (or, with ``sync``, ``Anthropic``) client; mmaip does the retrying."""
+    from anthropic import Anthropic, AsyncAnthropic
 
-    return AsyncAnthropic(
+    return (Anthropic if sync else AsyncAnthropic)(
         api_key=api_key(options.api_key_env), base_url=endpoint(options), max_retries=0, timeout=options.timeout_s
     )
 

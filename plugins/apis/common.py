@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from mmaip_core import TransientError, UserError
 
-__all__ = ["ClientCache", "api_key", "retry_after", "transient"]
+__all__ = ["ClientCache", "api_key", "retry_after", "split_batches", "transient"]
 
 
 def api_key(variable: str) -> str:
@@ -65,3 +65,22 @@ class ClientCache:
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.close()
         self._client = self._loop = None
+
+
+ItemT = TypeVar("ItemT")
+
+
+def split_batches(
+    items: Sequence[tuple[ItemT, bytes]], max_count: int, max_bytes: int
+) -> Iterator[list[tuple[ItemT, bytes]]]:
+    """Consecutive chunks of (item, encoded request) within a provider's count and size limits."""
+    chunk: list[tuple[ItemT, bytes]] = []
+    size = 0
+    for item, data in items:
+        if chunk and (len(chunk) >= max_count or size + len(data) > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((item, data))
+        size += len(data)
+    if chunk:
+        yield chunk

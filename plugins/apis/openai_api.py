@@ -51,11 +51,11 @@ def endpoint(options: OpenAIConnection) -> str:
     return urlunsplit((url.scheme, netloc, url.path.rstrip("/"), "", ""))
 
 
-def openai_client(options: OpenAIConnection) -> Any:
-    """An ``AsyncOpenAI`` client for ``options``; the key comes from ``options.api_key_env``."""
-    from openai import AsyncOpenAI
+def openai_client(options: OpenAIConnection, *, sync: bool = False) -> Any:
+    """An ``AsyncOpenAI`` (or, with ``sync``, ``OpenAI``) client; the key comes from ``options.api_key_env``."""
+    from openai import AsyncOpenAI, OpenAI
 
-    return AsyncOpenAI(
+    return (OpenAI if sync else AsyncOpenAI)(
         api_key=api_key(options.api_key_env),
         base_url=options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
         max_retries=0,  # mmaip retries (mmaip_core.calls), knowing what is already stored

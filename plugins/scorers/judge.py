@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,6 +42,7 @@ __all__ = [
     "JudgeOptions",
     "Parsed",
     "StructuredOutputRefused",
+    "batch_results",
     "build_prompt",
     "judge_fingerprint",
     "parse_reply",
@@ -88,6 +89,12 @@ class JudgeOptions(PluginOptions):
     max_repairs: int = Field(default=2, ge=0, le=5, description="Re-asks after an unusable reply.")
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=512, ge=16)
+    batch: bool = Field(
+        default=False,
+        description="Send the judgements through the provider's batch API (about half the price, results "
+        "within 24 h). Replies are not repaired in batch mode: an unusable one is recorded as it is.",
+    )
+    batch_poll_s: float = Field(default=30.0, gt=0, description="Seconds between checks of a submitted batch.")
 
 
 def _escape(answer: str) -> str:
@@ -225,6 +232,21 @@ def repair_message(parsed: Parsed, structured: bool) -> str:
     return f"Your reply could not be used: {parsed.problem}. Reply again with {wanted}."
 
 
+def batch_results(
+    batch_id: str,
+    status: str,
+    requests: Mapping[str, ScoreRequest],
+    results: dict[str, Judgement],
+    failed: Callable[[ScoreRequest, ErrorInfo], Judgement],
+) -> list[tuple[str, Judgement]]:
+    """Every requested key's judgement; a key the provider returned nothing for becomes an error."""
+    for key, request in requests.items():
+        if key not in results:
+            error = ErrorInfo(error_class="BatchError", message=f"no result in batch {batch_id} (status {status})")
+            results[key] = failed(request, error)
+    return list(results.items())
+
+
 class StructuredOutputRefused(Exception):
     """The endpoint refused structured output: the judgement is asked again in plain text."""
 
@@ -255,6 +277,8 @@ class ApiJudge(ABC):
         self.model_id = model_id
         self.structured = options.structured
         self.fingerprint = fingerprint
+        self.batch = options.batch
+        self.batch_poll_s = options.batch_poll_s
 
     @abstractmethod
     def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
@@ -306,28 +330,38 @@ class ApiJudge(ABC):
             self._refused()
             return await self._judge(request, structured=False)
 
-    async def _judge(self, request: ScoreRequest, structured: bool) -> Judgement:
+    def messages(self, request: ScoreRequest, structured: bool) -> tuple[str, list[dict[str, Any]]]:
+        """(system, messages) of the first request about ``request``."""
         assert request.response.text is not None
         system, user = build_prompt(self.options, request.sample, request.response.text, structured)
-        system, messages = self._conversation(request, system, user)
+        return self._conversation(request, system, user)
+
+    def read_reply(
+        self, request: ScoreRequest, reply: str, usage: TokenUsage, attempts: int, structured: bool
+    ) -> tuple[Judgement, Parsed]:
+        """The judgement a reply gives (a failed status, never a score, when it cannot be used)."""
+        parsed = parse_reply(reply, self.options, structured)
+        if parsed.status is ParseStatus.OK:
+            fields: dict[str, Any] = {"score": parsed.score, "criteria": parsed.criteria, "rationale": parsed.rationale}
+        else:
+            fields = {"status": parsed.status, "rationale": parsed.problem}
+        return self._judgement(request, raw_reply=reply, attempts=attempts, usage=usage, **fields), parsed
+
+    async def _judge(self, request: ScoreRequest, structured: bool) -> Judgement:
+        system, messages = self.messages(request, structured)
         spent = TokenUsage()
         for attempt in range(1, self.options.max_repairs + 2):
             reply, used = await self._complete(system, messages, structured)
             spent = _add(spent, used)
-            parsed = parse_reply(reply, self.options, structured)
+            judgement, parsed = self.read_reply(request, reply, spent, attempt, structured)
             if parsed.status is ParseStatus.OK:
-                return self._judgement(
-                    request, score=parsed.score, criteria=parsed.criteria, rationale=parsed.rationale,
-                    raw_reply=reply, attempts=attempt, usage=spent,
-                )
+                break
             messages = [
                 *messages,
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": repair_message(parsed, structured)},
             ]
-        return self._judgement(
-            request, status=parsed.status, raw_reply=reply, attempts=attempt, usage=spent, rationale=parsed.problem
-        )
+        return judgement
 
     def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
         return self._judgement(request, status=ParseStatus.ERROR, error=error, attempts=error.attempts)
