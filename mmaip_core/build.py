@@ -291,7 +291,8 @@ def _score(
 
     def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
         status = FAILED if judgement.status is ParseStatus.ERROR else DONE
-        cost = run.prices.cost(judgement.model_id, judgement.usage) * price_share
+        listed = judgement.cost_usd if judgement.cost_usd is not None else run.prices.cost(judgement.model_id, judgement.usage)
+        cost = listed * price_share
         run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), cost)
         by_key[key] = judgement
         run.progress("judgement", len(by_key), len(requests))

@@ -67,3 +67,25 @@ def test_exact_match_evaluator(manager: PluginManager) -> None:
     strict = manager.create("evaluator", "exact-match", {"match": "exact"})
     (record,) = strict.evaluate([EvalRequest(sample=sample(), benchmark="demo", model="m", prediction="It is red.")])
     assert record.correct is False and record.score == pytest.approx(5 * token_f1("It is red.", "red"))
+
+
+def test_ensemble_combines_members_and_records_each(manager: PluginManager) -> None:
+    members = [{"name": "exact-match", "partial": "none"}, {"name": "exact-match", "partial": "f1", "scale": {"min": 0, "max": 10}}]
+    requests = [ScoreRequest(sample(), response("it is red", "r1")), ScoreRequest(sample(), response("red", "r2"))]
+    mean = manager.create("scorer", "ensemble", {"members": members}).score(requests)
+    # member 0: 1 on 1-5 (0.0); member 1: f1 0.5 on 0-10 (0.5) -> mean 0.25 -> 1 + 0.25 * 4
+    assert mean[0].score == pytest.approx(2.0) and mean[0].criteria == {"0:exact-match": 1.0, "1:exact-match": 5.0}
+    assert mean[1].score == pytest.approx(5.0)
+    weighted = manager.create("scorer", "ensemble", {"members": members, "combine": "weighted", "weights": [3, 1]})
+    assert weighted.score(requests[:1])[0].score == pytest.approx(1 + 4 * (0.5 * 1 / 4))
+
+
+def test_ensemble_never_scores_when_a_member_fails(manager: PluginManager) -> None:
+    from mmaip_core import PluginConfigError
+
+    members = [{"name": "exact-match"}, {"name": "reference"}]
+    ensemble = manager.create("scorer", "ensemble", {"members": members})
+    (j,) = ensemble.score([ScoreRequest(sample(answer=None), response("red", "r1"))])
+    assert (j.status, j.score) == (ParseStatus.ERROR, None) and j.error and "member 0:exact-match" in j.error.message
+    with pytest.raises(PluginConfigError, match="weighted needs 2 non-negative weights"):
+        manager.create("scorer", "ensemble", {"members": members, "combine": "weighted", "weights": [1]})

@@ -80,3 +80,22 @@ def test_unknown_hub_model_fails_cleanly_offline(manager: PluginManager, request
     generator = manager.create("generator", "hf", {"model": "no-such-org/no-such-model"})
     with pytest.raises(ModelError, match="no-such-org/no-such-model could not be loaded"):
         generator.generate(requests[:1], model="m")
+
+
+def test_hf_judge_runs_a_local_model_and_never_scores_noise(
+    manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path
+) -> None:
+    from helpers import response
+
+    from mmaip_core import ParseStatus, ScoreRequest
+
+    folder = build_tiny_model("qwen2-vl", 0, tiny_models)
+    judge = manager.create("scorer", "hf-judge", {"model": str(folder), "vision": True, "max_repairs": 1, "max_tokens": 16})
+    frames = requests[0].frames
+    verdicts = judge.score([ScoreRequest(requests[0].sample, response("red", "r1"), frames),
+                            ScoreRequest(requests[0].sample, response(None, "r2"), frames)])
+    noise, missing = verdicts
+    assert noise.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) and noise.score is None
+    assert noise.attempts == 2 and noise.raw_reply is not None and noise.frames == frames.manifest.key
+    assert noise.usage is not None and noise.usage.prompt_tokens > 36  # the video tokens were in the prompt
+    assert missing.status is ParseStatus.ERROR

@@ -39,6 +39,7 @@ from mmaip_plugins.apis.images import text_tokens
 
 __all__ = [
     "ApiJudge",
+    "JudgeBase",
     "JudgeOptions",
     "Parsed",
     "StructuredOutputRefused",
@@ -48,6 +49,7 @@ __all__ = [
     "parse_reply",
     "prompt_hash",
     "repair_message",
+    "repair_turn",
     "reply_schema",
 ]
 
@@ -226,6 +228,11 @@ def parse_reply(reply: str, options: JudgeOptions, structured: bool) -> Parsed:
     return _parse_json(reply, options) if structured else _parse_text(reply, options)
 
 
+def repair_turn(reply: str, parsed: Parsed, structured: bool) -> list[dict[str, Any]]:
+    """The messages that follow an unusable reply: the reply itself, then what was wrong with it."""
+    return [{"role": "assistant", "content": reply}, {"role": "user", "content": repair_message(parsed, structured)}]
+
+
 def repair_message(parsed: Parsed, structured: bool) -> str:
     """What the judge is told after an unusable reply."""
     wanted = "JSON only, in the format given" if structured else "the exact format given, ending with 'Score: <integer>'"
@@ -260,29 +267,68 @@ def _add(spent: TokenUsage, used: TokenUsage | None) -> TokenUsage:
     )
 
 
-class ApiJudge(ABC):
-    """An LLM judge behind an API: one request per answer, re-asked at most ``max_repairs`` times while its
-    reply cannot be used. Subclasses build the provider's request and make the call."""
+class JudgeBase:
+    """What every LLM judge shares: the judge prompt, reading replies into judgements, failures."""
 
     name: ClassVar[str]
 
-    def __init__(
-        self, options: JudgeOptions, call_options: CallOptions, model_id: str, fingerprint: str, clients: ClientCache
-    ) -> None:
-        self._clients = clients
+    def __init__(self, options: JudgeOptions, model_id: str, fingerprint: str) -> None:
         self.options = options
-        self.call_options = call_options
         self.scale = options.scale
         self.uses_frames = options.vision
         self.model_id = model_id
         self.structured = options.structured
         self.fingerprint = fingerprint
+
+    def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
+        """(system, messages) in the model's format: plain text messages by default."""
+        return system, [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def messages(self, request: ScoreRequest, structured: bool) -> tuple[str, list[dict[str, Any]]]:
+        """(system, messages) of the first request about ``request``."""
+        assert request.response.text is not None
+        system, user = build_prompt(self.options, request.sample, request.response.text, structured)
+        return self._conversation(request, system, user)
+
+    def _judgement(self, request: ScoreRequest, **fields: Any) -> Judgement:
+        return Judgement(
+            response_id=request.response.id,
+            sample_id=request.sample.id,
+            scorer=self.name,
+            fingerprint=self.fingerprint,
+            scale=self.scale,
+            model_id=self.model_id,
+            frames=request.frames.manifest.key if self.uses_frames and request.frames else None,
+            **fields,
+        )
+
+    def read_reply(
+        self, request: ScoreRequest, reply: str, usage: TokenUsage, attempts: int, structured: bool
+    ) -> tuple[Judgement, Parsed]:
+        """The judgement a reply gives (a failed status, never a score, when it cannot be used)."""
+        parsed = parse_reply(reply, self.options, structured)
+        if parsed.status is ParseStatus.OK:
+            fields: dict[str, Any] = {"score": parsed.score, "criteria": parsed.criteria, "rationale": parsed.rationale}
+        else:
+            fields = {"status": parsed.status, "rationale": parsed.problem}
+        return self._judgement(request, raw_reply=reply, attempts=attempts, usage=usage, **fields), parsed
+
+    def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
+        return self._judgement(request, status=ParseStatus.ERROR, error=error, attempts=error.attempts)
+
+
+class ApiJudge(JudgeBase, ABC):
+    """An LLM judge behind an API: one request per answer, re-asked at most ``max_repairs`` times while its
+    reply cannot be used. Subclasses build the provider's request and make the call."""
+
+    def __init__(
+        self, options: JudgeOptions, call_options: CallOptions, model_id: str, fingerprint: str, clients: ClientCache
+    ) -> None:
+        super().__init__(options, model_id, fingerprint)
+        self._clients = clients
+        self.call_options = call_options
         self.batch = options.batch
         self.batch_poll_s = options.batch_poll_s
-
-    @abstractmethod
-    def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
-        """(system, messages) in the provider's format, frames included when ``vision`` is on."""
 
     @abstractmethod
     async def _complete(
@@ -309,17 +355,6 @@ class ApiJudge(ABC):
             log.warning("%s refuses structured output; the judge now asks for text replies", self.model_id)
         self.structured = False
 
-    def _judgement(self, request: ScoreRequest, **fields: Any) -> Judgement:
-        return Judgement(
-            response_id=request.response.id,
-            sample_id=request.sample.id,
-            scorer=self.name,
-            fingerprint=self.fingerprint,
-            scale=self.scale,
-            model_id=self.model_id,
-            frames=request.frames.manifest.key if self.uses_frames and request.frames else None,
-            **fields,
-        )
 
     async def ascore(self, request: ScoreRequest) -> Judgement:
         if request.response.text is None:
@@ -330,22 +365,7 @@ class ApiJudge(ABC):
             self._refused()
             return await self._judge(request, structured=False)
 
-    def messages(self, request: ScoreRequest, structured: bool) -> tuple[str, list[dict[str, Any]]]:
-        """(system, messages) of the first request about ``request``."""
-        assert request.response.text is not None
-        system, user = build_prompt(self.options, request.sample, request.response.text, structured)
-        return self._conversation(request, system, user)
 
-    def read_reply(
-        self, request: ScoreRequest, reply: str, usage: TokenUsage, attempts: int, structured: bool
-    ) -> tuple[Judgement, Parsed]:
-        """The judgement a reply gives (a failed status, never a score, when it cannot be used)."""
-        parsed = parse_reply(reply, self.options, structured)
-        if parsed.status is ParseStatus.OK:
-            fields: dict[str, Any] = {"score": parsed.score, "criteria": parsed.criteria, "rationale": parsed.rationale}
-        else:
-            fields = {"status": parsed.status, "rationale": parsed.problem}
-        return self._judgement(request, raw_reply=reply, attempts=attempts, usage=usage, **fields), parsed
 
     async def _judge(self, request: ScoreRequest, structured: bool) -> Judgement:
         system, messages = self.messages(request, structured)
@@ -356,15 +376,9 @@ class ApiJudge(ABC):
             judgement, parsed = self.read_reply(request, reply, spent, attempt, structured)
             if parsed.status is ParseStatus.OK:
                 break
-            messages = [
-                *messages,
-                {"role": "assistant", "content": reply},
-                {"role": "user", "content": repair_message(parsed, structured)},
-            ]
+            messages = [*messages, *repair_turn(reply, parsed, structured)]
         return judgement
 
-    def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
-        return self._judgement(request, status=ParseStatus.ERROR, error=error, attempts=error.attempts)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
         """The same calls, made concurrently, for callers outside the build stage."""

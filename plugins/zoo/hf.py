@@ -11,12 +11,12 @@ from pydantic import Field
 
 from mmaip_core import (
     ErrorInfo,
+    Frames,
     GenerationRequest,
     ModelError,
     PluginOptions,
     Response,
     TokenUsage,
-    VideoQA,
     stable_hash,
 )
 from mmaip_plugins.zoo.api import response_record
@@ -101,21 +101,29 @@ class HFGenerator:
             model = model.to(device)
         self._model = model.eval()
 
-    def _prompt(self, sample: VideoQA, num_frames: int) -> str:
-        visual = [{"type": "video"}] if self.options.frames_as == "video" else [{"type": "image"}] * num_frames
-        messages: list[dict[str, Any]] = []
-        if self.options.system_prompt:
-            messages.append({"role": "system", "content": [{"type": "text", "text": self.options.system_prompt}]})
-        messages.append({"role": "user", "content": [*visual, {"type": "text", "text": sample.question}]})
-        return str(self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    def _prompt(self, messages: Sequence[dict[str, Any]], frames: Frames | None) -> str:
+        """The model's chat template applied to text ``messages``; the frames go before the first user text."""
+        visual: list[dict[str, Any]] = []
+        if frames is not None:
+            visual = [{"type": "video"}] if self.options.frames_as == "video" else [{"type": "image"}] * len(frames.array)
+        converted = []
+        for message in messages:
+            content: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
+            if message["role"] == "user" and visual:
+                content, visual = [*visual, *content], []
+            converted.append({"role": message["role"], "content": content})
+        return str(self._processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False))
 
-    def _inputs(self, batch: Sequence[GenerationRequest]) -> Any:
+    def _inputs(self, prompts: list[str], frames: Sequence[Frames | None]) -> Any:
         from transformers.video_utils import VideoMetadata
 
-        prompts = [self._prompt(r.sample, len(r.frames.array)) for r in batch]
+        shown = [f for f in frames if f is not None]
+        if not shown:
+            return self._processor(text=prompts, padding=True, return_tensors="pt")
+        if len(shown) != len(frames):
+            raise ValueError("a batch mixes requests with and without frames")
         if self.options.frames_as == "images":
-            images = [list(r.frames.array) for r in batch]
-            return self._processor(text=prompts, images=images, padding=True, return_tensors="pt")
+            return self._processor(text=prompts, images=[list(f.array) for f in shown], padding=True, return_tensors="pt")
         metadata = [
             VideoMetadata(
                 total_num_frames=m.source_num_frames,
@@ -124,23 +132,29 @@ class HFGenerator:
                 height=m.source_size[1],
                 frames_indices=m.indices,
             )
-            for m in (r.frames.manifest for r in batch)
+            for m in (f.manifest for f in shown)
         ]
         # Frames are already sampled by mmaip's frame layer: processors must not sample again.
         return self._processor(
             text=prompts,
-            videos=[r.frames.array for r in batch],
+            videos=[f.array for f in shown],
             video_metadata=metadata,
             do_sample_frames=False,
             padding=True,
             return_tensors="pt",
         )
 
-    def _generate_batch(self, batch: Sequence[GenerationRequest], model: str) -> list[Response]:
+    def complete(
+        self, chats: Sequence[tuple[Sequence[dict[str, Any]], Frames | None]], seed_key: Any = None
+    ) -> list[tuple[str, TokenUsage]]:
+        """Replies to text conversations (``{"role", "content": str}`` messages), each with optional frames,
+        in one generate() call with this generator's parameters. Loads the model on first use."""
         import torch
 
+        if self._model is None:
+            self._load()
         p = self.options.params
-        inputs = self._inputs(batch).to(self._model.device)
+        inputs = self._inputs([self._prompt(m, f) for m, f in chats], [f for _, f in chats]).to(self._model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "do_sample": p.temperature > 0}
         if p.temperature > 0:
             kwargs.update(temperature=p.temperature, top_p=p.top_p)
@@ -149,23 +163,33 @@ class HFGenerator:
         if p.repetition_penalty is not None:
             kwargs["repetition_penalty"] = p.repetition_penalty
         tokenizer = self._processor.tokenizer
-        start = time.perf_counter()
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
-            torch.manual_seed(int(stable_hash([p.seed, [r.id for r in batch]])[:8], 16))  # batch is 1 when sampling
+            torch.manual_seed(int(stable_hash([p.seed, seed_key])[:8], 16))
             output = self._model.generate(**inputs, **kwargs, pad_token_id=tokenizer.pad_token_id)
-        latency = (time.perf_counter() - start) / len(batch)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         stop = {tokenizer.pad_token_id, tokenizer.eos_token_id}
-        responses = []
-        for i, request in enumerate(batch):
-            produced = [t for t in new_tokens[i].tolist() if t not in stop]
-            usage = TokenUsage(
-                prompt_tokens=int(inputs["attention_mask"][i].sum()),
-                completion_tokens=len(produced),
+        return [
+            (
+                texts[i].strip(),
+                TokenUsage(
+                    prompt_tokens=int(inputs["attention_mask"][i].sum()),
+                    completion_tokens=sum(1 for t in new_tokens[i].tolist() if t not in stop),
+                ),
             )
-            responses.append(self._response(request, model, text=texts[i].strip(), usage=usage, latency_s=latency))
-        return responses
+            for i in range(len(chats))
+        ]
+
+    def _generate_batch(self, batch: Sequence[GenerationRequest], model: str) -> list[Response]:
+        system = [{"role": "system", "content": self.options.system_prompt}] if self.options.system_prompt else []
+        chats = [([*system, {"role": "user", "content": r.sample.question}], r.frames) for r in batch]
+        start = time.perf_counter()
+        replies = self.complete(chats, seed_key=[r.id for r in batch])  # the batch is 1 when sampling
+        latency = (time.perf_counter() - start) / len(batch)
+        return [
+            self._response(request, model, text=text, usage=usage, latency_s=latency)
+            for request, (text, usage) in zip(batch, replies, strict=True)
+        ]
 
     def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
         return response_record(
