@@ -141,7 +141,7 @@ def test_disable_env_blocks_plugin_modules_and_single_plugins(fake_site: Path) -
 
 def test_load_env_is_an_allow_list(fake_site: Path) -> None:
     manager = PluginManager(env={"MMAIP_LOAD_PLUGINS": "fakegood,scorers"})
-    assert manager.names("scorer") == ["anthropic-judge", "exact-match", "fake-good", "openai-judge", "reference"]
+    assert {"exact-match", "fake-good"} <= set(manager.names("scorer"))
     assert manager.names("frame-sampler") == []
     assert PluginManager(env={"MMAIP_LOAD_PLUGINS": ""}).list() == []
 
