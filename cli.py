@@ -187,21 +187,25 @@ def config_validate(file: Annotated[Path, typer.Argument(help="A YAML or TOML ru
         _print_json(config.resolved(manager))
 
 
-def _progress_bar() -> tuple[Progress, Callable[[str, int, int], None]]:
+def _progress_bar() -> tuple[Progress, Callable[[str, int, int, float], None]]:
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("${task.fields[spent]:.4f}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
     )
     tasks: dict[str, TaskID] = {}
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(stage: str, done: int, total: int, spent: float) -> None:
         if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
+            tasks[stage] = bar.add_task(stage, total=total, rate="", spent=spent)
+        speed = bar.tasks[tasks[stage]].speed
+        rate = f"{speed:.1f}/s" if speed else ""
+        bar.update(tasks[stage], completed=done, total=total, rate=rate, spent=spent)
 
     return bar, update
 

@@ -74,8 +74,9 @@ __all__ = [
 KEY_VERSION = 1
 SCORE_CHUNK = 32
 
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)`` while a stage runs."""
+Progress = Callable[[str, int, int, float], None]
+"""Called as ``progress(stage, done, total, spent_usd)`` while a stage runs (``spent_usd``: the folder's
+API spending so far)."""
 
 
 class ItemError(Record):
@@ -179,7 +180,7 @@ def _load_frames(run: _Run, samples: Sequence[VideoQA]) -> dict[str, Frames]:
         except VideoError as exc:
             run.fail("frames", sample.id, type(exc).__name__, str(exc))
             run.summary.video_errors += 1
-        run.progress("frames", done, len(samples))
+        run.progress("frames", done, len(samples), run.budget.spent)
     return frames
 
 
@@ -240,14 +241,14 @@ def _generate_entry(
     by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
     counts = Counter(reused=len(requests) - len(todo), new=len(todo))
     label = f"generation {entry.name}"
-    run.progress(label, counts["reused"], len(requests))
+    run.progress(label, counts["reused"], len(requests), run.budget.spent)
 
     def store(response: Response) -> None:
         status = FAILED if response.error else DONE
         cost = run.prices.cost(response.model_id, response.usage)
         run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"), cost)
         by_key[response.id] = response
-        run.progress(label, len(by_key), len(requests))
+        run.progress(label, len(by_key), len(requests), run.budget.spent)
 
     _run_generator(run, entry.name, generator, todo, store)
     answers = []
@@ -295,7 +296,7 @@ def _score(
         cost = listed * price_share
         run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), cost)
         by_key[key] = judgement
-        run.progress("judgement", len(by_key), len(requests))
+        run.progress("judgement", len(by_key), len(requests), run.budget.spent)
 
     if isinstance(scorer, BatchScorer) and scorer.batch:
         _score_in_batches(run, scorer, todo, store)
