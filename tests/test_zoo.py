@@ -19,7 +19,7 @@ def requests(loader: FrameLoader, demo_dir: Path) -> list[GenerationRequest]:
     return [GenerationRequest(id=f"call-{i}", sample=sample, frames=frames, sample_index=i) for i in range(3)]
 
 
-@pytest.mark.parametrize("family", ["qwen2-vl", "llava-onevision"])
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava-onevision", "llava-next-video"])
 def test_smoke_models_answer_with_real_processors(
     manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path, family: str
 ) -> None:
@@ -53,7 +53,7 @@ def test_tiny_models_are_built_once(tiny_models: Path) -> None:
     stamp = (first / "config.json").stat().st_mtime_ns
     assert build_tiny_model("qwen2-vl", 0, tiny_models) == first
     assert (first / "config.json").stat().st_mtime_ns == stamp
-    with pytest.raises(ValueError, match="choose one of: qwen2-vl, llava-onevision"):
+    with pytest.raises(ValueError, match=r"choose one of: qwen2-vl, qwen2\.5-vl, qwen3-vl, llava-onevision, llava-next-video"):
         build_tiny_model("gpt", 0, tiny_models)
 
 

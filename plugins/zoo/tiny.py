@@ -20,7 +20,7 @@ from mmaip_core import stable_hash
 
 __all__ = ["FAMILIES", "TinyFamily", "build_tiny_model", "tiny_model_dir"]
 
-TinyFamily = Literal["qwen2-vl", "llava-onevision"]
+TinyFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava-onevision", "llava-next-video"]
 BUILDER_VERSION = 1
 
 _CORPUS = [
@@ -81,38 +81,60 @@ def _text_config(tokenizer: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _qwen2_vl(out: Path) -> None:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+_QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>"]
+_QWEN_TEMPLATE = ("<|im_start|>", "<|im_end|>", "<|vision_start|><|video_pad|><|vision_end|>",
+                  "<|vision_start|><|image_pad|><|vision_end|>")
+
+
+def _qwen(out: Path, family: str) -> None:
+    """Qwen2-VL, Qwen2.5-VL and Qwen3-VL share tokens, template and most of their configuration."""
+    import transformers
     from transformers.models.qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-               "<|image_pad|>", "<|video_pad|>"]
-    tokenizer = _tokenizer(special, eos="<|im_end|>", pad="<|endoftext|>")
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in special}
-    rope = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
-    config = Qwen2VLConfig(
-        text_config=_text_config(tokenizer, rope_parameters=rope),
-        vision_config={"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+    tokenizer = _tokenizer(_QWEN_SPECIAL, eos="<|im_end|>", pad="<|endoftext|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIAL}
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
+    merge = {"spatial_merge_size": 2, "temporal_patch_size": 2}
+    text, vision = _text_config(tokenizer, rope_parameters=rope), {"depth": 2, "num_heads": 2, **merge}
+    patch, pixels = 14, {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
+    video_pixels, video_processor = pixels, Qwen2VLVideoProcessor
+    if family == "qwen2-vl":
+        names = ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor")
+        vision.update(embed_dim=32, hidden_size=64, mlp_ratio=2, patch_size=patch)
+    elif family == "qwen2.5-vl":
+        names = ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor")
+        vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=64, patch_size=patch, window_size=56,
+                      fullatt_block_indexes=[1])
+    else:  # qwen3-vl: interleaved M-RoPE, deepstack, 16-px patches, a pixel budget over t x h x w
+        names = ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor")
+        rope["mrope_interleaved"] = True
+        text["head_dim"] = 16
+        patch, pixels = 16, {"shortest_edge": 64 * 64, "longest_edge": 128 * 128}
+        video_pixels, video_processor = {"shortest_edge": 64 * 64 * 8, "longest_edge": 128 * 128 * 8}, Qwen3VLVideoProcessor
+        vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=64, patch_size=patch,
+                      deepstack_visual_indexes=[0], num_position_embeddings=64)
+    config_cls, model_cls, processor_cls = (getattr(transformers, n) for n in names)
+    config = config_cls(
+        text_config=text,
+        vision_config=vision,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    sizes = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2,
-             "size": {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}}
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**sizes),
-        video_processor=Qwen2VLVideoProcessor(**sizes, cap_pixels_per_frame=True),
+    sizes = {"patch_size": patch, "merge_size": 2, "temporal_patch_size": 2}
+    extra = {"cap_pixels_per_frame": True} if video_processor is Qwen2VLVideoProcessor else {}
+    processor = processor_cls(
+        image_processor=Qwen2VLImageProcessor(**sizes, size=pixels),
+        video_processor=video_processor(**sizes, size=video_pixels, **extra),
         tokenizer=tokenizer,
-        chat_template=_template(
-            "<|im_start|>", "<|im_end|>", "<|vision_start|><|video_pad|><|vision_end|>",
-            "<|vision_start|><|image_pad|><|vision_end|>",
-        ),
+        chat_template=_template(*_QWEN_TEMPLATE),
     )
-    Qwen2VLForConditionalGeneration(config).save_pretrained(out)
+    model_cls(config).save_pretrained(out)
     processor.save_pretrained(out)
 
 
@@ -145,7 +167,44 @@ def _llava_onevision(out: Path) -> None:
     processor.save_pretrained(out)
 
 
-FAMILIES: dict[str, Callable[[Path], None]] = {"qwen2-vl": _qwen2_vl, "llava-onevision": _llava_onevision}
+def _llava_next_video(out: Path) -> None:
+    from transformers import LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration, LlavaNextVideoProcessor
+    from transformers.models.llava_next import LlavaNextImageProcessor
+    from transformers.models.llava_next_video import LlavaNextVideoVideoProcessor
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+    tokenizer = _tokenizer(special, eos="<|im_end|>", pad="<|endoftext|>")
+    config = LlavaNextVideoConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 64, "patch_size": 8,
+                       "projection_dim": 32},
+        text_config={"model_type": "llama", **_text_config(tokenizer)},
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=[[64, 64]],
+        tie_word_embeddings=False,
+    )
+    square = {"height": 64, "width": 64}
+    processor = LlavaNextVideoProcessor(
+        video_processor=LlavaNextVideoVideoProcessor(size=square, crop_size=square),
+        image_processor=LlavaNextImageProcessor(size=square, crop_size=square, image_grid_pinpoints=[[64, 64]]),
+        tokenizer=tokenizer,
+        patch_size=8,
+        num_additional_image_tokens=1,  # CLIP's CLS token
+        vision_feature_select_strategy=config.vision_feature_select_strategy,
+        chat_template=_template("<|im_start|>", "<|im_end|>", "<video>", "<image>"),
+    )
+    LlavaNextVideoForConditionalGeneration(config).save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+FAMILIES: dict[str, Callable[[Path], None]] = {
+    "qwen2-vl": lambda out: _qwen(out, "qwen2-vl"),
+    "qwen2.5-vl": lambda out: _qwen(out, "qwen2.5-vl"),
+    "qwen3-vl": lambda out: _qwen(out, "qwen3-vl"),
+    "llava-onevision": _llava_onevision,
+    "llava-next-video": _llava_next_video,
+}
 
 
 def tiny_model_dir(family: str, seed: int, root: str | Path) -> Path:
