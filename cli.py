@@ -211,17 +211,19 @@ def _progress_bar() -> tuple[Progress, Callable[[str, int, int, float], None]]:
 
 
 def _print_summary(summary: BuildSummary, out: Path) -> None:
-    table = Table("zoo model", "answers", "failed", "from ledger", "new calls", title="Build summary")
+    table = Table("zoo model", "answers", "failed", "from ledger", "new calls", "USD", title="Build summary")
     for name, counts in summary.responses.items():
+        cost = summary.cost_by_stage.get(f"generation {name}", 0.0)
         table.add_row(name, str(counts.get("done", 0)), str(counts.get("failed", 0)),
-                      str(counts.get("reused", 0)), str(counts.get("new", 0)))
+                      str(counts.get("reused", 0)), str(counts.get("new", 0)), f"{cost:.4f}")
     console.print(table)
     j = summary.judgements
     console.print(
         f"{summary.samples} questions ({summary.row_errors} bad rows, {summary.video_errors} unusable videos); "
         f"judgements: {j.get('ok', 0)} ok, {j.get('parse_failure', 0) + j.get('out_of_range', 0)} unparsed, "
         f"{j.get('error', 0)} failed ({j.get('reused', 0)} from the ledger, {j.get('new', 0)} new); "
-        f"{summary.pairs} pairs; skipped: {summary.skipped or 'none'}; cost ${summary.cost_usd:.4f}"
+        f"{summary.pairs} pairs; skipped: {summary.skipped or 'none'}; cost ${summary.cost_usd:.4f} "
+        f"(judging ${summary.cost_by_stage.get('judgement', 0.0):.4f})"
     )
     console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
 

@@ -101,6 +101,9 @@ class BuildSummary(BaseModel):
     pairs: int = 0
     skipped: dict[str, int] = Field(default_factory=dict, description="Questions without a pair, by reason.")
     cost_usd: float = 0.0
+    cost_by_stage: dict[str, float] = Field(
+        default_factory=dict, description="USD by zoo entry ('generation <name>') and 'judgement', earlier runs included."
+    )
     refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
 
 
@@ -261,6 +264,7 @@ def _generate_entry(
         if answer.error:
             run.fail("generation", request.id, answer.error.error_class, answer.error.message)
     run.summary.responses[entry.name] = dict(counts)
+    run.summary.cost_by_stage[label] = sum(e.cost for e in run.ledger.get_many(r.id for r in requests).values())
     return answers
 
 
@@ -317,6 +321,7 @@ def _score(
         for chunk in _chunks(todo, SCORE_CHUNK):
             for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
                 store(key, judgement)
+    run.summary.cost_by_stage["judgement"] = sum(e.cost for e in run.ledger.get_many(k for k, _ in requests).values())
     judgements: dict[str, Judgement] = {}
     for key, request in requests:
         if key not in by_key:  # not asked: the budget ran out

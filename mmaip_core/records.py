@@ -110,7 +110,9 @@ class TokenUsage(Record):
 
     prompt_tokens: int = Field(default=0, description="Tokens of the prompt, frames included.")
     completion_tokens: int = Field(default=0, description="Tokens generated.")
-    image_tokens: int | None = Field(default=None, description="Tokens spent on frames, when known.")
+    image_tokens: int | None = Field(
+        default=None, description="Of the prompt tokens, those the frames account for (provider's rules), when known."
+    )
 
 
 class ErrorInfo(Record):

@@ -54,7 +54,7 @@ def test_generator_sends_frames_question_and_key(server: MockServer, manager: Pl
     responses = _generate(manager, requests[:1], max_frames=3, detail="high")
     (r,) = responses
     assert r.text == "What colour is it? [3 images]"
-    assert r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85
+    assert r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85 and r.usage.image_tokens == 3 * 85
     assert r.generator == "openai" and r.model_id == "gpt-4o-mini" and r.frames == requests[0].frames.manifest.key
     (sent,) = server.requests
     assert sent["headers"]["authorization"] == f"Bearer {SECRET}"
@@ -183,6 +183,11 @@ def test_build_with_api_zoo_and_judge(server: MockServer, manager: PluginManager
     # the generator echoes the question, which never contains the answer: every judge score is 2, so no pairs
     assert summary.pairs == 0 and summary.skipped == {"all scores tie": 9}
     assert summary.cost_usd > 0
+    stages = summary.cost_by_stage
+    assert set(stages) == {"generation mini", "generation flaky", "judgement"}
+    assert sum(stages.values()) == pytest.approx(summary.cost_usd)
+    # the flaky model is priced in the config at 1 and 2 USD per million tokens
+    assert stages["generation flaky"] > 0 and stages["judgement"] > stages["generation mini"]
     made = len(server.requests)
     again = run_build(load_config(config, manager), out, manager)
     assert len(server.requests) == made, "a finished build was asked again"

@@ -77,6 +77,7 @@ class AnthropicGenerator(ApiGenerator):
             )
         except Exception as exc:
             raise translate_error(exc) from exc
-        return self._response(
-            request, model, text=reply_text(message), usage=usage(message), latency_s=time.perf_counter() - start
-        )
+        spent = usage(message)
+        if spent is not None:
+            spent.image_tokens = image_tokens(request.frames, self.options)
+        return self._response(request, model, text=reply_text(message), usage=spent, latency_s=time.perf_counter() - start)

@@ -75,4 +75,7 @@ class OpenAIGenerator(ApiGenerator):
         except Exception as exc:
             raise translate_error(exc) from exc
         text = completion.choices[0].message.content or ""
-        return self._response(request, model, text=text, usage=usage(completion), latency_s=time.perf_counter() - start)
+        spent = usage(completion)
+        if spent is not None:
+            spent.image_tokens = image_tokens(request.frames, self.options)
+        return self._response(request, model, text=text, usage=spent, latency_s=time.perf_counter() - start)
