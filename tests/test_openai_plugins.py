@@ -54,7 +54,7 @@ def test_generator_sends_frames_question_and_key(server: MockServer, manager: Pl
     responses = _generate(manager, requests[:1], max_frames=3, detail="high")
     (r,) = responses
     assert r.text == "What colour is it? [3 images]"
-    assert r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85 and r.usage.image_tokens == 3 * 85
+    assert r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85 and r.usage.image_tokens == 3 * (85 + 170)  # detail high: one 512-px tile each
     assert r.generator == "openai" and r.model_id == "gpt-4o-mini" and r.frames == requests[0].frames.manifest.key
     (sent,) = server.requests
     assert sent["headers"]["authorization"] == f"Bearer {SECRET}"
