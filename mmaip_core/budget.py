@@ -8,6 +8,7 @@ bounds (full ``max_tokens`` of output), so a run tends to stop a little early ra
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 __all__ = ["Budget"]
@@ -31,6 +32,19 @@ class Budget:
                 return False
             self.reserved += estimate
             return True
+
+    async def wait_admit(self, estimate: float) -> bool:
+        """Like :meth:`admit`, but a call that would fit once the calls in flight settle (they reserve upper
+        bounds and usually cost less) waits for them instead of being refused."""
+        while True:
+            with self._lock:
+                if self.limit is None or self.spent + self.reserved + estimate <= self.limit:
+                    self.reserved += estimate
+                    return True
+                if self.spent + estimate > self.limit or self.reserved <= 0:
+                    self.refused += 1
+                    return False
+            await asyncio.sleep(0.02)
 
     def settle(self, estimate: float, actual: float) -> None:
         """A call admitted with ``estimate`` ended and cost ``actual``."""

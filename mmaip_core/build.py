@@ -14,6 +14,7 @@ changing one zoo entry re-asks only that entry's calls and the judgements of its
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from mmaip_core.budget import Budget
 from mmaip_core.calls import run_generation_calls, run_scoring_calls
 from mmaip_core.config import RunConfig, ZooEntry
-from mmaip_core.errors import ConfigError, VideoError
+from mmaip_core.errors import ConfigError, ProviderError, VideoError
 from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import (
@@ -49,6 +50,7 @@ from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import BATCH_DISCOUNT, PriceTable
 from mmaip_core.records import (
     AnnotatedResponse,
+    ErrorInfo,
     FrameManifest,
     Judgement,
     ParseStatus,
@@ -71,7 +73,8 @@ __all__ = [
     "run_build",
 ]
 
-KEY_VERSION = 1
+KEY_VERSION = 2
+log = logging.getLogger(__name__)
 SCORE_CHUNK = 32
 
 Progress = Callable[[str, int, int, float], None]
@@ -107,15 +110,21 @@ class BuildSummary(BaseModel):
     refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
 
 
-def generation_key(sample: VideoQA, frames: Frames, generator: str, fingerprint: str, sample_index: int) -> str:
-    """Content key of one generation call: frames (video content, sampler, indices, size), question,
-    generator plugin and fingerprint (model, revision, parameters), and the answer's index."""
+def generation_key(sample: VideoQA, frames: Frames, entry: str, generator: str, fingerprint: str, sample_index: int) -> str:
+    """Key of one generation call: frames (video content, sampler, indices, size), the sample and its question,
+    the zoo entry, its generator plugin and fingerprint (model, revision, parameters), and the answer's index.
+
+    The sample id and entry name are part of it so that two rows asking the same question of the same video,
+    or two entries with the same model, each get their own answers.
+    """
     return stable_hash(
         {
             "v": KEY_VERSION,
             "kind": "generation",
             "frames": frames.manifest.key,
+            "sample": sample.id,
             "question": sample.question,
+            "entry": entry,
             "generator": generator,
             "fingerprint": fingerprint,
             "sample_index": sample_index,
@@ -200,10 +209,10 @@ def _run_generator(
     if isinstance(generator, AsyncResponseGenerator):
         reserved: dict[str, float] = {}
 
-        def admit(request: GenerationRequest) -> bool:
+        async def admit(request: GenerationRequest) -> bool:
             estimate = run.prices.cost(generator.model_id, generator.estimate(request))
             reserved[request.id] = estimate
-            return run.budget.admit(estimate)
+            return await run.budget.wait_admit(estimate)
 
         def settle(response: Response) -> None:
             store(response)
@@ -222,7 +231,7 @@ def _generation_requests(
     """The calls of one zoo entry: ``n`` answers to every sample whose frames could be read."""
     return [
         GenerationRequest(
-            id=generation_key(sample, frames[sample.id], entry.plugin, generator.fingerprint, i),
+            id=generation_key(sample, frames[sample.id], entry.name, entry.plugin, generator.fingerprint, i),
             sample=sample,
             frames=frames[sample.id],
             sample_index=i,
@@ -307,10 +316,10 @@ def _score(
     elif isinstance(scorer, AsyncScorer):
         reserved: dict[str, float] = {}
 
-        def admit(item: tuple[str, ScoreRequest]) -> bool:
+        async def admit(item: tuple[str, ScoreRequest]) -> bool:
             estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1]))
             reserved[item[0]] = estimate
-            return run.budget.admit(estimate)
+            return await run.budget.wait_admit(estimate)
 
         def settle(key: str, judgement: Judgement) -> None:
             store(key, judgement)
@@ -335,28 +344,63 @@ def _score(
     return judgements
 
 
+BATCH_ERRORS_BEFORE_STOP = 10
+
+
 def _score_in_batches(
     run: _Run, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
 ) -> None:
-    """Judge through the provider's batch API: collect the batches a killed run left, submit the rest (each
-    batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of the list price."""
+    """Judge through the provider's batch API: collect the batches a killed run left, submit the rest within
+    the budget (each batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of
+    the list price. A batch the provider does not know (404) is closed and its calls recorded as failed (a
+    rerun asks again); other provider errors are retried, and after BATCH_ERRORS_BEFORE_STOP in a row the run
+    stops with the batch still recorded for the next run."""
     requests = dict(todo)
     pending = run.ledger.open_batches(scorer.fingerprint)
     submitted = {key for keys in pending.values() for key in keys}
-    fresh = [(key, request) for key, request in todo if key not in submitted]
+    reserved: dict[str, float] = {}
+    fresh = []
+    for key, request in todo:
+        if key in submitted:
+            continue
+        estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(request)) * BATCH_DISCOUNT
+        if run.budget.admit(estimate):
+            reserved[key] = estimate
+            fresh.append((key, request))
     if fresh:
         for batch_id, keys in scorer.submit_batch(fresh):
             run.ledger.put_batch(batch_id, scorer.fingerprint, keys)
             pending[batch_id] = keys
+    errors: Counter[str] = Counter()
+
+    def finish(batch_id: str, results: list[tuple[str, Judgement]]) -> None:
+        for key, judgement in results:
+            store(key, judgement, BATCH_DISCOUNT)
+            actual = run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT
+            run.budget.settle(reserved.pop(key, 0.0), actual)
+        run.ledger.close_batch(batch_id)
+        del pending[batch_id]
+
     while pending:
         for batch_id, keys in list(pending.items()):
-            if not scorer.batch_done(batch_id):
-                continue
             wanted = {key: requests[key] for key in keys if key in requests}
-            for key, judgement in scorer.collect_batch(batch_id, wanted):
-                store(key, judgement, BATCH_DISCOUNT)
-            run.ledger.close_batch(batch_id)
-            del pending[batch_id]
+            try:
+                if scorer.batch_done(batch_id):
+                    finish(batch_id, scorer.collect_batch(batch_id, wanted))
+                errors[batch_id] = 0
+            except Exception as exc:  # the provider's trouble must not lose the other batches
+                if getattr(exc, "status_code", None) == 404:
+                    log.warning("batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys))
+                    error = ErrorInfo(error_class="BatchNotFound", message=f"batch {batch_id}: {exc}")
+                    finish(batch_id, [(key, scorer.failed(request, error)) for key, request in wanted.items()])
+                    continue
+                errors[batch_id] += 1
+                log.warning("batch %s: %s: %s", batch_id, type(exc).__name__, exc)
+                if errors[batch_id] >= BATCH_ERRORS_BEFORE_STOP:
+                    raise ProviderError(
+                        f"batch {batch_id} failed {errors[batch_id]} times in a row ({type(exc).__name__}: {exc}); "
+                        "it stays recorded: rerun the same command to collect it"
+                    ) from exc
         if pending:
             time.sleep(scorer.batch_poll_s)
 
@@ -482,7 +526,7 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
         assert config.scorer is not None
         scorer: Scorer = manager.create("scorer", config.scorer.plugin, config.scorer.options)
         scorer_model = getattr(scorer, "model_id", None)
-        rows, judge_keys, judge_estimate = [], [], 0.0
+        rows, judge_keys, to_price = [], [], {}
         for entry in config.zoo:
             generator: ResponseGenerator = manager.create("generator", entry.plugin, entry.options)
             requests = _generation_requests(entry, generator, samples, frames)
@@ -498,13 +542,16 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
                 answer = Response.model_validate(done[r.id].record).text if r.id in done else "x" * length
                 if answer is None:
                     continue
-                judge_keys.append(judgement_key(r.sample, answer, scorer, r.frames))
-                if isinstance(scorer, AsyncScorer) and r.id not in done:
+                key = judgement_key(r.sample, answer, scorer, r.frames)
+                judge_keys.append(key)
+                if isinstance(scorer, AsyncScorer):
                     placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
                                            generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)
-                    judge_estimate += run.prices.cost(scorer_model, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
+                    to_price[key] = run.prices.cost(scorer_model, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
         judged = stored(judge_keys)
         unique = list(dict.fromkeys(judge_keys))
+        share = BATCH_DISCOUNT if isinstance(scorer, BatchScorer) and scorer.batch else 1.0
+        judge_estimate = share * sum(cost for key, cost in to_price.items() if key not in judged)
         rows.append(PlanRow(stage="judgement", model_id=scorer_model, calls=len(unique),
                             stored=len(judged), new=len(unique) - len(judged), estimated_usd=judge_estimate))
         return BuildPlan(
@@ -527,7 +574,10 @@ def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict
     annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
     pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
     write_jsonl_atomic(out / "pairs.jsonl", pairs)
-    summary = BuildSummary.model_validate_json((out / "summary.json").read_text())
+    try:
+        summary = BuildSummary.model_validate_json((out / "summary.json").read_text())
+    except ValidationError as exc:
+        raise ConfigError([f"not a build summary: {exc.errors()[0]['msg']}"], source=str(out / "summary.json")) from None
     summary.pairs, summary.skipped = len(pairs), dict(skipped)
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary

@@ -8,13 +8,15 @@ theirs is a new, billed generation; mmaip's API plugins therefore create their c
 - retries a :class:`TransientError` (rate limit, server error, timeout, lost connection) after its
   ``retry_after`` when the server sent one, else after an exponential, jittered backoff;
 - gives up after ``max_attempts`` and reports every call as done or failed, with its error class and the
-  number of attempts (no infinite retry);
+  number of attempts (no infinite retry); a :class:`~mmaip_core.errors.UserError` (a missing API key, say)
+  stops the whole run at once instead, since every call would fail the same way;
 - hands each outcome to ``on_outcome`` the moment the call ends, so the caller can commit it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +25,7 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
-from mmaip_core.errors import MmaipError
+from mmaip_core.errors import MmaipError, UserError
 from mmaip_core.interfaces import AsyncResponseGenerator, AsyncScorer, GenerationRequest, PluginOptions, ScoreRequest
 from mmaip_core.records import ErrorInfo, Judgement, Response
 
@@ -97,6 +99,8 @@ async def _call_with_retries(
             return CallOutcome(item, result, None, attempt)
         except TransientError as exc:
             last = exc
+        except UserError:
+            raise  # a mistake of the run (a missing API key, ...): every call would fail the same way
         except TimeoutError:
             last = TransientError(f"no answer within {options.timeout_s:g} s", error_class="Timeout")
         except Exception as exc:  # anything else is permanent: retrying would not help
@@ -116,7 +120,7 @@ def run_calls(
     call: Callable[[ItemT], Awaitable[ResultT]],
     options: CallOptions,
     on_outcome: Callable[[CallOutcome[ItemT, ResultT]], None],
-    admit: Callable[[ItemT], bool] | None = None,
+    admit: Callable[[ItemT], bool | Awaitable[bool]] | None = None,
     cleanup: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Make ``call(item)`` for every item concurrently; ``on_outcome`` receives each as it ends.
@@ -132,8 +136,10 @@ def run_calls(
 
         async def one(item: ItemT) -> None:
             async with slots:
-                if admit is not None and not admit(item):
-                    return
+                if admit is not None:
+                    admitted = admit(item)
+                    if not (await admitted if inspect.isawaitable(admitted) else admitted):
+                        return
                 on_outcome(await _call_with_retries(item, call, options, limiter))
 
         try:
@@ -151,7 +157,7 @@ def run_generation_calls(
     requests: Sequence[GenerationRequest],
     model: str,
     store: Callable[[Response], None],
-    admit: Callable[[GenerationRequest], bool] | None = None,
+    admit: Callable[[GenerationRequest], bool | Awaitable[bool]] | None = None,
 ) -> None:
     """Every request through ``generator.agenerate``; ``store`` gets each Response (or failure) at once."""
 
@@ -172,7 +178,7 @@ def run_scoring_calls(
     scorer: AsyncScorer,
     requests: Sequence[tuple[str, ScoreRequest]],
     store: Callable[[str, Judgement], None],
-    admit: Callable[[tuple[str, ScoreRequest]], bool] | None = None,
+    admit: Callable[[tuple[str, ScoreRequest]], bool | Awaitable[bool]] | None = None,
 ) -> None:
     """Every keyed request through ``scorer.ascore``; ``store(key, judgement)`` is called at once."""
 

@@ -12,6 +12,7 @@ The tree::
     │   └── DuplicatePluginError    two providers registered the same name; names both
     ├── InputError                  an item lacks what a plugin needs (no ground truth, no answer text)
     ├── PluginError                 a plugin broke its contract (e.g. a sampler returned invalid indices)
+    ├── ProviderError               an API provider kept failing where the run cannot go on (e.g. batch polling)
     ├── PluginLoadError             a plugin that was explicitly asked for could not be loaded
     ├── ModelError                  a model could not be loaded (not found offline, bad folder, ...)
     └── VideoError                  a video that cannot be read: missing, empty, corrupt, truncated
@@ -35,6 +36,7 @@ __all__ = [
     "PluginConfigError",
     "PluginError",
     "PluginLoadError",
+    "ProviderError",
     "UnknownNameError",
     "UnknownPluginError",
     "UnknownRecordError",
@@ -144,6 +146,10 @@ class ModelError(MmaipError):
         self.model = model
         self.cause = cause
         super().__init__(f"model {model} could not be loaded: {cause}")
+
+
+class ProviderError(MmaipError):
+    """An API provider kept failing where the run cannot go on; what was stored stays stored."""
 
 
 class VideoError(MmaipError):

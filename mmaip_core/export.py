@@ -54,12 +54,14 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
     from mmaip_core.frames import FrameLoader, FrameSettings
 
     manifests = {m.key: m for m in read_jsonl(build / "frames.jsonl", FrameManifest)}
-    resolved = json.loads((build / "run-manifest.json").read_text())["config"]["frames"]
+    resolved = _json_file(build / "run-manifest.json")["config"]["frames"]
     settings = FrameSettings.model_validate(resolved)
     cache = FrameCache(settings.cache_dir or default_cache_dir())
     loader = FrameLoader(settings.model_copy(update={"cache_dir": cache.root}))
     images: dict[str, list[Any]] = {}
     for key in frame_keys:
+        if key not in manifests:
+            raise ConfigError([f"{build / 'frames.jsonl'}: no manifest for frame key {key[:12]}; rerun the build"])
         manifest = manifests[key]
         params = dict(manifest.sampler_params)
         frames = loader.load(manifest.video, manifest.sampler, params)
@@ -69,9 +71,16 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
     return images
 
 
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"not valid JSON: {exc}"], source=str(path)) from None
+
+
 def _card(build: Path, pairs: list[PreferencePair], data_file: str, frames_as_images: bool) -> str:
-    manifest = json.loads((build / "run-manifest.json").read_text())
-    summary = json.loads((build / "summary.json").read_text())
+    manifest = _json_file(build / "run-manifest.json")
+    summary = _json_file(build / "summary.json")
     config = manifest["config"]
     scores = Counter(f"{p.chosen_score:g} > {p.rejected_score:g}" for p in pairs)
     models = Counter(p.chosen_model for p in pairs)
@@ -133,6 +142,8 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
         if not (build / name).is_file():
             raise ConfigError([f"{build / name}: not found; is {build} a finished build?"])
     pairs = list(read_jsonl(build / "pairs.jsonl", PreferencePair))
+    if not pairs:
+        raise ConfigError([f"{build / 'pairs.jsonl'}: no pairs to export"])
     images = _frames_by_key(build, {p.frames for p in pairs}) if frames_as_images else {}
     rows = [_row(p, images[p.frames] if frames_as_images else None) for p in pairs]
     jsonl = fmt == "trl" and not frames_as_images  # images need parquet

@@ -282,7 +282,7 @@ class AsyncScorer(Scorer, Protocol):
 
 
 @runtime_checkable
-class BatchScorer(Scorer, Protocol):
+class BatchScorer(AsyncScorer, Protocol):
     """A scorer that can send its calls through a provider's batch API (cheaper, asynchronous).
 
     The build stage submits the calls not yet in the ledger, records each batch id at once, waits, and

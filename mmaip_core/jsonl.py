@@ -9,7 +9,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from mmaip_core.errors import ConfigError
 
 __all__ = ["read_jsonl", "write_jsonl_atomic"]
 
@@ -37,8 +39,13 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[BaseModel]) -> int:
 
 
 def read_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
-    """Records of ``model``, one per non-blank line of ``path``."""
+    """Records of ``model``, one per non-blank line of ``path``; a damaged line is a ConfigError naming it."""
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
                 yield model.model_validate(json.loads(line))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.errors()[0]["msg"]
+                raise ConfigError([f"line {number}: not a valid {model.__name__}: {reason}"], source=str(path)) from None

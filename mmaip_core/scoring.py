@@ -24,11 +24,14 @@ class SimpleScorer(ABC):
 
     name: ClassVar[str]
     uses_frames = False
+    runtime_options: ClassVar[frozenset[str]] = frozenset()
+    """Options that do not change scores (e.g. the device) and are left out of the fingerprint."""
 
     def __init__(self, options: PluginOptions, scale: ScoreScale) -> None:
         self.options = options
         self.scale = scale
-        self.fingerprint = stable_hash({"scorer": self.name, **options.model_dump(mode="json")})[:16]
+        scored_by = options.model_dump(mode="json", exclude=set(self.runtime_options))
+        self.fingerprint = stable_hash({"scorer": self.name, **scored_by})[:16]
 
     @abstractmethod
     def rate(self, sample: VideoQA, answer: str) -> tuple[float, str]:

@@ -184,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         batches = self.server.batches
         path = self.path.split("?")[0]
+        parts = path.split("/")
+        batch_id = parts[4] if path.startswith("/v1/messages/batches/") else parts[3] if len(parts) > 3 else ""
+        if "batches/" in path and batch_id not in batches.objects:
+            return self._send(404, {"error": {"message": f"no batch {batch_id}", "type": "not_found_error"}})
         if path.startswith("/v1/files/") and path.endswith("/content"):
             return self._send(200, None, raw=batches.files[path.split("/")[3]])
         if path.startswith("/v1/batches/"):

@@ -196,3 +196,35 @@ def test_killed_builds_resume_without_repeating_finished_calls(
     _build(_config(tmp_path, demo_dir, ZOO), reference, plugins)
     assert (out / "pairs.jsonl").read_bytes() == (reference / "pairs.jsonl").read_bytes()
     assert (out / "samples.jsonl").read_bytes() == (reference / "samples.jsonl").read_bytes()
+
+
+def test_same_question_twice_and_twin_zoo_entries_keep_their_own_answers(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    video = str(demo_dir / "videos" / "clip000.mp4")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": i, "video": video, "question": "What?", "answer": "red"}) + "\n" for i in ("a", "b")))
+    zoo = [{"name": "one", "generator": "scripted"}, {"name": "two", "generator": "scripted"}]
+    config = _config(tmp_path, demo_dir, zoo)
+    data = yaml.safe_load(config.read_text())
+    data["samples"]["path"] = str(qa)
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    summary = _build(config, out, plugins)
+    assert summary.responses == {"one": {"reused": 0, "new": 2, "done": 2}, "two": {"reused": 0, "new": 2, "done": 2}}
+    lines = list(read_jsonl(out / "responses.jsonl", AnnotatedResponse))
+    assert sorted((line.response.sample_id, line.response.model) for line in lines) == [
+        ("a", "one"), ("a", "two"), ("b", "one"), ("b", "two")]
+
+
+def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    from mmaip_core import ConfigError
+    from mmaip_core.export import export_pairs
+
+    out = tmp_path / "run"
+    _build(_config(tmp_path, demo_dir, ZOO[:1]), out, plugins)  # one model: no pairs
+    with pytest.raises(ConfigError, match="no pairs to export"):
+        export_pairs(out, tmp_path / "export")
+    (out / "responses.jsonl").write_text('{"response": {"id": "x"}\n')
+    with pytest.raises(ConfigError, match="line 1: not a valid AnnotatedResponse"):
+        repair(out, plugins, "best-worst", {})

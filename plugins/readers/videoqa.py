@@ -100,8 +100,9 @@ _VIDEO_TOKEN = re.compile(r"<video>\s*|<image>\s*")
 def _question_answer(row: Mapping[str, Any]) -> tuple[Any, Any]:
     conversation = row.get("conversations")
     if isinstance(conversation, list) and conversation:
-        human = next((t.get("value") for t in conversation if t.get("from") in ("human", "user")), None)
-        gpt = next((t.get("value") for t in conversation if t.get("from") in ("gpt", "assistant")), None)
+        turns = [t for t in conversation if isinstance(t, dict)]
+        human = next((t.get("value") for t in turns if t.get("from") in ("human", "user")), None)
+        gpt = next((t.get("value") for t in turns if t.get("from") in ("gpt", "assistant")), None)
         return (_VIDEO_TOKEN.sub("", human).strip() if isinstance(human, str) else None), gpt
     return row.get("question"), row.get("answer")
 
@@ -119,9 +120,9 @@ class ShareGPTVideoReader:
                     errors.append(row)
                     continue
                 caption = row.get("caption") or _question_answer(row)[1]
-                for key in (row.get("id"), row.get("video")):
+                for key in (row.get("video"), row.get("id")):
                     if key is not None and caption:
-                        captions[str(key)] = str(caption)
+                        captions.setdefault(str(key), str(caption))
         return captions, errors
 
     def read(self) -> Iterator[VideoQA | RowError]:
@@ -145,7 +146,8 @@ class ShareGPTVideoReader:
             if problem:
                 yield RowError(source, number, problem)
                 continue
-            caption = row.get("caption") or captions.get(str(sample_id)) or captions.get(str(row["video"]))
+            # by video first: caption files number their ids independently of QA files
+            caption = row.get("caption") or captions.get(str(row["video"])) or captions.get(str(sample_id))
             yield sample_or_error(
                 source, number, id=str(sample_id if sample_id is not None else f"{o.path.stem}-{number}"),
                 video=video, question=str(question), answer=None if answer is None else str(answer),

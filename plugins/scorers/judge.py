@@ -30,6 +30,7 @@ from mmaip_core import (
     ScoreRequest,
     ScoreScale,
     TokenUsage,
+    TransientError,
     VideoQA,
     run_scoring_calls,
     stable_hash,
@@ -100,7 +101,8 @@ class JudgeOptions(PluginOptions):
 
 
 def _escape(answer: str) -> str:
-    return re.sub(r"</?\s*candidate_answer\s*>", lambda m: m.group(0).replace("<", "&lt;"), answer, flags=re.I)
+    """Every '<' of the answer escaped, so no variant of a closing tag can end the delimited block."""
+    return answer.replace("<", "&lt;")
 
 
 def build_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured: bool) -> tuple[str, str]:
@@ -138,7 +140,7 @@ def judge_fingerprint(scorer: str, endpoint: str, model: str, options: JudgeOpti
             "endpoint": endpoint,
             "model": model,
             "prompt": prompt_hash(options),
-            "params": [options.structured, options.temperature, options.max_tokens, options.max_repairs],
+            "params": [options.structured, options.temperature, options.max_tokens],
             "frames": [options.vision, *frames],
         }
     )[:16]
@@ -346,9 +348,14 @@ class ApiJudge(JudgeBase, ABC):
         """Tokens the frames shown to the judge will be billed as (0 without vision)."""
 
     def estimate(self, request: ScoreRequest) -> TokenUsage:
+        """Upper bound over the first call and every repair (each resends the conversation so far)."""
         system, user = build_prompt(self.options, request.sample, request.response.text or "", self.structured)
         prompt = text_tokens(system + user) + (self._image_tokens(request) if self.uses_frames else 0)
-        return TokenUsage(prompt_tokens=prompt, completion_tokens=self.options.max_tokens)
+        calls, turn = self.options.max_repairs + 1, self.options.max_tokens + 60
+        return TokenUsage(
+            prompt_tokens=calls * prompt + turn * calls * (calls - 1) // 2,
+            completion_tokens=calls * self.options.max_tokens,
+        )
 
     def _refused(self) -> None:
         if self.structured:
@@ -371,7 +378,16 @@ class ApiJudge(JudgeBase, ABC):
         system, messages = self.messages(request, structured)
         spent = TokenUsage()
         for attempt in range(1, self.options.max_repairs + 2):
-            reply, used = await self._complete(system, messages, structured)
+            try:
+                reply, used = await self._complete(system, messages, structured)
+            except TransientError as exc:
+                if attempt == 1:
+                    raise  # nothing paid yet: the call layer retries the whole judgement
+                # a repair call failed: keep what the earlier, paid calls used instead of starting over
+                error = ErrorInfo(error_class=exc.error_class, message=f"repair call failed: {exc}", attempts=attempt)
+                return self._judgement(
+                    request, status=ParseStatus.ERROR, error=error, raw_reply=reply, attempts=attempt, usage=spent
+                )
             spent = _add(spent, used)
             judgement, parsed = self.read_reply(request, reply, spent, attempt, structured)
             if parsed.status is ParseStatus.OK:

@@ -29,6 +29,7 @@ class ReferenceScorer(SimpleScorer):
     """
 
     name = "reference"
+    runtime_options = frozenset({"device"})
 
     def __init__(self, options: ReferenceOptions) -> None:
         super().__init__(options, options.scale)

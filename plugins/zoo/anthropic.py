@@ -35,7 +35,8 @@ class AnthropicGenerator(ApiGenerator):
     """Answers each question with one Messages API call: the frames as images, then the question.
 
     The SDK's ``messages.create`` takes no ``temperature``/``top_p`` arguments; they are sent in the request
-    body (``extra_body``), which the API reads. ``seed`` does not exist in this API and is not sent.
+    body (``extra_body``), which the API reads; ``top_p`` only when below 1. ``seed`` does not exist in this
+    API and is not sent.
     """
 
     plugin = "anthropic"
@@ -62,9 +63,9 @@ class AnthropicGenerator(ApiGenerator):
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         p = self.params
         content = [*image_blocks(request.frames, self.options), {"type": "text", "text": request.sample.question}]
-        kwargs: dict[str, Any] = {
-            "extra_body": {"temperature": p.temperature, "top_p": p.top_p, **p.extra_body},
-        }
+        # Recent Claude models refuse temperature and top_p together: top_p is sent only when it was set.
+        sampling = {"temperature": p.temperature, **({"top_p": p.top_p} if p.top_p < 1 else {})}
+        kwargs: dict[str, Any] = {"extra_body": {**sampling, **p.extra_body}}
         if self.options.system_prompt:
             kwargs["system"] = self.options.system_prompt
         start = time.perf_counter()

@@ -64,6 +64,7 @@ class HFGenerator:
             {
                 "model_id": self.model_id,
                 "revision": options.revision,
+                "dtype": options.dtype,  # bf16 and fp32 answers differ
                 "params": options.params.model_dump(mode="json"),
                 "system_prompt": options.system_prompt,
                 "frames_as": options.frames_as,
