@@ -305,6 +305,56 @@ def export(
     console.print(f"Exported to {target} (dataset card: {target if target.is_dir() else target.parent}/README.md)")
 
 
+def _alphas(alpha: float | None, alphas: str | None) -> list[float]:
+    if (alpha is None) == (alphas is None):
+        raise typer.BadParameter("give exactly one of --alpha and --alphas")
+    try:
+        values = [alpha] if alpha is not None else [float(a) for a in (alphas or "").split(",") if a.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--alphas takes numbers separated by commas, not '{alphas}'") from None
+    if not values or min(values) < 0:
+        raise typer.BadParameter("alphas must be >= 0")
+    return values
+
+
+@app.command()
+def extrapolate(
+    policy: Annotated[Path, typer.Option(help="The aligned (DPO) model folder, or a LoRA adapter with --lora.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (with --alphas: one alpha-A folder each).")],
+    anchor: Annotated[
+        Path | None, typer.Option(help="The weaker model: the round's reference or the base (SFT) model.")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="ExPO alpha (0.3-0.5 typical; 0 returns the policy).")] = None,
+    alphas: Annotated[str | None, typer.Option(help="Several alphas, e.g. 0.1,0.3,0.5.")] = None,
+    include_vision: Annotated[
+        bool, typer.Option("--include-vision", help="Extrapolate the vision tower and projector too.")
+    ] = False,
+    lora: Annotated[bool, typer.Option("--lora", help="POLICY is a LoRA adapter trained on top of the anchor.")] = False,
+) -> None:
+    """Weak-to-strong extrapolation (ExPO): strong = policy + alpha * (policy - anchor).
+
+    Per floating tensor, over safetensors shards (memory near one shard); non-floating tensors copied;
+    vision tower and projector copied from the policy unless --include-vision. With --lora, every lora_B of
+    the adapter is scaled by 1 + alpha, which is the same formula with the adapter's base as the anchor.
+    Tools that write interpolation, anchor + lambda * (policy - anchor), use lambda = 1 + alpha.
+    """
+    from mmaip_core.extrapolate import extrapolate as extrapolate_checkpoints
+    from mmaip_core.extrapolate import scale_lora_adapter
+
+    values = _alphas(alpha, alphas)
+    if not lora and anchor is None:
+        raise typer.BadParameter("--anchor is needed (except with --lora)")
+    for value in values:
+        target = out if len(values) == 1 else out / f"alpha-{value:g}"
+        if lora:
+            scale_lora_adapter(policy, value, target)
+        else:
+            assert anchor is not None
+            report = extrapolate_checkpoints(policy, anchor, value, target, include_vision=include_vision)
+            console.print(f"alpha {value:g}: {len(report.combined)} tensors extrapolated, {len(report.copied)} copied")
+        console.print(f"written: {target}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),

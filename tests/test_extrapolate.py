@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from mmaip_core import UserError
+from mmaip_core.extrapolate import VISION_PATTERN, extrapolate, scale_lora_adapter, tensor_files
+from mmaip_plugins.zoo.tiny import build_tiny_model
+
+
+def _checkpoint(folder: Path, scale: float, **extra: torch.Tensor) -> Path:
+    folder.mkdir(parents=True)
+    tensors = {
+        "model.layers.0.w": torch.full((2, 3), scale, dtype=torch.bfloat16),
+        "lm_head.weight": torch.full((4,), 2 * scale, dtype=torch.float32),
+        "visual.blocks.0.w": torch.full((2,), scale),
+        "model.rotary.inv_freq_steps": torch.tensor([1, 2, 3], dtype=torch.int64),
+        **extra,
+    }
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps({"model_type": "demo"}))
+    return folder
+
+
+def _read(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, shard in tensor_files(folder).items():
+        with safe_open(folder / shard, framework="pt") as f:
+            out[name] = f.get_tensor(name)
+    return out
+
+
+def test_expo_formula_dtypes_integers_and_vision(tmp_path: Path) -> None:
+    policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
+    report = extrapolate(policy, anchor, 0.5, tmp_path / "strong")
+    out = _read(tmp_path / "strong")
+    assert torch.equal(out["model.layers.0.w"], torch.full((2, 3), 4.0 + 0.5 * (4.0 - 2.0), dtype=torch.bfloat16))
+    assert out["lm_head.weight"].dtype == torch.float32 and out["lm_head.weight"][0].item() == 8.0 + 0.5 * 4.0
+    assert torch.equal(out["visual.blocks.0.w"], torch.full((2,), 4.0))  # copied from the policy
+    assert torch.equal(out["model.rotary.inv_freq_steps"], torch.tensor([1, 2, 3]))
+    assert sorted(report.combined) == ["lm_head.weight", "model.layers.0.w"]
+    assert json.loads((tmp_path / "strong" / "config.json").read_text()) == {"model_type": "demo"}
+    with_vision = _read(extrapolate(policy, anchor, 0.5, tmp_path / "strong-v", include_vision=True).out)
+    assert torch.equal(with_vision["visual.blocks.0.w"], torch.full((2,), 5.0))
+
+
+def test_alpha_zero_is_the_policy_exactly(tmp_path: Path) -> None:
+    policy, anchor = _checkpoint(tmp_path / "policy", 4.3), _checkpoint(tmp_path / "anchor", 1.7)
+    out = _read(extrapolate(policy, anchor, 0.0, tmp_path / "same").out)
+    assert all(torch.equal(out[k], v) for k, v in _read(policy).items())
+
+
+def test_every_tensor_must_match(tmp_path: Path) -> None:
+    policy = _checkpoint(tmp_path / "policy", 1.0, extra_head=torch.zeros(2))
+    anchor = _checkpoint(tmp_path / "anchor", 1.0)
+    with pytest.raises(UserError, match=r"missing in 'anchor': \['extra_head'\]"):
+        extrapolate(policy, anchor, 0.3, tmp_path / "out")
+    with pytest.raises(UserError, match=r"no model\.safetensors"):
+        extrapolate(policy, tmp_path, 0.3, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_real_sharded_model_round_trip(tmp_path: Path, tiny_models: Path) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    folders = {}
+    for role, seed in (("policy", 1), ("anchor", 0)):
+        source = build_tiny_model("qwen2-vl", seed, tiny_models)
+        folders[role] = tmp_path / role
+        AutoModelForImageTextToText.from_pretrained(source).save_pretrained(folders[role], max_shard_size="300KB")
+        for item in source.iterdir():
+            if not item.name.endswith(".safetensors") and item.name != "config.json":
+                shutil.copy2(item, folders[role] / item.name)
+    assert len(set(tensor_files(folders["policy"]).values())) > 1, "the test needs a sharded checkpoint"
+    report = extrapolate(folders["policy"], folders["anchor"], 0.3, tmp_path / "strong")
+    out, policy, anchor = _read(report.out), _read(folders["policy"]), _read(folders["anchor"])
+    assert set(out) == set(policy) and (report.out / "model.safetensors.index.json").is_file()
+    for name, tensor in out.items():
+        if VISION_PATTERN.search(name):
+            assert torch.equal(tensor, policy[name]), name
+        else:
+            expected = (1.3 * policy[name].float() - 0.3 * anchor[name].float()).to(tensor.dtype)
+            assert torch.allclose(tensor, expected, atol=1e-6), name
+    assert any(VISION_PATTERN.search(n) for n in out) and report.combined
+    model = AutoModelForImageTextToText.from_pretrained(report.out)
+    assert model.config.model_type == "qwen2_vl"
+
+
+def test_lora_adapter_scaling(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    save_file(
+        {"base.layers.0.q.lora_A.weight": torch.ones(2, 4), "base.layers.0.q.lora_B.weight": torch.full((4, 2), 0.5)},
+        str(adapter / "adapter_model.safetensors"),
+    )
+    (adapter / "adapter_config.json").write_text("{}")
+    out = scale_lora_adapter(adapter, 0.4, tmp_path / "scaled")
+    with safe_open(out / "adapter_model.safetensors", framework="pt") as f:
+        assert torch.equal(f.get_tensor("base.layers.0.q.lora_A.weight"), torch.ones(2, 4))
+        assert torch.allclose(f.get_tensor("base.layers.0.q.lora_B.weight"), torch.full((4, 2), 0.7))
+    assert (out / "adapter_config.json").is_file()
+
+
+def test_cli_alpha_sweep(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    result = subprocess.run(
+        [mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0.1,0.5", "--out", str(tmp_path / "sweep")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    for alpha in (0.1, 0.5):
+        value = _read(tmp_path / "sweep" / f"alpha-{alpha:g}")["lm_head.weight"][0].item()
+        assert value == pytest.approx(8.0 + alpha * 4.0)
+    bad = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--anchor is needed" in bad.stderr
