@@ -218,3 +218,8 @@ def test_other_videos_still_load_after_a_bad_one(
         except VideoError as exc:
             results.append(exc.cause)
     assert results == ["corrupt", 32, "missing"]
+
+
+def test_remote_videos_are_reported_as_such(loader: FrameLoader) -> None:
+    with pytest.raises(VideoError, match="remote videos are not fetched"):
+        loader.load("https://example.org/clip.mp4")

@@ -219,7 +219,8 @@ class DecodeResult:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise VideoError(path, "missing", "no such file")
+        remote = re.match(r"^[a-z][a-z0-9+.-]*:/", str(path), re.IGNORECASE)
+        raise VideoError(path, "missing", "remote videos are not fetched: download it first" if remote else "no such file")
     if not path.is_file() and not path.is_dir():
         raise VideoError(path, "missing", "not a regular file")
     if path.is_file() and path.stat().st_size == 0:
