@@ -256,6 +256,7 @@ class EvalRecord(Record):
     """One evaluator's verdict on one prediction. Failed parses carry no verdict and no score."""
 
     sample_id: str = Field(description="Id of the VideoQA.")
+    video: str | None = Field(default=None, description="The video, for statistics clustered by video.")
     benchmark: str = Field(description="Benchmark (dataset) name.")
     model: str = Field(description="Name of the model under evaluation.")
     evaluator: str = Field(description="Name of the evaluator plugin.")

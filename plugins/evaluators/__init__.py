@@ -48,6 +48,7 @@ class ExactMatchEvaluator:
         truth, prediction = request.sample.answer, request.prediction
         record = {
             "sample_id": request.sample.id,
+            "video": request.sample.video,
             "benchmark": request.benchmark,
             "model": request.model,
             "evaluator": self.name,

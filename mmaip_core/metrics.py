@@ -1,0 +1,113 @@
+"""Evaluation metrics with confidence intervals: the Video-ChatGPT ratio (share of "yes") and mean score,
+and paired differences between two models, each with a bootstrap interval over videos.
+
+Questions about one video are not independent, so the bootstrap resamples videos (clusters), not questions.
+Records whose verdict could not be read (parse failures, out-of-range scores, errors) are counted apart and
+never imputed: they are left out of the ratio and the score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from mmaip_core.records import EvalRecord, ParseStatus
+
+__all__ = ["Estimate", "MetricSummary", "PairedDifference", "paired_difference", "summarize"]
+
+
+class Estimate(BaseModel):
+    """A statistic with its bootstrap confidence interval."""
+
+    value: float | None = Field(description="The estimate (None without usable records).")
+    low: float | None = None
+    high: float | None = None
+
+
+class MetricSummary(BaseModel):
+    """The metrics of one (model, benchmark, evaluator)."""
+
+    n: int = Field(description="Records with a usable verdict.")
+    videos: int = Field(description="Distinct videos among them (the bootstrap's clusters).")
+    ratio: Estimate = Field(description="Share of 'yes' verdicts.")
+    score: Estimate = Field(description="Mean score.")
+    parse_failures: int = Field(description="Verdicts that could not be read or were out of range.")
+    errors: int = Field(description="Records that failed for another reason (missing ground truth, API error).")
+    confidence: float = 0.95
+
+
+class PairedDifference(BaseModel):
+    """Model A minus model B on the questions both have usable verdicts for."""
+
+    n: int
+    ratio: Estimate
+    score: Estimate
+
+
+def _clusters(records: Sequence[EvalRecord]) -> list[list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[record.video or record.sample_id].append(i)
+    return list(groups.values())
+
+
+def _bootstrap(
+    values: np.ndarray, clusters: list[list[int]], resamples: int, seed: int, confidence: float
+) -> Estimate:
+    """Mean of ``values`` and a percentile interval from resampling clusters with replacement."""
+    if len(values) == 0:
+        return Estimate(value=None)
+    estimate = float(values.mean())
+    sums = np.array([values[c].sum() for c in clusters])
+    sizes = np.array([len(c) for c in clusters])
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
+    means = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Estimate(value=estimate, low=float(low), high=float(high))
+
+
+def summarize(
+    records: Sequence[EvalRecord], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> MetricSummary:
+    """Ratio and mean score of ``records`` (one model, benchmark and evaluator) with bootstrap intervals."""
+    usable = [r for r in records if r.status is ParseStatus.OK and r.correct is not None and r.score is not None]
+    unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
+    clusters = _clusters(usable)
+    correct = np.array([float(bool(r.correct)) for r in usable])
+    scores = np.array([float(r.score) for r in usable if r.score is not None])
+    return MetricSummary(
+        n=len(usable),
+        videos=len(clusters),
+        ratio=_bootstrap(correct, clusters, resamples, seed, confidence),
+        score=_bootstrap(scores, clusters, resamples, seed, confidence),
+        parse_failures=unreadable,
+        errors=sum(r.status is ParseStatus.ERROR for r in records),
+        confidence=confidence,
+    )
+
+
+def paired_difference(
+    a: Sequence[EvalRecord],
+    b: Sequence[EvalRecord],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PairedDifference:
+    """A minus B, question by question (matched by sample id), with a bootstrap interval over videos."""
+    usable_b = {r.sample_id: r for r in b if r.status is ParseStatus.OK and r.score is not None}
+    pairs = [(r, usable_b[r.sample_id]) for r in a if r.status is ParseStatus.OK and r.score is not None and r.sample_id in usable_b]
+    first = [x for x, _ in pairs]
+    clusters = _clusters(first)
+    ratio = np.array([float(bool(x.correct)) - float(bool(y.correct)) for x, y in pairs])
+    score = np.array([float(x.score or 0) - float(y.score or 0) for x, y in pairs])
+    return PairedDifference(
+        n=len(pairs),
+        ratio=_bootstrap(ratio, clusters, resamples, seed, confidence),
+        score=_bootstrap(score, clusters, resamples, seed, confidence),
+    )
