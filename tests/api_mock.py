@@ -10,7 +10,7 @@ The model name picks the behaviour (several may be combined):
 - ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400.
 
 Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
-2. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
+2; verdicts are yes/5 then, else no/1. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
 """
 
 from __future__ import annotations
@@ -106,7 +106,16 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
     )
     user = _text(next(m["content"] for m in messages if m["role"] == "user"))
     images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
-    if "judge" in system:
+    if "Decide whether the prediction is correct" in system:  # a verdict (evaluation)
+        right = _judge_score(user) == 5
+        score = 9 if "badrange" in model else (5 if right else 1)
+        if "garbage" in model:
+            content = "Looks plausible to me."
+        elif structured:
+            content = json.dumps({"reason": "compared", "pred": "yes" if right else "no", "score": score})
+        else:
+            content = f"Reason: compared\nPred: {'yes' if right else 'no'}\nScore: {score}"
+    elif "judge" in system:
         score = 9 if "badrange" in model else _judge_score(user)
         if "garbage" in model:
             content = "I think it is a fine answer."

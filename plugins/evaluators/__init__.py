@@ -1,85 +1,41 @@
-"""Offline evaluators bundled with mmaip: ``exact-match`` (prediction against the ground truth)."""
+"""Evaluators: ``vision-judge`` (the paper's scheme), ``text-judge`` (the Video-ChatGPT baseline), and the
+offline ``reference`` and ``exact-match``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from mmaip_core import EvaluatorSpec, hookimpl
+from mmaip_plugins.evaluators.exact_match import ExactMatchEvaluator, ExactMatchEvaluatorOptions
+from mmaip_plugins.evaluators.judges import JudgeEvaluatorOptions, TextJudge, VisionJudge
+from mmaip_plugins.evaluators.reference import ReferenceEvaluator, ReferenceEvaluatorOptions
 
-from pydantic import Field
-
-from mmaip_core import (
-    EvalRecord,
-    EvalRequest,
-    EvaluatorSpec,
-    ParseStatus,
-    PluginOptions,
-    ScoreScale,
-    hookimpl,
-    stable_hash,
-)
-from mmaip_plugins.matching import contains, normalise, token_f1
-
-__all__ = ["ExactMatchEvaluator", "ExactMatchEvaluatorOptions"]
-
-
-class ExactMatchEvaluatorOptions(PluginOptions):
-    match: Literal["exact", "contains"] = Field(
-        default="contains",
-        description="A prediction is correct when its normalised text equals the truth (exact) or "
-        "contains it as whole words (contains).",
-    )
-    scale: ScoreScale = Field(default_factory=lambda: ScoreScale(min=0, max=5), description="Score range.")
-
-
-class ExactMatchEvaluator:
-    """Verdict by normalised matching; score = max for a correct prediction, else token F1 × max.
-
-    Samples without a ground-truth answer are recorded with status ``error`` and no verdict.
-    """
-
-    name = "exact-match"
-
-    def __init__(self, options: ExactMatchEvaluatorOptions) -> None:
-        self.options = options
-        self.scale = options.scale
-        self.fingerprint = stable_hash({"evaluator": self.name, **options.model_dump(mode="json")})[:16]
-
-    def _record(self, request: EvalRequest) -> EvalRecord:
-        truth, prediction = request.sample.answer, request.prediction
-        record = {
-            "sample_id": request.sample.id,
-            "video": request.sample.video,
-            "benchmark": request.benchmark,
-            "model": request.model,
-            "evaluator": self.name,
-            "fingerprint": self.fingerprint,
-            "question": request.sample.question,
-            "answer": truth,
-            "prediction": prediction,
-            "scale": self.scale,
-            "frames": request.frames.manifest.key if request.frames else None,
-        }
-        if truth is None:
-            return EvalRecord(**record, status=ParseStatus.ERROR, rationale="the sample has no ground truth")
-        if self.options.match == "exact":
-            correct = normalise(prediction) == normalise(truth)
-        else:
-            correct = contains(prediction, truth)
-        span = self.scale.max - self.scale.min
-        score = self.scale.max if correct else self.scale.min + token_f1(prediction, truth) * span
-        return EvalRecord(**record, correct=correct, score=round(score, 6))
-
-    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
-        return [self._record(r) for r in requests]
+__all__ = ["ExactMatchEvaluator", "ReferenceEvaluator", "TextJudge", "VisionJudge"]
 
 
 @hookimpl
 def mmaip_evaluators() -> list[EvaluatorSpec]:
     return [
         EvaluatorSpec(
+            name="vision-judge",
+            description="judge sees frames, question, ground truth and prediction: yes/no and 0-5 (the paper)",
+            options=JudgeEvaluatorOptions,
+            factory=VisionJudge,
+        ),
+        EvaluatorSpec(
+            name="text-judge",
+            description="judge sees question, ground truth and prediction only (the Video-ChatGPT baseline)",
+            options=JudgeEvaluatorOptions,
+            factory=TextJudge,
+        ),
+        EvaluatorSpec(
+            name="reference",
+            description="offline: embedding similarity (all-MiniLM-L6-v2) of the prediction to the ground truth",
+            options=ReferenceEvaluatorOptions,
+            factory=ReferenceEvaluator,
+        ),
+        EvaluatorSpec(
             name="exact-match",
             description="offline: normalised match of the prediction against the ground truth",
             options=ExactMatchEvaluatorOptions,
             factory=ExactMatchEvaluator,
-        )
+        ),
     ]

@@ -1,0 +1,88 @@
+"""The ``vision-judge`` and ``text-judge`` evaluators: a judge model gives a yes/no verdict and a score.
+
+``vision-judge`` is the paper's scheme: the judge sees the frames of the video, the question, the ground
+truth and the prediction. ``text-judge`` is the Video-ChatGPT baseline the paper criticises: question, ground
+truth and prediction only. Both use any judge scorer (``openai-judge`` by default, ``anthropic-judge``,
+``hf-judge``) asked for a verdict instead of a rating, with its parsing, repairs and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from mmaip_core import (
+    EvalRecord,
+    EvalRequest,
+    Judgement,
+    ParseStatus,
+    PluginOptions,
+    Response,
+    Scorer,
+    ScoreRequest,
+    ScoreScale,
+    get_plugin_manager,
+    stable_hash,
+)
+
+__all__ = ["JudgeEvaluator", "JudgeEvaluatorOptions", "TextJudge", "VisionJudge"]
+
+
+class JudgeEvaluatorOptions(PluginOptions):
+    judge: dict[str, Any] = Field(
+        default_factory=lambda: {"name": "openai-judge", "model": "gpt-4o"},
+        description="The judge: a judge scorer's name and its options, e.g. {name: anthropic-judge, model: ...}.",
+    )
+    scale: ScoreScale = Field(default_factory=lambda: ScoreScale(min=0, max=5), description="Score range (0–5).")
+
+
+class JudgeEvaluator:
+    """Turns each prediction into a judge request and each verdict into an EvalRecord."""
+
+    name: ClassVar[str]
+    vision: ClassVar[bool]
+
+    def __init__(self, options: JudgeEvaluatorOptions) -> None:
+        values = {k: v for k, v in options.judge.items() if k != "name"}
+        values.update(task="verdict", vision=self.vision, scale=options.scale.model_dump())
+        self.judge: Scorer = get_plugin_manager().create("scorer", str(options.judge.get("name", "")), values)
+        self.scale = options.scale
+        self.uses_frames = self.vision
+        self.fingerprint = stable_hash({"evaluator": self.name, "judge": self.judge.fingerprint})[:16]
+
+    def _score_request(self, index: int, request: EvalRequest) -> ScoreRequest:
+        frames = request.frames
+        prediction = Response(
+            id=f"{request.benchmark}:{request.model}:{request.sample.id}:{index}", sample_id=request.sample.id,
+            model=request.model, model_id=request.model, generator="evaluation", params={},
+            text=request.prediction, frames=frames.manifest.key if frames else "-",
+        )
+        return ScoreRequest(sample=request.sample, response=prediction, frames=frames if self.vision else None)
+
+    def _record(self, request: EvalRequest, verdict: Judgement) -> EvalRecord:
+        ok = verdict.status is ParseStatus.OK
+        return EvalRecord(
+            sample_id=request.sample.id, video=request.sample.video, benchmark=request.benchmark,
+            model=request.model, evaluator=self.name, fingerprint=self.fingerprint,
+            question=request.sample.question, answer=request.sample.answer, prediction=request.prediction,
+            correct=verdict.criteria.get("correct") == 1.0 if ok else None, score=verdict.score if ok else None,
+            scale=self.scale, rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
+            raw_reply=verdict.raw_reply, status=verdict.status,
+            frames=request.frames.manifest.key if request.frames else None, judge_frames=verdict.frames,
+        )
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
+        verdicts = self.judge.score([self._score_request(i, r) for i, r in enumerate(requests)])
+        return [self._record(r, v) for r, v in zip(requests, verdicts, strict=True)]
+
+
+class VisionJudge(JudgeEvaluator):
+    name = "vision-judge"
+    vision = True
+
+
+class TextJudge(JudgeEvaluator):
+    name = "text-judge"
+    vision = False
