@@ -19,26 +19,22 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from mmaip_core.budget import Budget
-from mmaip_core.calls import run_generation_calls, run_scoring_calls
-from mmaip_core.config import RunConfig, ZooEntry
-from mmaip_core.errors import ConfigError, ProviderError, VideoError
-from mmaip_core.frames import FrameLoader
+from mmaip_core.calls import run_scoring_calls
+from mmaip_core.config import RunConfig
+from mmaip_core.errors import ConfigError, ProviderError
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import (
     AsyncResponseGenerator,
     AsyncScorer,
     BatchScorer,
     Frames,
-    GenerationRequest,
     ResponseGenerator,
-    RowError,
     Scored,
     Scorer,
     ScoreRequest,
@@ -55,9 +51,21 @@ from mmaip_core.records import (
     Judgement,
     ParseStatus,
     PreferencePair,
-    Record,
     Response,
     VideoQA,
+)
+from mmaip_core.stages import (
+    KEY_VERSION,
+    BuildSummary,
+    ItemError,
+    Progress,
+    StageRun,
+    chunks,
+    generate_answers,
+    generation_key,
+    generation_requests,
+    load_frames,
+    read_samples,
 )
 
 __all__ = [
@@ -73,63 +81,8 @@ __all__ = [
     "run_build",
 ]
 
-KEY_VERSION = 2
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 32
-
-Progress = Callable[[str, int, int, float], None]
-"""Called as ``progress(stage, done, total, spent_usd)`` while a stage runs (``spent_usd``: the folder's
-API spending so far)."""
-
-
-class ItemError(Record):
-    """An item of a run that failed (a line of ``errors.jsonl``)."""
-
-    stage: str = Field(description="samples, frames, generation or judgement.")
-    item: str = Field(description="The sample id, row, video or call key concerned.")
-    error_class: str
-    message: str
-
-
-class BuildSummary(BaseModel):
-    """Counts of a build (``summary.json``)."""
-
-    samples: int = 0
-    row_errors: int = 0
-    video_errors: int = 0
-    responses: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="Per zoo entry: done, failed, reused (from the ledger), new."
-    )
-    judgements: dict[str, int] = Field(default_factory=dict, description="By status; plus reused and new.")
-    pairs: int = 0
-    skipped: dict[str, int] = Field(default_factory=dict, description="Questions without a pair, by reason.")
-    cost_usd: float = 0.0
-    cost_by_stage: dict[str, float] = Field(
-        default_factory=dict, description="USD by zoo entry ('generation <name>') and 'judgement', earlier runs included."
-    )
-    refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
-
-
-def generation_key(sample: VideoQA, frames: Frames, entry: str, generator: str, fingerprint: str, sample_index: int) -> str:
-    """Key of one generation call: frames (video content, sampler, indices, size), the sample and its question,
-    the zoo entry, its generator plugin and fingerprint (model, revision, parameters), and the answer's index.
-
-    The sample id and entry name are part of it so that two rows asking the same question of the same video,
-    or two entries with the same model, each get their own answers.
-    """
-    return stable_hash(
-        {
-            "v": KEY_VERSION,
-            "kind": "generation",
-            "frames": frames.manifest.key,
-            "sample": sample.id,
-            "question": sample.question,
-            "entry": entry,
-            "generator": generator,
-            "fingerprint": fingerprint,
-            "sample_index": sample_index,
-        }
-    )
 
 
 def judgement_key(sample: VideoQA, answer: str, scorer: Scorer, frames: Frames | None) -> str:
@@ -149,145 +102,8 @@ def judgement_key(sample: VideoQA, answer: str, scorer: Scorer, frames: Frames |
     )
 
 
-@dataclass
-class _Run:
-    config: RunConfig
-    out: Path
-    manager: PluginManager
-    ledger: Ledger
-    progress: Progress
-    prices: PriceTable
-    budget: Budget
-    summary: BuildSummary = field(default_factory=BuildSummary)
-    errors: list[ItemError] = field(default_factory=list)
-
-    def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
-        self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
-
-
-def _read_samples(run: _Run) -> list[VideoQA]:
-    assert run.config.samples is not None
-    choice = run.config.samples
-    reader = run.manager.create("sample-reader", choice.plugin, choice.options)
-    samples: list[VideoQA] = []
-    seen: set[str] = set()
-    for item in reader.read():
-        if isinstance(item, RowError):
-            run.fail("samples", f"{item.source}:{item.row}", "RowError", item.cause)
-        elif item.id in seen:
-            run.fail("samples", item.id, "DuplicateId", "a sample with this id was read before; skipped")
-        else:
-            seen.add(item.id)
-            samples.append(item)
-    run.summary.row_errors = len(run.errors)
-    return samples
-
-
-def _load_frames(run: _Run, samples: Sequence[VideoQA]) -> dict[str, Frames]:
-    loader = FrameLoader(run.config.frames, run.manager)
-    frames: dict[str, Frames] = {}
-    for done, sample in enumerate(samples, start=1):
-        try:
-            frames[sample.id] = loader.load(sample.video)
-        except VideoError as exc:
-            run.fail("frames", sample.id, type(exc).__name__, str(exc))
-            run.summary.video_errors += 1
-        run.progress("frames", done, len(samples), run.budget.spent)
-    return frames
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), max(size, 1)):
-        yield items[start : start + size]
-
-
-def _run_generator(
-    run: _Run, name: str, generator: ResponseGenerator, todo: list[GenerationRequest], store: Callable[[Response], None]
-) -> None:
-    """Make the calls of ``todo``: concurrently for API generators (within the budget), batch by batch for
-    local models."""
-    if isinstance(generator, AsyncResponseGenerator):
-        reserved: dict[str, float] = {}
-
-        async def admit(request: GenerationRequest) -> bool:
-            estimate = run.prices.cost(generator.model_id, generator.estimate(request))
-            reserved[request.id] = estimate
-            return await run.budget.wait_admit(estimate)
-
-        def settle(response: Response) -> None:
-            store(response)
-            run.budget.settle(reserved.pop(response.id, 0.0), run.prices.cost(response.model_id, response.usage))
-
-        run_generation_calls(generator, todo, name, settle, admit)
-        return
-    for chunk in _chunks(todo, int(getattr(generator, "batch_size", 1))):
-        for response in generator.generate(chunk, model=name):
-            store(response)
-
-
-def _generation_requests(
-    entry: ZooEntry, generator: ResponseGenerator, samples: Sequence[VideoQA], frames: dict[str, Frames]
-) -> list[GenerationRequest]:
-    """The calls of one zoo entry: ``n`` answers to every sample whose frames could be read."""
-    return [
-        GenerationRequest(
-            id=generation_key(sample, frames[sample.id], entry.name, entry.plugin, generator.fingerprint, i),
-            sample=sample,
-            frames=frames[sample.id],
-            sample_index=i,
-        )
-        for sample in samples
-        if sample.id in frames
-        for i in range(entry.n)
-    ]
-
-
-def _generate_entry(
-    run: _Run, entry: ZooEntry, samples: Sequence[VideoQA], frames: dict[str, Frames]
-) -> list[Response]:
-    """One zoo entry's answers to every sample, from the ledger where possible."""
-    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
-    requests = _generation_requests(entry, generator, samples, frames)
-    stored = run.ledger.get_many(r.id for r in requests)
-    todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
-    by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
-    counts = Counter(reused=len(requests) - len(todo), new=len(todo))
-    label = f"generation {entry.name}"
-    run.progress(label, counts["reused"], len(requests), run.budget.spent)
-
-    def store(response: Response) -> None:
-        status = FAILED if response.error else DONE
-        cost = run.prices.cost(response.model_id, response.usage)
-        run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"), cost)
-        by_key[response.id] = response
-        run.progress(label, len(by_key), len(requests), run.budget.spent)
-
-    _run_generator(run, entry.name, generator, todo, store)
-    answers = []
-    for request in requests:
-        answer = by_key.get(request.id)
-        if answer is None:  # the generator returned no record for this request
-            continue
-        answers.append(answer)
-        counts["failed" if answer.error else "done"] += 1
-        if answer.error:
-            run.fail("generation", request.id, answer.error.error_class, answer.error.message)
-    run.summary.responses[entry.name] = dict(counts)
-    run.summary.cost_by_stage[label] = sum(e.cost for e in run.ledger.get_many(r.id for r in requests).values())
-    return answers
-
-
-def _generate(run: _Run, samples: Sequence[VideoQA], frames: dict[str, Frames]) -> dict[str, list[Response]]:
-    """Every zoo entry's answers to every sample."""
-    answers: dict[str, list[Response]] = {s.id: [] for s in samples}
-    for entry in run.config.zoo:
-        for response in _generate_entry(run, entry, samples, frames):
-            answers[response.sample_id].append(response)
-    return answers
-
-
 def _score(
-    run: _Run, samples: Sequence[VideoQA], frames: dict[str, Frames], answers: dict[str, list[Response]]
+    run: StageRun, samples: Sequence[VideoQA], frames: dict[str, Frames], answers: dict[str, list[Response]]
 ) -> dict[str, Judgement]:
     """One judgement per answered response (by response id), from the ledger where possible."""
     assert run.config.scorer is not None
@@ -327,7 +143,7 @@ def _score(
 
         run_scoring_calls(scorer, todo, settle, admit)
     else:
-        for chunk in _chunks(todo, SCORE_CHUNK):
+        for chunk in chunks(todo, SCORE_CHUNK):
             for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
                 store(key, judgement)
     run.summary.cost_by_stage["judgement"] = sum(e.cost for e in run.ledger.get_many(k for k, _ in requests).values())
@@ -348,7 +164,7 @@ BATCH_ERRORS_BEFORE_STOP = 10
 
 
 def _score_in_batches(
-    run: _Run, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
+    run: StageRun, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
 ) -> None:
     """Judge through the provider's batch API: collect the batches a killed run left, submit the rest within
     the budget (each batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of
@@ -453,11 +269,11 @@ def run_build(
     with Ledger(out / "ledger.sqlite") as ledger:
         prices = PriceTable(config.prices)
         budget = Budget(max_cost, spent=ledger.total_cost())
-        run = _Run(config, out, manager, ledger, progress or (lambda *_: None), prices, budget)
-        samples = _read_samples(run)
+        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), prices, budget)
+        samples = read_samples(run)
         run.summary.samples = len(samples)
-        frames = _load_frames(run, samples)
-        answers = _generate(run, samples, frames)
+        frames = load_frames(run, samples)
+        answers = generate_answers(run, samples, frames)
         judgements = _score(run, samples, frames, answers)
         annotated = [
             AnnotatedResponse(response=r, judgements=[judgements[r.id]] if r.id in judgements else [])
@@ -516,9 +332,9 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
     path = Path(out) / "ledger.sqlite"
     ledger = Ledger(path) if path.is_file() else None
     try:
-        run = _Run(config, Path(out), manager, ledger, lambda *_: None, PriceTable(config.prices), Budget(None))  # type: ignore[arg-type]
-        samples = _read_samples(run)
-        frames = _load_frames(run, samples)
+        run = StageRun(config, Path(out), manager, ledger, lambda *_: None, PriceTable(config.prices), Budget(None))  # type: ignore[arg-type]
+        samples = read_samples(run)
+        frames = load_frames(run, samples)
 
         def stored(keys: list[str]) -> dict[str, Any]:
             return {k: e for k, e in (ledger.get_many(keys) if ledger else {}).items() if e.done}
@@ -529,7 +345,7 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
         rows, judge_keys, to_price = [], [], {}
         for entry in config.zoo:
             generator: ResponseGenerator = manager.create("generator", entry.plugin, entry.options)
-            requests = _generation_requests(entry, generator, samples, frames)
+            requests = generation_requests(entry, generator, samples, frames)
             done = stored([r.id for r in requests])
             todo = [r for r in requests if r.id not in done]
             estimate = 0.0
