@@ -32,6 +32,7 @@ from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
     from mmaip_core.build import BuildSummary
+    from mmaip_core.evaluate import EvalResults
 
 app = typer.Typer(
     name="mmaip",
@@ -283,6 +284,33 @@ def pairs(
     console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
 
 
+def _print_results(results: EvalResults, out: Path) -> None:
+    table = Table("evaluator", "benchmark", "model", "n", "ratio % [95% CI]", "score [95% CI]", "unreadable", title="Evaluation")
+    for row in sorted(results.metrics, key=lambda r: (r.evaluator, r.benchmark, r.model)):
+        m = row.metrics
+        ratio = f"{100 * m.ratio.value:.1f} [{100 * (m.ratio.low or 0):.1f}, {100 * (m.ratio.high or 0):.1f}]" if m.ratio.value is not None else "-"
+        score = f"{m.score.value:.2f} [{m.score.low or 0:.2f}, {m.score.high or 0:.2f}]" if m.score.value is not None else "-"
+        table.add_row(row.evaluator, row.benchmark, row.model, str(m.n), ratio, score, str(m.parse_failures))
+    console.print(table)
+    console.print(f"verdicts: {results.verdicts}; cost ${results.cost_usd:.4f}. Output: {out}/results.json, verdicts.jsonl, report.md")
+
+
+@app.command()
+def evaluate(
+    config: Annotated[Path, typer.Argument(help="A config with benchmarks, models and evaluators.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
+) -> None:
+    """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
+    from mmaip_core.evaluate import run_evaluation
+
+    manager = _manager()
+    run_config = load_config(config, manager)
+    bar, update = _progress_bar()
+    with bar:
+        results = run_evaluation(run_config, out, manager, progress=update)
+    _print_results(results, out)
+
+
 class ExportFormat(StrEnum):
     trl = "trl"
     parquet = "parquet"
@@ -360,17 +388,24 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
     videos: Annotated[int, typer.Option(min=1, help="How many synthetic videos to generate.")] = 6,
 ) -> None:
-    """Run the bundled offline demo: synthetic videos, then a build with a zoo of tiny random models."""
+    """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, and an
+    evaluation of those models with the offline evaluators."""
     from mmaip_core.build import run_build
     from mmaip_core.demo import prepare_demo
+    from mmaip_core.evaluate import run_evaluation
 
     manager = _manager()
     config_path = prepare_demo(out, num_videos=videos)
     console.print(f"Demo data and config written: {config_path}")
+    demo_config = load_config(config_path, manager)
     bar, update = _progress_bar()
     with bar:
-        summary = run_build(load_config(config_path, manager), out / "build", manager, progress=update)
+        summary = run_build(demo_config, out / "build", manager, progress=update)
     _print_summary(summary, out / "build")
+    bar, update = _progress_bar()
+    with bar:
+        results = run_evaluation(demo_config, out / "evaluation", manager, progress=update)
+    _print_results(results, out / "evaluation")
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ from mmaip_core.pricing import Price
 from mmaip_core.validation import render_validation_error
 
 __all__ = [
+    "BenchmarkConfig",
+    "EvaluatorConfig",
     "PairsConfig",
     "PluginChoice",
     "RunConfig",
@@ -85,8 +87,33 @@ class PairsConfig(PluginChoice):
     strategy: str = Field(default="best-worst", description="Pair strategy plugin.")
 
 
-def _repeated_names(zoo: list[ZooEntry]) -> list[str]:
-    names = [entry.name for entry in zoo]
+class BenchmarkConfig(PluginChoice):
+    """One entry of ``benchmarks`` (evaluation): a named dataset read by a sample reader."""
+
+    kind: ClassVar[str] = "sample-reader"
+    selector: ClassVar[str] = "reader"
+    name: str = Field(description="Benchmark name, recorded on every verdict.")
+    reader: str = Field(default="jsonl", description="Sample reader plugin.")
+
+
+class EvaluatorConfig(PluginChoice):
+    """One entry of ``evaluators`` (evaluation)."""
+
+    kind: ClassVar[str] = "evaluator"
+    selector: ClassVar[str] = "name"
+    name: str = Field(description="Evaluator plugin (vision-judge, text-judge, reference, exact-match, ...).")
+
+
+_LISTS: dict[str, type[PluginChoice]] = {
+    "zoo": ZooEntry,
+    "models": ZooEntry,
+    "benchmarks": BenchmarkConfig,
+    "evaluators": EvaluatorConfig,
+}
+
+
+def _repeated_names(entries: list[Any]) -> list[str]:
+    names = [entry.name for entry in entries]
     return sorted({n for n in names if names.count(n) > 1})
 
 
@@ -103,11 +130,15 @@ class RunConfig(BaseModel):
     prices: dict[str, Price] = Field(
         default_factory=dict, description="USD per million tokens by model id, over the built-in table."
     )
+    benchmarks: list[BenchmarkConfig] = Field(default_factory=list, description="Evaluation: the datasets.")
+    models: list[ZooEntry] = Field(default_factory=list, description="Evaluation: the models under evaluation.")
+    evaluators: list[EvaluatorConfig] = Field(default_factory=list, description="Evaluation: the evaluators.")
 
     @model_validator(mode="after")
-    def _unique_zoo_names(self) -> RunConfig:
-        if duplicated := _repeated_names(self.zoo):
-            raise ValueError(f"zoo names must be unique; repeated: {', '.join(duplicated)}")
+    def _unique_names(self) -> RunConfig:
+        for section in _LISTS:
+            if duplicated := _repeated_names(getattr(self, section)):
+                raise ValueError(f"{section} names must be unique; repeated: {', '.join(duplicated)}")
         return self
 
     def choices(self) -> Iterator[tuple[str, PluginChoice]]:
@@ -119,6 +150,9 @@ class RunConfig(BaseModel):
         if self.scorer is not None:
             yield "scorer", self.scorer
         yield "pairs", self.pairs
+        for section in ("benchmarks", "models", "evaluators"):
+            for i, choice in enumerate(getattr(self, section)):
+                yield f"{section}.{i}", choice
 
     def resolved(self, manager: PluginManager) -> dict[str, Any]:
         """The config with every plugin's defaults filled in, as plain JSON-able data."""
@@ -195,16 +229,16 @@ def _validate_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     for name, value in data.items():
         if name not in fields:
             continue
-        if name == "zoo":
+        if name in _LISTS:
             if not isinstance(value, list):
-                problems.append("zoo: must be a list of zoo entries")
+                problems.append(f"{name}: must be a list of entries")
                 continue
             entries = []
             for i, entry in enumerate(value):
                 try:
-                    entries.append(ZooEntry.model_validate(entry))
+                    entries.append(_LISTS[name].model_validate(entry))
                 except ValidationError as exc:
-                    problems.extend(render_validation_error(exc, ZooEntry, prefix=f"zoo.{i}"))
+                    problems.extend(render_validation_error(exc, _LISTS[name], prefix=f"{name}.{i}"))
             valid[name] = entries
             continue
         if value is None:  # an empty section: as if absent
@@ -228,8 +262,9 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
     path = Path(path)
     valid, problems = _validate_sections(read_config_file(path))
     config = RunConfig.model_construct(**valid)  # absent or invalid sections take their defaults
-    if duplicated := _repeated_names(config.zoo):
-        problems.append(f"zoo: zoo names must be unique; repeated: {', '.join(duplicated)}")
+    for section in _LISTS:
+        if duplicated := _repeated_names(getattr(config, section)):
+            problems.append(f"{section}: {section} names must be unique; repeated: {', '.join(duplicated)}")
     base = path.resolve().parent
     frames_choice = ("frames", "frame-sampler", config.frames.sampler, config.frames.sampler_options)
     checks = [(loc, c.kind, c.plugin, c.options, c) for loc, c in config.choices()]

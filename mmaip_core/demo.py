@@ -1,8 +1,9 @@
-"""The bundled demo: synthetic videos and a run config that builds preference pairs offline.
+"""The bundled demo: synthetic videos and a run config that builds preference pairs and evaluates offline.
 
 It needs no network and no GPU: the zoo is three tiny random models (``smoke``), the scorer the offline
-``reference`` scorer, the pairs ``best-worst``. The answers of random models are noise; the demo shows the
-machinery, not the method (docs/miniature.md is about the method).
+``reference`` scorer, the pairs ``best-worst``; the evaluation runs two tiny models with the offline
+``reference`` and ``exact-match`` evaluators. The answers of random models are noise; the demo shows the
+machinery, not the method.
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ scorer:
   name: reference
 pairs:
   strategy: best-worst
+# evaluation (mmaip evaluate): the same tiny models, greedy, judged offline
+benchmarks:
+  - name: shapes-demo
+    reader: jsonl
+    path: data/qa.jsonl
+models:
+  - name: tiny-qwen2vl
+    generator: smoke
+    family: qwen2-vl
+    params: {temperature: 0, max_new_tokens: 8}
+  - name: tiny-llava-ov
+    generator: smoke
+    family: llava-onevision
+    params: {temperature: 0, max_new_tokens: 8}
+evaluators:
+  - name: reference
+  - name: exact-match
 """
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.budget import Budget
 from mmaip_core.calls import run_generation_calls
-from mmaip_core.config import RunConfig, SamplesConfig, ZooEntry
+from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
 from mmaip_core.errors import VideoError
 from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
@@ -111,7 +111,7 @@ class StageRun:
         self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
 
 
-def read_samples(run: StageRun, choice: SamplesConfig | None = None) -> list[VideoQA]:
+def read_samples(run: StageRun, choice: PluginChoice | None = None) -> list[VideoQA]:
     """The samples of ``choice`` (default: the config's ``samples``); bad rows and repeated ids are recorded
     as item errors and skipped."""
     choice = choice or run.config.samples

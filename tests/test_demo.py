@@ -29,6 +29,12 @@ def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:
     assert all(p.chosen_score > p.rejected_score and p.strategy == "best-worst" for p in pairs)
     manifest = RunManifest.model_validate_json((tmp_path / "build" / "run-manifest.json").read_text())
     assert manifest.config["scorer"]["name"] == "reference" and manifest.packages["torch"]
+    results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
+    assert {(m["model"], m["evaluator"]) for m in results["metrics"]} == {
+        (model, evaluator) for model in ("tiny-qwen2vl", "tiny-llava-ov") for evaluator in ("reference", "exact-match")
+    }
+    assert all(m["metrics"]["n"] == 6 for m in results["metrics"])
+    assert (tmp_path / "evaluation" / "report.md").is_file() and "Evaluation" in result.stdout
 
 
 def test_demo_rerun_asks_no_model(manager: PluginManager, tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""The evaluation stage: models answer benchmark questions, evaluators judge the answers, metrics summarise.
+
+``run_evaluation(config, out, manager)`` uses the config's ``benchmarks``, ``models`` and ``evaluators``
+(and ``frames``) and writes into ``out``:
+
+- ``ledger.sqlite``: every answer and every verdict under a content key, so a rerun asks no model again;
+- ``verdicts.jsonl`` (EvalRecord), ``results.json`` (every metric, with 95% bootstrap intervals over videos,
+  and paired differences between models), ``report.md`` with PNG charts, ``errors.jsonl`` and
+  ``run-manifest.json``.
+
+A verdict that could not be read is counted as a parse failure, never imputed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mmaip_core.budget import Budget
+from mmaip_core.config import RunConfig
+from mmaip_core.errors import ConfigError
+from mmaip_core.hashing import stable_hash
+from mmaip_core.interfaces import EvalRequest, Evaluator, Frames
+from mmaip_core.jsonl import write_jsonl_atomic
+from mmaip_core.ledger import DONE, FAILED, Ledger
+from mmaip_core.manifest import run_manifest
+from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference, summarize
+from mmaip_core.plugins import PluginManager
+from mmaip_core.pricing import PriceTable
+from mmaip_core.records import EvalRecord, ParseStatus
+from mmaip_core.report import write_report
+from mmaip_core.stages import KEY_VERSION, Progress, StageRun, chunks, generate_entry, load_frames, read_samples
+
+__all__ = ["EvalResults", "MetricRow", "PairedRow", "evaluation_key", "run_evaluation"]
+
+EVAL_CHUNK = 16
+
+
+class MetricRow(BaseModel):
+    model: str
+    benchmark: str
+    evaluator: str
+    metrics: MetricSummary
+
+
+class PairedRow(BaseModel):
+    benchmark: str
+    evaluator: str
+    model_a: str
+    model_b: str
+    difference: PairedDifference = Field(description="model_a minus model_b.")
+
+
+class EvalResults(BaseModel):
+    """Everything ``results.json`` holds."""
+
+    metrics: list[MetricRow]
+    paired: list[PairedRow]
+    verdicts: dict[str, int] = Field(default_factory=dict, description="Verdicts reused from the ledger and new.")
+    cost_usd: float = 0.0
+
+
+def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
+    """Content key of one verdict: evaluator fingerprint, question, ground truth, prediction and, for
+    evaluators that look at the video, the frames."""
+    return stable_hash(
+        {
+            "v": KEY_VERSION,
+            "kind": "evaluation",
+            "evaluator": evaluator.fingerprint,
+            "question": request.sample.question,
+            "answer": request.sample.answer,
+            "prediction": request.prediction,
+            "frames": request.frames.manifest.key if request.frames and getattr(evaluator, "uses_frames", False) else None,
+        }
+    )
+
+
+def _judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
+    """Verdicts of ``requests``, from the ledger where possible, committed chunk by chunk."""
+    keyed = [(evaluation_key(evaluator, r), r) for r in requests]
+    stored = run.ledger.get_many(k for k, _ in keyed)
+    by_key = {k: EvalRecord.model_validate(e.record) for k, e in stored.items() if e.done}
+    todo = list({k: r for k, r in keyed if k not in by_key}.items())
+    run.summary.judgements["reused"] = run.summary.judgements.get("reused", 0) + len(keyed) - len(todo)
+    run.summary.judgements["new"] = run.summary.judgements.get("new", 0) + len(todo)
+    for chunk in chunks(todo, EVAL_CHUNK):
+        for (key, _), record in zip(chunk, evaluator.evaluate([r for _, r in chunk]), strict=True):
+            status = FAILED if record.status is ParseStatus.ERROR else DONE
+            run.ledger.put(key, "evaluation", status, record.model_dump(mode="json"))
+            by_key[key] = record
+        run.progress(label, len(by_key), len(keyed), run.budget.spent)
+    # a verdict is about the text: restamp it with this request's sample, model and benchmark
+    return [
+        by_key[k].model_copy(
+            update={"sample_id": r.sample.id, "video": r.sample.video, "model": r.model, "benchmark": r.benchmark,
+                    "frames": r.frames.manifest.key if r.frames else None}
+        )
+        for k, r in keyed
+    ]
+
+
+def run_evaluation(
+    config: RunConfig, out: str | Path, manager: PluginManager, progress: Progress | None = None
+) -> EvalResults:
+    """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger)."""
+    missing = [s for s in ("benchmarks", "models", "evaluators") if not getattr(config, s)]
+    if missing:
+        raise ConfigError([f"{s}: evaluation needs this section" for s in missing])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records: list[EvalRecord] = []
+    with Ledger(out / "ledger.sqlite") as ledger:
+        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+        evaluators = [(e.plugin, manager.create("evaluator", e.plugin, e.options)) for e in config.evaluators]
+        for benchmark in config.benchmarks:
+            samples = read_samples(run, benchmark)
+            frames: dict[str, Frames] = load_frames(run, samples)
+            by_id = {s.id: s for s in samples}
+            for entry in config.models:
+                answers = [a for a in generate_entry(run, entry, samples, frames) if a.text is not None]
+                requests = [
+                    EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name,
+                                prediction=a.text or "", frames=frames.get(a.sample_id))
+                    for a in answers
+                ]
+                for name, evaluator in evaluators:
+                    records.extend(_judge(run, evaluator, f"{name} {entry.name} {benchmark.name}", requests))
+        cost = ledger.total_cost()
+    groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.model, record.benchmark, record.evaluator)].append(record)
+    metrics = [MetricRow(model=m, benchmark=b, evaluator=e, metrics=summarize(rs)) for (m, b, e), rs in groups.items()]
+    paired = [
+        PairedRow(benchmark=b.name, evaluator=e, model_a=x.name, model_b=y.name,
+                  difference=paired_difference(groups[(x.name, b.name, e)], groups[(y.name, b.name, e)]))
+        for b in config.benchmarks
+        for e, _ in evaluators
+        for x, y in combinations(config.models, 2)
+    ]
+    results = EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.summary.judgements), cost_usd=cost)
+    write_jsonl_atomic(out / "verdicts.jsonl", records)
+    write_jsonl_atomic(out / "errors.jsonl", run.errors)
+    (out / "results.json").write_text(results.model_dump_json(indent=2))
+    (out / "run-manifest.json").write_text(run_manifest(config.resolved(manager), manager, sys.argv).model_dump_json(indent=2))
+    write_report(out, results, records)
+    return results

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import scripted_plugins
+import yaml
+
+from mmaip_core import ConfigError, EvalRecord, PluginManager
+from mmaip_core.config import load_config
+from mmaip_core.evaluate import run_evaluation
+from mmaip_core.jsonl import read_jsonl
+
+
+@pytest.fixture
+def plugins(manager: PluginManager) -> PluginManager:
+    manager.register(scripted_plugins, "scripted")
+    return manager
+
+
+def _config(tmp_path: Path, demo_dir: Path) -> Path:
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({
+        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+        "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+        "models": [
+            {"name": "good", "generator": "scripted"},
+            {"name": "half", "generator": "scripted", "model": "half", "answers": ["no idea"]},
+        ],
+        "evaluators": [{"name": "exact-match"}],
+    }))
+    return path
+
+
+def test_evaluation_metrics_outputs_and_resume(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    results = run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), out, plugins)
+    rows = {(r.model, r.evaluator): r.metrics for r in results.metrics}
+    good, bad = rows[("good", "exact-match")], rows[("half", "exact-match")]
+    assert (good.n, good.videos, good.ratio.value, good.score.value) == (9, 3, 1.0, 5.0)
+    assert (bad.ratio.value, bad.score.value) == (0.0, 0.0)
+    (paired,) = results.paired
+    assert (paired.model_a, paired.model_b, paired.difference.ratio.value) == ("good", "half", 1.0)
+    verdicts = list(read_jsonl(out / "verdicts.jsonl", EvalRecord))
+    assert len(verdicts) == 18 and {v.benchmark for v in verdicts} == {"demo"}
+    assert all(v.video and v.frames for v in verdicts)
+    assert json.loads((out / "results.json").read_text())["metrics"][0]["metrics"]["confidence"] == 0.95
+    report = (out / "report.md").read_text()
+    assert "| demo | good | 9 | 100.0 [100.0, 100.0] | 5.00 [5.00, 5.00] | 0 | 0 |" in report
+    assert (out / "ratio-exact-match.png").read_bytes()[:4] == b"\x89PNG"
+    again = run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), out, plugins)
+    assert again.verdicts["new"] == 0 and again.metrics == results.metrics
+
+
+def test_evaluation_needs_its_sections(plugins: PluginManager, tmp_path: Path) -> None:
+    from mmaip_core.config import RunConfig
+
+    with pytest.raises(ConfigError, match="benchmarks: evaluation needs this section"):
+        run_evaluation(RunConfig(), tmp_path, plugins)
