@@ -92,7 +92,8 @@ def _judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[E
     for chunk in chunks(todo, EVAL_CHUNK):
         for (key, _), record in zip(chunk, evaluator.evaluate([r for _, r in chunk]), strict=True):
             status = FAILED if record.status is ParseStatus.ERROR else DONE
-            run.ledger.put(key, "evaluation", status, record.model_dump(mode="json"))
+            cost = run.prices.cost(record.model_id, record.usage)
+            run.ledger.put(key, "evaluation", status, record.model_dump(mode="json"), cost)
             by_key[key] = record
         run.progress(label, len(by_key), len(keyed), run.budget.spent)
     # a verdict is about the text: restamp it with this request's sample, model and benchmark

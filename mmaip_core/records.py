@@ -272,6 +272,8 @@ class EvalRecord(Record):
     status: ParseStatus = Field(default=ParseStatus.OK, description="ok, parse_failure, out_of_range or error.")
     frames: str | None = Field(default=None, description="FrameManifest key of the model's frames.")
     judge_frames: str | None = Field(default=None, description="FrameManifest key shown to the judge.")
+    model_id: str | None = Field(default=None, description="The judge model, for model-based evaluators.")
+    usage: TokenUsage | None = Field(default=None, description="Tokens the verdict cost (all attempts).")
     created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
 
     @model_validator(mode="after")

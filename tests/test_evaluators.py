@@ -75,3 +75,23 @@ def test_reference_evaluator(manager: PluginManager, requests: list[EvalRequest]
     assert records[0].status is ParseStatus.OK and records[0].score is not None and 0 <= records[0].score <= 5
     assert records[1].score is not None and records[0].score > records[1].score  # "It is red." beats "blue"
     assert records[-1].status is ParseStatus.ERROR
+
+
+def test_judge_evaluation_costs_are_recorded(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from mmaip_core.config import load_config
+    from mmaip_core.evaluate import run_evaluation
+
+    config = tmp_path / "eval.yaml"
+    config.write_text(yaml.safe_dump({
+        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+        "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+        "models": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", **FAST}],
+        "evaluators": [{"name": "vision-judge", "judge": {"name": "openai-judge", "model": "gpt-4o", "max_frames": 2, **FAST}}],
+    }))
+    results = run_evaluation(load_config(config, manager), tmp_path / "eval", manager)
+    (row,) = results.metrics
+    assert row.metrics.n == 9 and row.metrics.ratio.value == 0.0  # the server echoes questions: never right
+    verdict_cost = 9 * (10 + 2 * 85) * 2.5 / 1e6  # prompt tokens of the mock judge at gpt-4o input prices
+    assert results.cost_usd > verdict_cost

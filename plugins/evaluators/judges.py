@@ -71,6 +71,7 @@ class JudgeEvaluator:
             scale=self.scale, rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
             raw_reply=verdict.raw_reply, status=verdict.status,
             frames=request.frames.manifest.key if request.frames else None, judge_frames=verdict.frames,
+            model_id=verdict.model_id, usage=verdict.usage,
         )
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
