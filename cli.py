@@ -369,11 +369,11 @@ def extrapolate(
     from mmaip_core.extrapolate import extrapolate as extrapolate_checkpoints
     from mmaip_core.extrapolate import scale_lora_adapter
 
-    values = _alphas(alpha, alphas)
+    values = list(dict.fromkeys(_alphas(alpha, alphas)))
     if not lora and anchor is None:
         raise typer.BadParameter("--anchor is needed (except with --lora)")
     for value in values:
-        target = out if len(values) == 1 else out / f"alpha-{value:g}"
+        target = out if alphas is None else out / f"alpha-{value:g}"
         if lora:
             scale_lora_adapter(policy, value, target)
         else:

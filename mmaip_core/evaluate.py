@@ -124,14 +124,27 @@ def run_evaluation(
             frames: dict[str, Frames] = load_frames(run, samples)
             by_id = {s.id: s for s in samples}
             for entry in config.models:
-                answers = [a for a in generate_entry(run, entry, samples, frames) if a.text is not None]
+                answers = generate_entry(run, entry, samples, frames)
                 requests = [
                     EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name,
-                                prediction=a.text or "", frames=frames.get(a.sample_id))
+                                prediction=a.text, frames=frames.get(a.sample_id))
                     for a in answers
+                    if a.text is not None
                 ]
                 for name, evaluator in evaluators:
                     records.extend(_judge(run, evaluator, f"{name} {entry.name} {benchmark.name}", requests))
+                    # a question the model failed to answer is an error of the model, counted in the metrics
+                    records.extend(
+                        EvalRecord(
+                            sample_id=a.sample_id, video=by_id[a.sample_id].video, benchmark=benchmark.name,
+                            model=entry.name, evaluator=name, fingerprint=evaluator.fingerprint,
+                            question=by_id[a.sample_id].question, answer=by_id[a.sample_id].answer, prediction="",
+                            status=ParseStatus.ERROR, frames=a.frames,
+                            rationale=f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer",
+                        )
+                        for a in answers
+                        if a.text is None
+                    )
         cost = ledger.total_cost()
     groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
     for record in records:

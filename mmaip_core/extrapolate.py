@@ -6,7 +6,7 @@ ExPO alpha; 0.3–0.5 is typical, 0 returns the policy), applied tensor by tenso
 - sharded checkpoints are followed through ``model.safetensors.index.json`` and written with the same
   shards and index; tensors are read lazily, so memory stays near one output shard, never whole models;
 - every tensor of every source is accounted for: differing tensor names or shapes are an error that names
-  them; non-floating tensors are copied; each tensor keeps its dtype;
+  them; non-floating tensors must be equal in every source and are copied; each tensor keeps its dtype;
 - vision towers and projectors are copied from the policy unless asked for (``include_vision``);
 - everything else in the policy folder (config, processor, tokenizer files) is copied alongside.
 
@@ -69,7 +69,10 @@ def tensor_files(folder: Path) -> dict[str, str]:
     raise UserError(f"{folder}: no {SINGLE} or {INDEX}; is it a Hugging Face checkpoint folder?")
 
 
-def _check_same_tensors(layouts: Mapping[str, dict[str, str]]) -> None:
+def _check_same_tensors(folders: Mapping[str, Path], layouts: Mapping[str, dict[str, str]]) -> None:
+    """Every source holds the same tensor names with the same shapes (read from headers, no data loaded)."""
+    from safetensors import safe_open
+
     names = list(layouts)
     first = set(layouts[names[0]])
     for name in names[1:]:
@@ -80,6 +83,15 @@ def _check_same_tensors(layouts: Mapping[str, dict[str, str]]) -> None:
                 f"checkpoints '{names[0]}' and '{name}' hold different tensors: missing in '{name}': {missing}; "
                 f"only in '{name}': {extra}"
             )
+    shapes: dict[str, dict[str, list[int]]] = {}
+    for source, layout in layouts.items():
+        for shard in set(layout.values()):
+            with safe_open(folders[source] / shard, framework="pt") as f:
+                for tensor in (t for t, s in layout.items() if s == shard):
+                    shapes.setdefault(tensor, {})[source] = list(f.get_slice(tensor).get_shape())
+    for tensor, by_source in sorted(shapes.items()):
+        if len({tuple(shape) for shape in by_source.values()}) > 1:
+            raise UserError(f"tensor {tensor} has different shapes: {by_source}")
 
 
 def combine_checkpoints(
@@ -103,9 +115,13 @@ def combine_checkpoints(
     if copy_from not in folders or not set(weights) <= set(folders):
         raise UserError(f"weights {sorted(weights)} and copy_from '{copy_from}' must name sources {sorted(folders)}")
     layouts = {name: tensor_files(folder) for name, folder in folders.items()}
-    _check_same_tensors(layouts)
+    _check_same_tensors(folders, layouts)
     layout = layouts[copy_from]
     out = Path(out)
+    for name, folder in folders.items():
+        a, b = out.resolve(), folder.resolve()
+        if a == b or a in b.parents or b in a.parents:
+            raise UserError(f"the output {out} must not be, contain or sit inside the input '{name}' ({folder})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     report = CombineReport(out=out)
@@ -119,7 +135,7 @@ def combine_checkpoints(
                 metadata = base.metadata()
                 for name in (n for n, s in layout.items() if s == shard):
                     tensor = base.get_tensor(name)
-                    if not include(name) or not tensor.is_floating_point():
+                    if not include(name):
                         tensors[name] = tensor
                         report.copied.append(name)
                         continue
@@ -127,8 +143,11 @@ def combine_checkpoints(
                     for source in weights:
                         with safe_open(folders[source] / layouts[source][name], framework="pt") as f:
                             parts[source] = f.get_tensor(name)
-                    tensors[name] = combine_tensors(weights, parts).contiguous()
-                    report.combined.append(name)
+                    try:  # non-floating tensors must be equal everywhere and are copied
+                        tensors[name] = combine_tensors(weights, parts).contiguous()
+                    except ValueError as exc:
+                        raise UserError(f"tensor {name}: {exc}") from None
+                    (report.combined if tensor.is_floating_point() else report.copied).append(name)
             save_file(tensors, str(tmp / shard), metadata=metadata or {"format": "pt"})
         if (folders[copy_from] / INDEX).is_file():
             shutil.copy2(folders[copy_from] / INDEX, tmp / INDEX)
@@ -159,6 +178,8 @@ def scale_lora_adapter(adapter: str | Path, alpha: float, out: str | Path) -> Pa
     if alpha < 0:
         raise UserError(f"alpha must be >= 0, got {alpha}")
     adapter, out = Path(adapter), Path(out)
+    if out.resolve() == adapter.resolve():
+        raise UserError(f"the output {out} must not be the adapter folder itself")
     weights_file = adapter / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise UserError(f"{adapter}: no adapter_model.safetensors; is it a PEFT LoRA adapter folder?")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.hashing import stable_hash
 from mmaip_core.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
 
@@ -24,7 +25,9 @@ def _fmt(e: Estimate, percent: bool = False) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+    """A file-name-safe form of ``text``, unique per text (a short hash is added when characters were replaced)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+    return safe if safe == text else f"{safe}-{stable_hash(text)[:6]}"
 
 
 def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], evaluator: str) -> list[str]:

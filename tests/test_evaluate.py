@@ -58,3 +58,19 @@ def test_evaluation_needs_its_sections(plugins: PluginManager, tmp_path: Path) -
 
     with pytest.raises(ConfigError, match="benchmarks: evaluation needs this section"):
         run_evaluation(RunConfig(), tmp_path, plugins)
+
+
+def test_failed_answers_count_as_errors(plugins: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmaip_core import ErrorInfo
+
+    original = scripted_plugins.ScriptedGenerator.generate
+
+    def sometimes_failing(self, requests, *, model):  # type: ignore[no-untyped-def]
+        out = original(self, requests, model=model)
+        return [r.model_copy(update={"text": None, "error": ErrorInfo(error_class="Boom", message="no")})
+                if r.sample_id.endswith("shape") else r for r in out]
+
+    monkeypatch.setattr(scripted_plugins.ScriptedGenerator, "generate", sometimes_failing)
+    results = run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), tmp_path / "eval", plugins)
+    good = next(r.metrics for r in results.metrics if r.model == "good")
+    assert (good.n, good.errors, good.ratio.value) == (6, 3, 1.0)

@@ -124,3 +124,29 @@ def test_cli_alpha_sweep(tmp_path: Path) -> None:
     bad = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--anchor is needed" in bad.stderr
+
+
+def test_copied_and_mismatched_tensors_are_checked(tmp_path: Path) -> None:
+    policy = _checkpoint(tmp_path / "policy", 4.0)
+    other_ints = _checkpoint(tmp_path / "ints", 2.0, **{"model.rotary.inv_freq_steps": torch.tensor([0, 1, 2])})
+    with pytest.raises(UserError, match=r"tensor model\.rotary\.inv_freq_steps: non-floating tensors differ"):
+        extrapolate(policy, other_ints, 0.3, tmp_path / "out")
+    other_shape = _checkpoint(tmp_path / "shape", 2.0, **{"visual.blocks.0.w": torch.zeros(3)})
+    with pytest.raises(UserError, match=r"tensor visual\.blocks\.0\.w has different shapes"):
+        extrapolate(policy, other_shape, 0.3, tmp_path / "out")
+    anchor = _checkpoint(tmp_path / "anchor", 2.0)
+    with pytest.raises(UserError, match="must not be, contain or sit inside the input 'anchor'"):
+        extrapolate(policy, anchor, 0.3, anchor)
+    assert (anchor / "model.safetensors").is_file()
+
+
+def test_cli_single_alpha_of_a_sweep_gets_its_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    result = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0.3,0.30",
+                             "--out", str(tmp_path / "sweep")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["alpha-0.3"]
