@@ -28,6 +28,7 @@ from mmaip_core.errors import did_you_mean
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.interfaces import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
+from mmaip_core.report import format_estimate
 from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
@@ -288,8 +289,7 @@ def _print_results(results: EvalResults, out: Path) -> None:
     table = Table("evaluator", "benchmark", "model", "n", "ratio % [95% CI]", "score [95% CI]", "unreadable", title="Evaluation")
     for row in sorted(results.metrics, key=lambda r: (r.evaluator, r.benchmark, r.model)):
         m = row.metrics
-        ratio = f"{100 * m.ratio.value:.1f} [{100 * (m.ratio.low or 0):.1f}, {100 * (m.ratio.high or 0):.1f}]" if m.ratio.value is not None else "-"
-        score = f"{m.score.value:.2f} [{m.score.low or 0:.2f}, {m.score.high or 0:.2f}]" if m.score.value is not None else "-"
+        ratio, score = format_estimate(m.ratio, percent=True), format_estimate(m.score)
         table.add_row(row.evaluator, row.benchmark, row.model, str(m.n), ratio, score, str(m.parse_failures))
     console.print(table)
     console.print(f"verdicts: {results.verdicts}; cost ${results.cost_usd:.4f}. Output: {out}/results.json, verdicts.jsonl, report.md")

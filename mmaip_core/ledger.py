@@ -94,9 +94,6 @@ class Ledger:
                 (key, kind, status, json.dumps(record, default=str), cost, time.time()),
             )
 
-    def get(self, key: str) -> Entry | None:
-        """The stored result of ``key``, or None."""
-        return self.get_many([key]).get(key)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         """Stored results of ``keys`` (missing keys are absent from the result)."""
@@ -112,16 +109,6 @@ class Ledger:
                 for key, kind, status, record, cost in rows:
                     found[key] = Entry(key, kind, status, json.loads(record), cost)
         return found
-
-    def count(self, kind: LedgerKind | None = None, status: str | None = None) -> int:
-        """How many entries (of a kind, with a status) are stored."""
-        query, args = "SELECT COUNT(*) FROM entries WHERE 1=1", list[str]()
-        if kind:
-            query, args = query + " AND kind = ?", [*args, kind]
-        if status:
-            query, args = query + " AND status = ?", [*args, status]
-        with self._cursor() as cur:
-            return int(cur.execute(query, args).fetchone()[0])
 
     def total_cost(self, kind: LedgerKind | None = None) -> float:
         """Sum of the cost of stored entries."""

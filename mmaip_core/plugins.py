@@ -163,12 +163,6 @@ class PluginManager:
         self._registry = None
         return True
 
-    def unregister(self, name: str) -> None:
-        """Remove a registered plugin by name."""
-        self._pm.unregister(name=name)
-        self._sources.pop(name, None)
-        self._registry = None
-
     def load_entry_points(self) -> None:
         """Register every plugin of the ``mmaip`` entry-point group; broken ones warn and are skipped."""
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):

@@ -14,10 +14,11 @@ from mmaip_core.records import EvalRecord, ParseStatus
 if TYPE_CHECKING:
     from mmaip_core.evaluate import EvalResults
 
-__all__ = ["write_report"]
+__all__ = ["format_estimate", "write_report"]
 
 
-def _fmt(e: Estimate, percent: bool = False) -> str:
+def format_estimate(e: Estimate, percent: bool = False) -> str:
+    """``value [low, high]``, in percent for ratios; a dash without usable records."""
     if e.value is None or e.low is None or e.high is None:
         return "–"
     k, digits = (100, 1) if percent else (1, 2)
@@ -87,14 +88,14 @@ def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord])
                   "|---|---|---|---|---|---|---|"]
         for row in sorted((r for r in results.metrics if r.evaluator == evaluator), key=lambda r: (r.benchmark, r.model)):
             m = row.metrics
-            lines.append(f"| {row.benchmark} | {row.model} | {m.n} | {_fmt(m.ratio, True)} | {_fmt(m.score)} | "
+            lines.append(f"| {row.benchmark} | {row.model} | {m.n} | {format_estimate(m.ratio, True)} | {format_estimate(m.score)} | "
                          f"{m.parse_failures} | {m.errors} |")
         paired = [p for p in results.paired if p.evaluator == evaluator]
         if paired:
             lines += ["", "| benchmark | A − B | n | ratio difference (points) | score difference |", "|---|---|---|---|---|"]
             for p in paired:
                 d = p.difference
-                lines.append(f"| {p.benchmark} | {p.model_a} − {p.model_b} | {d.n} | {_fmt(d.ratio, True)} | {_fmt(d.score)} |")
+                lines.append(f"| {p.benchmark} | {p.model_a} − {p.model_b} | {d.n} | {format_estimate(d.ratio, True)} | {format_estimate(d.score)} |")
         lines += ["", *[f"![{name}]({name})" for name in _charts(out, results, records, evaluator)], ""]
     unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
     lines += [f"{len(records)} verdicts ({unreadable} unreadable); API cost ${results.cost_usd:.4f}.", ""]
