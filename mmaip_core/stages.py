@@ -132,14 +132,22 @@ def read_samples(run: StageRun, choice: PluginChoice | None = None) -> list[Vide
 
 
 def load_frames(run: StageRun, samples: Sequence[VideoQA]) -> dict[str, Frames]:
+    """Frames of every sample by sample id; each video is loaded once however many questions it has."""
     loader = FrameLoader(run.config.frames, run.manager)
     frames: dict[str, Frames] = {}
+    by_video: dict[str, Frames | VideoError] = {}
     for done, sample in enumerate(samples, start=1):
-        try:
-            frames[sample.id] = loader.load(sample.video)
-        except VideoError as exc:
-            run.fail("frames", sample.id, type(exc).__name__, str(exc))
+        if sample.video not in by_video:
+            try:
+                by_video[sample.video] = loader.load(sample.video)
+            except VideoError as exc:
+                by_video[sample.video] = exc
+        loaded = by_video[sample.video]
+        if isinstance(loaded, VideoError):
+            run.fail("frames", sample.id, type(loaded).__name__, str(loaded))
             run.summary.video_errors += 1
+        else:
+            frames[sample.id] = loaded
         run.progress("frames", done, len(samples), run.budget.spent)
     return frames
 
