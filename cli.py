@@ -358,6 +358,11 @@ def extrapolate(
         bool, typer.Option("--include-vision", help="Extrapolate the vision tower and projector too.")
     ] = False,
     lora: Annotated[bool, typer.Option("--lora", help="POLICY is a LoRA adapter trained on top of the anchor.")] = False,
+    eval_config: Annotated[
+        Path | None,
+        typer.Option(help="With --alphas: evaluate each model with this config's benchmarks and evaluators "
+                     "(its first `models` entry, an hf generator, is the template) and choose alpha."),
+    ] = None,
 ) -> None:
     """Weak-to-strong extrapolation (ExPO): strong = policy + alpha * (policy - anchor).
 
@@ -372,6 +377,21 @@ def extrapolate(
     values = list(dict.fromkeys(_alphas(alpha, alphas)))
     if not lora and anchor is None:
         raise typer.BadParameter("--anchor is needed (except with --lora)")
+    if eval_config is not None:
+        if lora or alphas is None:
+            raise typer.BadParameter("--eval-config needs --alphas and full checkpoints (not --lora)")
+        from mmaip_core.train.sweep import sweep_alphas
+
+        assert anchor is not None
+        manager = _manager()
+        result = sweep_alphas(
+            policy, anchor, values, out, include_vision=include_vision,
+            evaluation=load_config(eval_config, manager), manager=manager,
+        )  # fmt: skip
+        for value, score in result.scores.items():
+            console.print(f"alpha {value}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
+        console.print(f"chosen alpha: {result.chosen} (written: {out / 'sweep.json'})")
+        return
     for value in values:
         target = out if alphas is None else out / f"alpha-{value:g}"
         if lora:
@@ -381,6 +401,74 @@ def extrapolate(
             report = extrapolate_checkpoints(policy, anchor, value, target, include_vision=include_vision)
             console.print(f"alpha {value:g}: {len(report.combined)} tensors extrapolated, {len(report.copied)} copied")
         console.print(f"written: {target}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML) with a `train` section.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, manifest.json, curves.png.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last complete round (and step inside a round).")
+    ] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option("--launch", min=1, help="Start this many processes with `accelerate launch` (GPUs, or CPU with gloo)."),
+    ] = None,
+) -> None:
+    """Iter-W2S-RLAIF: rounds of DPO on video, reference updates and weak-to-strong extrapolation.
+
+    Each round trains the policy from the reference, extrapolates strong = policy + alpha * (policy - anchor),
+    and sets the next reference by the reference policy (fixed, previous, extrapolated, ema). Under
+    `accelerate launch -m mmaip_cli.cli train ...` (or --launch N) the processes share each round.
+    """
+    if processes is not None:
+        _relaunch(processes)
+        return
+    from mmaip_core.train import run_training
+
+    manager = _manager()
+    run_config = load_config(config, manager)
+    bar, update = _progress_bar()
+    with bar:
+        manifest = run_training(
+            run_config, out, manager, resume=resume, progress=lambda task, done, total: update(task, done, total, 0.0)
+        )
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under accelerate launch, one process reports
+        return
+    table = Table("round", "steps", "skipped", "pairs", "left out", "final loss", "final margin", "s", title="Training")
+    for r in manifest.rounds:
+        curves = r.result.curves
+        last = {k: f"{curves[k][-1]:.3f}" if curves.get(k) else "–" for k in ("loss", "margin")}
+        table.add_row(
+            str(r.round), str(r.result.steps), str(r.result.skipped_steps), str(r.result.pairs),
+            str(len(r.result.skipped)), last["loss"], last["margin"], f"{r.result.wall_s:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"final model: {manifest.final}\nmanifest: {out / 'manifest.json'}; curves: {out / 'curves.png'}")
+
+
+def _relaunch(processes: int) -> None:
+    """Run this command again under `accelerate launch` with ``processes`` processes (without --launch)."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--launch":
+            skip = True
+        elif not arg.startswith("--launch="):
+            args.append(arg)
+    import torch
+
+    if torch.cuda.is_available():
+        launcher = ["accelerate.commands.launch", *(["--multi_gpu"] if processes > 1 else []), "--num_processes"]
+    else:  # several CPU processes (gloo): torchrun sets the environment accelerate reads
+        launcher = ["torch.distributed.run", "--nproc_per_node"]
+    command = [sys.executable, "-m", *launcher, str(processes), "-m", "mmaip_cli.cli", *args]
+    raise typer.Exit(subprocess.call(command))
 
 
 @app.command()

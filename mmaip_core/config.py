@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -28,9 +28,12 @@ __all__ = [
     "EvaluatorConfig",
     "PairsConfig",
     "PluginChoice",
+    "ReferenceChoice",
     "RunConfig",
     "SamplesConfig",
     "ScorerConfig",
+    "TrainConfig",
+    "TrainerChoice",
     "ZooEntry",
     "load_config",
     "read_config_file",
@@ -104,6 +107,47 @@ class EvaluatorConfig(PluginChoice):
     name: str = Field(description="Evaluator plugin (vision-judge, text-judge, reference, exact-match, ...).")
 
 
+class TrainerChoice(PluginChoice):
+    """``train.trainer``: the trainer plugin and its options."""
+
+    kind: ClassVar[str] = "trainer"
+    selector: ClassVar[str] = "name"
+    name: str = Field(default="video-dpo", description="Trainer plugin.")
+
+
+class ReferenceChoice(PluginChoice):
+    """``train.reference``: the reference-update policy and its options."""
+
+    kind: ClassVar[str] = "reference-policy"
+    selector: ClassVar[str] = "policy"
+    policy: str = Field(default="extrapolated", description="fixed, previous, extrapolated (the paper) or ema.")
+
+
+class TrainConfig(BaseModel):
+    """``train`` (``mmaip train``): Iter-W2S-RLAIF rounds of preference optimisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: Path = Field(description="Pairs JSONL: a build's pairs.jsonl or {id, video, prompt, chosen, rejected} lines.")
+    rounds: int = Field(default=2, ge=1, description="Number of rounds T.")
+    alpha: float = Field(
+        default=0.3, ge=0, description="ExPO alpha: strong = policy + alpha * (policy - anchor); 0 turns it off."
+    )
+    anchor: Literal["reference", "base"] = Field(
+        default="reference", description="Extrapolate away from this round's reference or from the base model."
+    )
+    extrapolate_vision: bool = Field(default=False, description="Extrapolate the vision tower and projector too.")
+    reference: ReferenceChoice = Field(default_factory=ReferenceChoice)
+    schedule: Literal["all", "shards"] = Field(
+        default="all", description="all: every pair every round; shards: T disjoint shards, one per round."
+    )
+    seed: int = Field(default=0, description="Seed of the shard split.")
+    frames: FrameSettings | None = Field(
+        default=None, description="Training frames (default: the run's frames section)."
+    )
+    trainer: TrainerChoice = Field(default_factory=TrainerChoice)
+
+
 _LISTS: dict[str, type[PluginChoice]] = {
     "zoo": ZooEntry,
     "models": ZooEntry,
@@ -133,6 +177,7 @@ class RunConfig(BaseModel):
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list, description="Evaluation: the datasets.")
     models: list[ZooEntry] = Field(default_factory=list, description="Evaluation: the models under evaluation.")
     evaluators: list[EvaluatorConfig] = Field(default_factory=list, description="Evaluation: the evaluators.")
+    train: TrainConfig | None = Field(default=None, description="Training (mmaip train).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:
@@ -153,6 +198,9 @@ class RunConfig(BaseModel):
         for section in ("benchmarks", "models", "evaluators"):
             for i, choice in enumerate(getattr(self, section)):
                 yield f"{section}.{i}", choice
+        if self.train is not None:
+            yield "train.trainer", self.train.trainer
+            yield "train.reference", self.train.reference
 
     def resolved(self, manager: PluginManager) -> dict[str, Any]:
         """The config with every plugin's defaults filled in, as plain JSON-able data."""
@@ -162,9 +210,16 @@ class RunConfig(BaseModel):
             section: dict[str, Any] = choice.model_dump(mode="json", exclude=set(choice.options))
             section.update(options.model_dump(mode="json"))
             _set(data, location, section)
-        sampler = manager.options("frame-sampler", self.frames.sampler, self.frames.sampler_options)
-        data["frames"].update(sampler.model_dump(mode="json"))
+        for frames, where in self.frame_sections():
+            sampler = manager.options("frame-sampler", frames.sampler, frames.sampler_options)
+            (data["train"]["frames"] if where == "train.frames" else data["frames"]).update(sampler.model_dump(mode="json"))
         return data
+
+    def frame_sections(self) -> Iterator[tuple[FrameSettings, str]]:
+        """Every frames section with its location: ``frames`` and, when given, ``train.frames``."""
+        yield self.frames, "frames"
+        if self.train is not None and self.train.frames is not None:
+            yield self.train.frames, "train.frames"
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -172,15 +227,18 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "frames": FrameSettings,
     "scorer": ScorerConfig,
     "pairs": PairsConfig,
+    "train": TrainConfig,
 }
 
 
 def _set(data: dict[str, Any], location: str, value: Any) -> None:
-    head, _, index = location.partition(".")
-    if index:
-        data[head][int(index)] = value
-    else:
+    head, _, rest = location.partition(".")
+    if not rest:
         data[head] = value
+    elif isinstance(data[head], list):
+        data[head][int(rest)] = value
+    else:
+        _set(data[head], rest, value)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -266,9 +324,9 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
         if duplicated := _repeated_names(getattr(config, section)):
             problems.append(f"{section}: {section} names must be unique; repeated: {', '.join(duplicated)}")
     base = path.resolve().parent
-    frames_choice = ("frames", "frame-sampler", config.frames.sampler, config.frames.sampler_options)
     checks = [(loc, c.kind, c.plugin, c.options, c) for loc, c in config.choices()]
-    for location, kind, name, values, choice in [*checks, (*frames_choice, None)]:
+    frames_checks = [(loc, "frame-sampler", f.sampler, f.sampler_options, None) for f, loc in config.frame_sections()]
+    for location, kind, name, values, choice in [*checks, *frames_checks]:
         try:
             options = manager.options(kind, name, values)
         except ConfigError as exc:
@@ -279,9 +337,13 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
             continue
         if choice is not None:
             _resolve_paths(choice, options, base)
-    if config.frames.cache_dir is not None:
-        cache_dir = config.frames.cache_dir.expanduser()
-        config.frames.cache_dir = cache_dir if cache_dir.is_absolute() else base / cache_dir
+    for frames, _ in config.frame_sections():
+        if frames.cache_dir is not None:
+            cache_dir = frames.cache_dir.expanduser()
+            frames.cache_dir = cache_dir if cache_dir.is_absolute() else base / cache_dir
+    if config.train is not None:
+        pairs = config.train.pairs.expanduser()
+        config.train.pairs = pairs if pairs.is_absolute() else base / pairs
     if problems:
         raise ConfigError(problems, source=str(path))
     return config

@@ -37,6 +37,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "ProviderError",
+    "TrainingError",
     "UnknownNameError",
     "UnknownPluginError",
     "UnknownRecordError",
@@ -146,6 +147,10 @@ class ModelError(MmaipError):
         self.model = model
         self.cause = cause
         super().__init__(f"model {model} could not be loaded: {cause}")
+
+
+class TrainingError(MmaipError):
+    """Training cannot go on (e.g. several non-finite steps in a row); complete checkpoints stay on disk."""
 
 
 class ProviderError(MmaipError):

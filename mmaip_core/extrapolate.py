@@ -17,16 +17,14 @@ with each other, never with the names a loaded model uses in memory (transformer
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from mmaip_core.checkpoints import MARKER, VISION_PATTERN, staged
 from mmaip_core.errors import UserError
 from mmaip_core.weights import combine_tensors, extrapolation_weights
 
@@ -38,11 +36,6 @@ __all__ = [
     "scale_lora_adapter",
     "tensor_files",
 ]
-
-VISION_PATTERN = re.compile(
-    r"(^|\.)(visual|vision_tower|vision_model|vision_resampler|multi_modal_projector|mm_projector|image_newline)(\.|$)"
-)
-"""Tensor names of vision towers and projectors (on disk and in memory, for the bundled model families)."""
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -106,7 +99,7 @@ def combine_checkpoints(
 
     Tensors ``include`` rejects, and non-floating tensors, are copied from ``copy_from`` (and must be equal
     in every source when they are non-floating and included). ``out`` is written to a temporary folder and
-    renamed when complete.
+    renamed when complete, with a completion marker (:mod:`mmaip_core.checkpoints`).
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -122,12 +115,10 @@ def combine_checkpoints(
         a, b = out.resolve(), folder.resolve()
         if a == b or a in b.parents or b in a.parents:
             raise UserError(f"the output {out} must not be, contain or sit inside the input '{name}' ({folder})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     report = CombineReport(out=out)
-    try:
+    with staged(out, {"weights": dict(weights), "sources": {k: str(v) for k, v in folders.items()}}) as tmp:
         for item in folders[copy_from].iterdir():  # config, processor, tokenizer, ... (not the weights)
-            if item.is_file() and not item.name.endswith(".safetensors") and item.name != INDEX:
+            if item.is_file() and not item.name.endswith(".safetensors") and item.name not in (INDEX, MARKER):
                 shutil.copy2(item, tmp / item.name)
         for shard in sorted(set(layout.values())):
             tensors: dict[str, torch.Tensor] = {}
@@ -151,11 +142,6 @@ def combine_checkpoints(
             save_file(tensors, str(tmp / shard), metadata=metadata or {"format": "pt"})
         if (folders[copy_from] / INDEX).is_file():
             shutil.copy2(folders[copy_from] / INDEX, tmp / INDEX)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
         ReferencePolicySpec,
         SampleReaderSpec,
         ScorerSpec,
+        TrainerSpec,
     )
+    from mmaip_core.records import TrainPair
 
 __all__ = [
     "hookimpl",
@@ -40,8 +42,10 @@ __all__ = [
     "mmaip_reference_policies",
     "mmaip_register_commands",
     "mmaip_response_generators",
+    "mmaip_round_pairs",
     "mmaip_sample_readers",
     "mmaip_scorers",
+    "mmaip_trainers",
 ]
 
 PROJECT = "mmaip"
@@ -172,6 +176,45 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
         def mmaip_sample_readers():
             return [SampleReaderSpec(name="jsonl", description="one JSON object per line",
                                      options=JsonlOptions, factory=JsonlReader)]
+    """
+
+
+@hookspec
+def mmaip_trainers() -> list[TrainerSpec]:
+    """Register trainers: preference optimisation of a policy, one round at a time.
+
+    Called once, when the plugin manager loads; every implementation is called. The core runs the rounds,
+    the reference updates and the extrapolation; a trainer turns (reference checkpoint, pairs) into a
+    policy checkpoint.
+
+    :return: the trainer specs this plugin provides.
+
+    Example::
+
+        @hookimpl
+        def mmaip_trainers():
+            return [TrainerSpec(name="video-dpo", description="DPO on video", options=DpoOptions,
+                                factory=VideoDpoTrainer)]
+    """
+
+
+@hookspec
+def mmaip_round_pairs(round: int, reference: str, pairs: list[TrainPair]) -> list[TrainPair] | None:
+    """Add pairs to a round of ``mmaip train`` (on-policy rounds).
+
+    Called before every round with the round number (1-based), the folder of the round's reference (the
+    model the round starts from) and the pairs the round would train on; every implementation is called and
+    the pairs they return are added to the round. Typical use: run ``mmaip build`` with a zoo entry whose
+    ``hf`` model is ``reference`` and return its pairs (see docs/training.md). An exception stops the run.
+
+    :return: extra pairs for this round, or None.
+
+    Example::
+
+        @hookimpl
+        def mmaip_round_pairs(round, reference, pairs):
+            if round > 1:
+                return fresh_pairs_from(reference)
     """
 
 

@@ -4,7 +4,8 @@ through which plugins register them.
 A plugin registers a *spec* (name, one-line description, pydantic options model, factory). The core
 validates the user's options against the options model and calls ``factory(options)`` to obtain the
 object that does the work: a :class:`FrameSampler`, :class:`SampleReader`, :class:`ResponseGenerator`,
-:class:`Scorer`, :class:`PairStrategy`, :class:`ReferencePolicy` or :class:`Evaluator`.
+:class:`Scorer`, :class:`PairStrategy`, :class:`ReferencePolicy`, :class:`Evaluator` or
+:class:`PolicyTrainer`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from mmaip_core.records import (
     Judgement,
     PreferencePair,
     Response,
+    RoundResult,
     ScoreScale,
     TokenUsage,
+    TrainPair,
     VideoQA,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from numpy.typing import NDArray
 
     from mmaip_core.calls import CallOptions
@@ -55,10 +60,12 @@ __all__ = [
     "PairingOutcome",
     "PluginOptions",
     "PluginSpec",
+    "PolicyTrainer",
     "ReferencePolicy",
     "ReferencePolicySpec",
     "ReferenceUpdate",
     "ResponseGenerator",
+    "RoundRequest",
     "RowError",
     "SampleReader",
     "SampleReaderSpec",
@@ -66,6 +73,7 @@ __all__ = [
     "Scored",
     "Scorer",
     "ScorerSpec",
+    "TrainerSpec",
     "VideoInfo",
 ]
 
@@ -421,6 +429,50 @@ class EvaluatorSpec(PluginSpec[Evaluator]):
     kind: ClassVar[str] = "evaluator"
 
 
+
+# --- trainers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    """One round of preference optimisation: start from ``reference`` (a checkpoint folder, which is also
+    the frozen reference of the round), train on ``pairs``, and write the policy to ``out``.
+
+    ``out`` must be written completely or not at all (see :mod:`mmaip_core.checkpoints`). ``work`` is this
+    round's scratch folder (step checkpoints, reference log-probs); with ``resume`` the trainer continues
+    from the last complete step checkpoint found there. ``cache`` is shared by every round (e.g. vision
+    features of a frozen tower). ``frames(video)`` returns the training frames of a pair's video.
+    """
+
+    round: int
+    reference: Path
+    pairs: Sequence[TrainPair]
+    out: Path
+    work: Path
+    cache: Path
+    frames: Callable[[str], Frames]
+    resume: bool = False
+    progress: Callable[[str, int, int], None] | None = None
+
+
+@runtime_checkable
+class PolicyTrainer(Protocol):
+    """Trains a policy on preference pairs, one round at a time (the round loop lives in the core)."""
+
+    fingerprint: str
+
+    def save_base(self, out: Path) -> None:
+        """Write the model training starts from as a complete checkpoint folder ``out``."""
+        ...
+
+    def train_round(self, request: RoundRequest) -> RoundResult:
+        """Run one round; the policy ends up in ``request.out``."""
+        ...
+
+
+class TrainerSpec(PluginSpec[PolicyTrainer]):
+    kind: ClassVar[str] = "trainer"
+
 PLUGIN_KINDS: dict[str, type[PluginSpec[Any]]] = {
     spec.kind: spec
     for spec in (
@@ -431,5 +483,6 @@ PLUGIN_KINDS: dict[str, type[PluginSpec[Any]]] = {
         EvaluatorSpec,
         FrameSamplerSpec,
         SampleReaderSpec,
+        TrainerSpec,
     )
 }

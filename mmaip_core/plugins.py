@@ -22,7 +22,7 @@ import importlib.metadata as md
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -32,7 +32,7 @@ import pluggy
 from pydantic import ValidationError
 
 from mmaip_core import hookspecs
-from mmaip_core.errors import DuplicatePluginError, PluginConfigError, UnknownPluginError
+from mmaip_core.errors import DuplicatePluginError, PluginConfigError, PluginError, UnknownPluginError
 from mmaip_core.interfaces import (
     PLUGIN_KINDS,
     Evaluator,
@@ -40,12 +40,13 @@ from mmaip_core.interfaces import (
     PairStrategy,
     PluginOptions,
     PluginSpec,
+    PolicyTrainer,
     ReferencePolicy,
     ResponseGenerator,
     SampleReader,
     Scorer,
 )
-from mmaip_core.records import PluginInfo
+from mmaip_core.records import PluginInfo, TrainPair
 from mmaip_core.validation import render_validation_error
 
 __all__ = [
@@ -73,6 +74,7 @@ _HOOKS: dict[str, str] = {
     "evaluator": "mmaip_evaluators",
     "frame-sampler": "mmaip_frame_samplers",
     "sample-reader": "mmaip_sample_readers",
+    "trainer": "mmaip_trainers",
 }
 assert set(_HOOKS) == set(PLUGIN_KINDS)
 
@@ -275,6 +277,8 @@ class PluginManager:
     def create(self, kind: Literal["frame-sampler"], name: str, values: Mapping[str, Any] | None = ...) -> FrameSampler: ...
     @overload
     def create(self, kind: Literal["sample-reader"], name: str, values: Mapping[str, Any] | None = ...) -> SampleReader: ...
+    @overload
+    def create(self, kind: Literal["trainer"], name: str, values: Mapping[str, Any] | None = ...) -> PolicyTrainer: ...
     def create(self, kind: str, name: str, values: Mapping[str, Any] | None = None) -> Any:
         """Validate options and build the plugin object (a Scorer, a FrameSampler, ...)."""
         options = self.options(kind, name, values)
@@ -297,6 +301,17 @@ class PluginManager:
                 self._call("mmaip_register_commands", impl, app=app)
             except Exception as exc:
                 self._warn(f"plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}")
+
+    def call_round_pairs(self, round: int, reference: str, pairs: Sequence[TrainPair]) -> Sequence[TrainPair]:
+        """Extra pairs every ``mmaip_round_pairs`` implementation adds to a round; a failure stops the run."""
+        extra: tuple[TrainPair, ...] = ()
+        for impl in self._pm.hook.mmaip_round_pairs.get_hookimpls():
+            try:
+                added = self._call("mmaip_round_pairs", impl, round=round, reference=reference, pairs=list(pairs))
+            except Exception as exc:
+                raise PluginError("round-pairs hook", impl.plugin_name, f"failed: {type(exc).__name__}: {exc}") from exc
+            extra += tuple(TrainPair.model_validate(p) for p in added or [])
+        return extra
 
 
 @cache

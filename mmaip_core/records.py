@@ -31,15 +31,20 @@ __all__ = [
     "ErrorInfo",
     "EvalRecord",
     "FrameManifest",
+    "ItemError",
     "Judgement",
     "ParseStatus",
     "PluginInfo",
     "PreferencePair",
     "Record",
     "Response",
+    "RoundRecord",
+    "RoundResult",
     "RunManifest",
     "ScoreScale",
     "TokenUsage",
+    "TrainManifest",
+    "TrainPair",
     "VideoQA",
     "record_schema",
 ]
@@ -313,10 +318,79 @@ class RunManifest(Record):
     kind: Literal["run-manifest"] = Field(default="run-manifest", description="Marks the file's kind.")
 
 
+class ItemError(Record):
+    """An item of a run that failed (a line of ``errors.jsonl``)."""
+
+    stage: str = Field(description="samples, frames, generation or judgement.")
+    item: str = Field(description="The sample id, row, video or call key concerned.")
+    error_class: str
+    message: str
+
+
+
+class TrainPair(Record):
+    """One preference pair as the trainer reads it: a line of a build's ``pairs.jsonl`` (a PreferencePair)
+    or of a hand-written file (human preferences) with just these fields."""
+
+    id: str = Field(description="Stable id of the pair.")
+    video: str = Field(description="The video file (or folder of frames); relative paths are taken from the file's folder.")
+    prompt: str = Field(description="The question as the trained model sees it (without frames).")
+    chosen: str = Field(description="The preferred answer.")
+    rejected: str = Field(description="The dispreferred answer.")
+    label_source: str = Field(default="human", description="'human' or 'ai:<scorer fingerprint>'.")
+
+
+class RoundResult(Record):
+    """What one round of preference optimisation did (the trainer's report to the round loop)."""
+
+    steps: int = Field(description="Optimizer steps taken.")
+    skipped_steps: int = Field(default=0, description="Steps skipped for a non-finite loss or gradient.")
+    pairs: int = Field(description="Pairs trained on.")
+    skipped: list[ItemError] = Field(default_factory=list, description="Pairs left out, each with the cause.")
+    curves: dict[str, list[float]] = Field(
+        default_factory=dict, description="Per-step training curves: loss, margin, accuracy, rewards, logps."
+    )
+    vision_encodes: int = Field(default=0, description="Vision-tower forwards this round (cached videos: 0).")
+    reference_forwards: int = Field(default=0, description="Sequences scored by the reference this round.")
+    wall_s: float = Field(default=0.0, description="Wall time of the round in seconds.")
+    resumed_from_step: int | None = Field(default=None, description="Step checkpoint the round resumed from.")
+
+
+class RoundRecord(Record):
+    """One round of Iter-W2S-RLAIF in ``manifest.json``: which checkpoints it used and wrote."""
+
+    round: int = Field(description="1-based round number.")
+    reference: str = Field(description="Folder of this round's reference (and the policy's initialisation).")
+    policy: str = Field(description="Folder of the trained policy.")
+    strong: str | None = Field(default=None, description="Folder of the extrapolated model (None when alpha = 0).")
+    alpha: float = Field(description="ExPO alpha: strong = policy + alpha * (policy - anchor).")
+    anchor: str = Field(description="Folder of the extrapolation anchor (this round's reference or the base).")
+    reference_policy: str = Field(description="Reference-update policy plugin.")
+    next_reference: str = Field(description="Folder of the next round's reference.")
+    next_reference_weights: dict[str, float] = Field(description="The next reference as weights over checkpoints.")
+    shard: int | None = Field(default=None, description="Data shard of this round (None: all pairs).")
+    pairs_file: str = Field(description="The pairs this round trained on.")
+    result: RoundResult = Field(description="The trainer's report.")
+
+
+class TrainManifest(Record):
+    """``OUT/manifest.json`` of ``mmaip train``: every round's checkpoints and curves, and the final model."""
+
+    base: str = Field(description="Folder of the starting model as saved by the trainer.")
+    trainer: str = Field(description="Trainer plugin.")
+    trainer_fingerprint: str = Field(description="Hash of the trainer's options.")
+    rounds_planned: int = Field(description="Rounds asked for.")
+    rounds: list[RoundRecord] = Field(default_factory=list, description="Completed rounds, in order.")
+    final: str | None = Field(default=None, description="Folder of the final model once every round is done.")
+    run: RunManifest | None = Field(default=None, description="Versions, plugins, config and command.")
+    kind: Literal["train-manifest"] = Field(default="train-manifest", description="Marks the file's kind.")
+
+
 RECORDS: dict[str, type[Record]] = {
     cls.__name__: cls
     for cls in (
         VideoQA, FrameManifest, Response, Judgement, AnnotatedResponse, PreferencePair, EvalRecord, RunManifest,
+        ItemError, TrainPair, RoundResult, RoundRecord, TrainManifest,
     )
 }
 

@@ -21,7 +21,7 @@ from mmaip_core.interfaces import AsyncResponseGenerator, Frames, GenerationRequ
 from mmaip_core.ledger import DONE, FAILED, Ledger
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
-from mmaip_core.records import Record, Response, VideoQA
+from mmaip_core.records import ItemError, Response, VideoQA
 
 __all__ = [
     "KEY_VERSION",
@@ -43,15 +43,6 @@ KEY_VERSION = 2
 Progress = Callable[[str, int, int, float], None]
 """Called as ``progress(stage, done, total, spent_usd)`` while a stage runs (``spent_usd``: the folder's
 API spending so far)."""
-
-
-class ItemError(Record):
-    """An item of a run that failed (a line of ``errors.jsonl``)."""
-
-    stage: str = Field(description="samples, frames, generation or judgement.")
-    item: str = Field(description="The sample id, row, video or call key concerned.")
-    error_class: str
-    message: str
 
 
 class BuildSummary(BaseModel):

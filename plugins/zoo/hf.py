@@ -21,7 +21,15 @@ from mmaip_core import (
 )
 from mmaip_plugins.zoo.api import response_record
 
-__all__ = ["GenerationParams", "HFGenerator", "HFOptions"]
+__all__ = [
+    "GenerationParams",
+    "HFGenerator",
+    "HFOptions",
+    "chat_messages",
+    "chat_prompt",
+    "load_pretrained",
+    "processor_inputs",
+]
 
 
 class GenerationParams(PluginOptions):
@@ -80,22 +88,16 @@ class HFGenerator:
 
     def _load(self) -> None:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # mmaip's own progress bars report the work
         o = self.options
-        common: dict[str, Any] = {"revision": o.revision, "trust_remote_code": o.trust_remote_code}
-        kwargs: dict[str, Any] = {**common, "dtype": o.dtype if o.dtype == "auto" else getattr(torch, o.dtype)}
-        if o.device_map:
-            kwargs["device_map"] = o.device_map
-        if o.attn_implementation:
-            kwargs["attn_implementation"] = o.attn_implementation
-        try:
-            self._processor = AutoProcessor.from_pretrained(o.model, **common)
-            model = AutoModelForImageTextToText.from_pretrained(o.model, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise ModelError(o.model, f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        self._processor, model = load_pretrained(
+            o.model,
+            revision=o.revision,
+            dtype=o.dtype,
+            device_map=o.device_map,
+            attn_implementation=o.attn_implementation,
+            trust_remote_code=o.trust_remote_code,
+        )
         self._processor.tokenizer.padding_side = "left"
         if not o.device_map:
             device = ("cuda" if torch.cuda.is_available() else "cpu") if o.device == "auto" else o.device
@@ -103,47 +105,10 @@ class HFGenerator:
         self._model = model.eval()
 
     def _prompt(self, messages: Sequence[dict[str, Any]], frames: Frames | None) -> str:
-        """The model's chat template applied to text ``messages``; the frames go before the first user text."""
-        visual: list[dict[str, Any]] = []
-        if frames is not None:
-            visual = [{"type": "video"}] if self.options.frames_as == "video" else [{"type": "image"}] * len(frames.array)
-        converted = []
-        for message in messages:
-            content: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
-            if message["role"] == "user" and visual:
-                content, visual = [*visual, *content], []
-            converted.append({"role": message["role"], "content": content})
-        return str(self._processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False))
+        return chat_prompt(self._processor, messages, frames, self.options.frames_as)
 
     def _inputs(self, prompts: list[str], frames: Sequence[Frames | None]) -> Any:
-        from transformers.video_utils import VideoMetadata
-
-        shown = [f for f in frames if f is not None]
-        if not shown:
-            return self._processor(text=prompts, padding=True, return_tensors="pt")
-        if len(shown) != len(frames):
-            raise ValueError("a batch mixes requests with and without frames")
-        if self.options.frames_as == "images":
-            return self._processor(text=prompts, images=[list(f.array) for f in shown], padding=True, return_tensors="pt")
-        metadata = [
-            VideoMetadata(
-                total_num_frames=m.source_num_frames,
-                fps=m.source_fps,
-                width=m.source_size[0],
-                height=m.source_size[1],
-                frames_indices=m.indices,
-            )
-            for m in (f.manifest for f in shown)
-        ]
-        # Frames are already sampled by mmaip's frame layer: processors must not sample again.
-        return self._processor(
-            text=prompts,
-            videos=[f.array for f in shown],
-            video_metadata=metadata,
-            do_sample_frames=False,
-            padding=True,
-            return_tensors="pt",
-        )
+        return processor_inputs(self._processor, prompts, frames, self.options.frames_as)
 
     def complete(
         self, chats: Sequence[tuple[Sequence[dict[str, Any]], Frames | None]], seed_key: Any = None
@@ -222,3 +187,88 @@ class HFGenerator:
                 error = ErrorInfo(error_class=type(exc).__name__, message=str(exc))
                 responses.extend(self._response(r, model, error=error) for r in batch)
         return responses
+
+
+def load_pretrained(
+    model: str,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device_map: str | None = None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, Any]:
+    """``(processor, model)`` of a Hugging Face image-text-to-text model (hub id or folder), on the CPU
+    unless ``device_map`` says otherwise; a load failure is a ModelError naming the model."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # mmaip's own progress bars report the work
+    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {**common, "dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    if device_map:
+        kwargs["device_map"] = device_map
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        processor = AutoProcessor.from_pretrained(model, **common)
+        loaded = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(model, f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    return processor, loaded
+
+
+def chat_messages(
+    messages: Sequence[dict[str, Any]], frames: Frames | None, frames_as: str = "video"
+) -> list[dict[str, Any]]:
+    """Text messages (``{"role", "content": str}``) in the processor's chat format; the frames go before
+    the first user text, as one video or as images."""
+    visual: list[dict[str, Any]] = []
+    if frames is not None:
+        visual = [{"type": "video"}] if frames_as == "video" else [{"type": "image"}] * len(frames.array)
+    converted = []
+    for message in messages:
+        content: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}]
+        if message["role"] == "user" and visual:
+            content, visual = [*visual, *content], []
+        converted.append({"role": message["role"], "content": content})
+    return converted
+
+
+def chat_prompt(processor: Any, messages: Sequence[dict[str, Any]], frames: Frames | None, frames_as: str = "video") -> str:
+    """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""
+    converted = chat_messages(messages, frames, frames_as)
+    return str(processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False))
+
+
+def processor_inputs(processor: Any, prompts: list[str], frames: Sequence[Frames | None], frames_as: str = "video") -> Any:
+    """The processor's model inputs for ``prompts`` with their frames (already sampled by mmaip)."""
+    from transformers.video_utils import VideoMetadata
+
+    shown = [f for f in frames if f is not None]
+    if not shown:
+        return processor(text=prompts, padding=True, return_tensors="pt")
+    if len(shown) != len(frames):
+        raise ValueError("a batch mixes requests with and without frames")
+    if frames_as == "images":
+        return processor(text=prompts, images=[list(f.array) for f in shown], padding=True, return_tensors="pt")
+    metadata = [
+        VideoMetadata(
+            total_num_frames=m.source_num_frames,
+            fps=m.source_fps,
+            width=m.source_size[0],
+            height=m.source_size[1],
+            frames_indices=m.indices,
+        )
+        for m in (f.manifest for f in shown)
+    ]
+    # Frames are already sampled by mmaip's frame layer: processors must not sample again.
+    return processor(
+        text=prompts,
+        videos=[f.array for f in shown],
+        video_metadata=metadata,
+        do_sample_frames=False,
+        padding=True,
+        return_tensors="pt",
+    )
