@@ -34,6 +34,7 @@ from mmaip_core.validation import render_validation_error
 if TYPE_CHECKING:
     from mmaip_core.build import BuildSummary
     from mmaip_core.evaluate import EvalResults
+    from mmaip_core.records import TrainManifest
 
 app = typer.Typer(
     name="mmaip",
@@ -435,8 +436,11 @@ def train(
         )
     from accelerate import PartialState
 
-    if not PartialState().is_main_process:  # under accelerate launch, one process reports
-        return
+    if PartialState().is_main_process:  # under accelerate launch, one process reports
+        _print_training(manifest, out)
+
+
+def _print_training(manifest: TrainManifest, out: Path) -> None:
     table = Table("round", "steps", "skipped", "pairs", "left out", "final loss", "final margin", "s", title="Training")
     for r in manifest.rounds:
         curves = r.result.curves
@@ -476,11 +480,12 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
     videos: Annotated[int, typer.Option(min=1, help="How many synthetic videos to generate.")] = 6,
 ) -> None:
-    """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, and an
-    evaluation of those models with the offline evaluators."""
+    """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, two rounds of
+    DPO with extrapolation on the pairs, and an evaluation with the offline evaluators."""
     from mmaip_core.build import run_build
     from mmaip_core.demo import prepare_demo
     from mmaip_core.evaluate import run_evaluation
+    from mmaip_core.train import run_training
 
     manager = _manager()
     config_path = prepare_demo(out, num_videos=videos)
@@ -490,6 +495,12 @@ def demo(
     with bar:
         summary = run_build(demo_config, out / "build", manager, progress=update)
     _print_summary(summary, out / "build")
+    bar, update = _progress_bar()
+    with bar:
+        manifest = run_training(
+            demo_config, out / "train", manager, resume=True, progress=lambda task, done, total: update(task, done, total, 0.0)
+        )
+    _print_training(manifest, out / "train")
     bar, update = _progress_bar()
     with bar:
         results = run_evaluation(demo_config, out / "evaluation", manager, progress=update)

@@ -1,7 +1,9 @@
-"""The bundled demo: synthetic videos and a run config that builds preference pairs and evaluates offline.
+"""The bundled demo: synthetic videos and a run config that builds preference pairs, trains on them for two
+rounds (DPO with extrapolation) and evaluates, offline.
 
 It needs no network and no GPU: the zoo is three tiny random models (``smoke``), the scorer the offline
-``reference`` scorer, the pairs ``best-worst``; the evaluation runs two tiny models with the offline
+``reference`` scorer, the pairs ``best-worst``; training runs the ``video-dpo`` trainer on a tiny Qwen2-VL; the
+evaluation runs two tiny models with the offline
 ``reference`` and ``exact-match`` evaluators. The answers of random models are noise; the demo shows the
 machinery, not the method.
 """
@@ -58,6 +60,18 @@ models:
 evaluators:
   - name: reference
   - name: exact-match
+# training (mmaip train): two Iter-W2S rounds of DPO on the pairs the build wrote, on a tiny model
+train:
+  pairs: build/pairs.jsonl
+  rounds: 2
+  alpha: 0.3
+  reference: {policy: extrapolated}
+  trainer:
+    name: video-dpo
+    smoke: {family: qwen2-vl, seed: 0}
+    learning_rate: 0.001
+    batch_size: 2
+    epochs: 2
 """
 
 

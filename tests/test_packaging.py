@@ -57,4 +57,4 @@ def test_installed_wheel_finds_its_bundled_plugins(wheel: Path, tmp_path: Path) 
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     where, kinds = json.loads(result.stdout)
     assert where.startswith(str(site))
-    assert len(kinds) == 7
+    assert len(kinds) == 8

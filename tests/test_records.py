@@ -11,14 +11,19 @@ from mmaip_core import (
     ErrorInfo,
     EvalRecord,
     FrameManifest,
+    ItemError,
     Judgement,
     ParseStatus,
     PluginInfo,
     PreferencePair,
     Response,
+    RoundRecord,
+    RoundResult,
     RunManifest,
     ScoreScale,
     TokenUsage,
+    TrainManifest,
+    TrainPair,
     UnknownRecordError,
     VideoQA,
 )
@@ -28,6 +33,11 @@ MANIFEST = FrameManifest(
     video="v.mp4", video_sha256="a" * 64, sampler="uniform", sampler_params={"num_frames": 2},
     indices=[0, 9], timestamps=[0.0, 0.3], backend="pyav", fallback_from="decord", fallback_reason="boom",
     source_fps=30.0, source_num_frames=10, source_size=(64, 48), output_size=(32, 24), max_side=32,
+)
+
+ROUND_RESULT = RoundResult(
+    steps=2, pairs=3, curves={"loss": [0.69, 0.6], "margin": [0.0, 0.2]}, vision_encodes=2, reference_forwards=6,
+    skipped=[ItemError(stage="train", item="p9", error_class="TooLong", message="needs 900 tokens")],
 )
 
 EXAMPLES = {
@@ -64,6 +74,15 @@ EXAMPLES = {
         plugins=[PluginInfo(kind="scorer", name="x", package="p", module="m", description="d")],
         config={"frames": {"sampler": "uniform"}}, command=["mmaip", "build"],
     ),
+    "ItemError": ItemError(stage="train", item="p1", error_class="TooLong", message="needs 900 tokens"),
+    "TrainPair": TrainPair(id="p1", video="v.mp4", prompt="q?", chosen="a", rejected="b"),
+    "RoundResult": ROUND_RESULT,
+    "RoundRecord": RoundRecord(
+        round=1, reference="out/base", policy="out/round-1/policy", strong="out/round-1/strong", alpha=0.3,
+        anchor="out/base", reference_policy="extrapolated", next_reference="out/round-1/strong",
+        next_reference_weights={"strong": 1.0}, pairs_file="out/round-1/pairs.jsonl", result=ROUND_RESULT,
+    ),
+    "TrainManifest": TrainManifest(base="out/base", trainer="video-dpo", trainer_fingerprint="fp", rounds_planned=2),
 }
 
 
