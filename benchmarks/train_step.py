@@ -98,7 +98,7 @@ def _run_variant(
 
     from mmaip_core import VISION_PATTERN
     from mmaip_plugins.trainers.data import VideoPreferenceCollator
-    from mmaip_plugins.trainers.features import FeatureStore
+    from mmaip_plugins.trainers.features import FeatureStore, encode_video
     from mmaip_plugins.trainers.loss import TrlDpoObjective
 
     gc.collect()
@@ -121,12 +121,9 @@ def _run_variant(
         batch = collator(examples)
     else:
         store = FeatureStore(Path(tempfile.mkdtemp()))
-        with torch.no_grad():
-            for key, inputs in videos.items():
-                ids = torch.tensor([next(e["prompt_ids"] for e in examples if e["video"] == key)], device=device)
-                tensors = {k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in inputs.items()}
-                types = (ids == policy.config.video_token_id).long() * 2
-                store.put(key, policy.base_model(input_ids=ids, mm_token_type_ids=types, **tensors).video_outputs)
+        for key, inputs in videos.items():
+            prompt = next(e["prompt_ids"] for e in examples if e["video"] == key)
+            store.put(key, encode_video(policy, prompt, inputs, policy.config.video_token_id))
         collator = VideoPreferenceCollator(**common, features=store)
         chosen, rejected = objective.reference_logps(policy.eval(), collator(examples))
         policy.train()

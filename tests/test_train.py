@@ -85,7 +85,7 @@ def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tin
     from trl.trainer.utils import add_fused_lm_head
 
     from mmaip_plugins.trainers.data import VideoPreferenceCollator, prepare_pairs, video_token_of
-    from mmaip_plugins.trainers.features import FeatureStore
+    from mmaip_plugins.trainers.features import FeatureStore, encode_video
     from mmaip_plugins.trainers.loss import TrlDpoObjective
     from mmaip_plugins.zoo.hf import load_pretrained
     from mmaip_plugins.zoo.tiny import build_tiny_model
@@ -101,11 +101,9 @@ def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tin
     loader = FrameLoader(FrameSettings(num_frames=4, cache_dir=tmp_path / "frames"), manager)  # type: ignore[call-arg]
     prepared = prepare_pairs(pairs[:4], lambda v: loader.load(v), processor, system_prompt=None, max_length=None)
     store = FeatureStore(tmp_path / "features")
-    with torch.no_grad():
-        for key, inputs in prepared.videos.items():
-            ids = torch.tensor([prepared.video_prompts[key]])
-            extra = {"mm_token_type_ids": (ids == video_token_of(processor)).long() * 2} if prepared.token_types else {}
-            store.put(key, model.base_model(input_ids=ids, **inputs, **extra).video_outputs)
+    token_type_id = video_token_of(processor) if prepared.token_types else None
+    for key, inputs in prepared.videos.items():
+        store.put(key, encode_video(model, prepared.video_prompts[key], inputs, token_type_id))
     options = VideoDpoOptions(model=str(folder), loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
     acc = Accelerator(cpu=True)
     common = {"pad_token_id": processor.tokenizer.pad_token_id, "videos": prepared.videos,

@@ -28,9 +28,10 @@ from mmaip_core.errors import TrainingError, UserError
 from mmaip_core.extrapolate import combine_checkpoints, extrapolate
 from mmaip_core.frames import FrameLoader
 from mmaip_core.interfaces import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
+from mmaip_core.jsonl import write_jsonl_atomic
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
-from mmaip_core.records import ItemError, RoundRecord, RoundResult, TrainManifest, TrainPair
+from mmaip_core.records import RoundRecord, RoundResult, TrainManifest, TrainPair
 from mmaip_core.train.pairs import read_train_pairs, round_shard
 from mmaip_core.train.plot import plot_curves
 
@@ -88,11 +89,6 @@ def _round_pairs(
     return chosen + list(manager.call_round_pairs(t, str(reference), chosen))
 
 
-def _write_pairs(path: Path, pairs: list[TrainPair]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, "".join(p.model_dump_json() + "\n" for p in pairs))
-
-
 def run_training(
     config: RunConfig,
     out: str | Path,
@@ -118,7 +114,7 @@ def run_training(
     base = out / "base"
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_pairs_errors(out, bad)
+        write_jsonl_atomic(out / "pair_errors.jsonl", bad)
         if not is_complete(base):
             trainer.save_base(base)
     barrier()
@@ -136,7 +132,7 @@ def run_training(
         folder = out / f"round-{t}"
         round_pairs = _round_pairs(train, pairs, t, reference, manager)
         if main:
-            _write_pairs(folder / "pairs.jsonl", round_pairs)
+            write_jsonl_atomic(folder / "pairs.jsonl", round_pairs)
         policy_dir = folder / "policy"
         if is_complete(policy_dir):  # trained before a kill that came before the round was recorded
             result = RoundResult.model_validate(read_marker(policy_dir)["result"])
@@ -161,10 +157,6 @@ def run_training(
         plot_curves(manifest, out / "curves.png")
     barrier()
     return manifest
-
-
-def _write_pairs_errors(out: Path, bad: list[ItemError]) -> None:
-    _write_json(out / "pair_errors.jsonl", "".join(e.model_dump_json() + "\n" for e in bad))
 
 
 def _finish_round(

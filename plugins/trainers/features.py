@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FeatureStore", "combine_outputs", "weights_hash"]
+__all__ = ["FeatureStore", "combine_outputs", "encode_video", "weights_hash"]
 
 DROPPED = ("last_hidden_state", "hidden_states", "attentions")
 """Encoder output fields the language model never reads; not stored."""
@@ -33,6 +33,21 @@ def weights_hash(model: torch.nn.Module, include: Callable[[str], bool]) -> str:
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def encode_video(model: Any, prompt_ids: Sequence[int], inputs: Mapping[str, torch.Tensor], token_type_id: int | None) -> Any:
+    """Encoder outputs of one video: the model's own multimodal path run once on a prompt that shows it.
+    ``token_type_id``: the video token id for models that need ``mm_token_type_ids`` (Qwen), else None."""
+    param = next(model.parameters())
+    ids = torch.tensor([list(prompt_ids)], device=param.device)
+    tensors = {
+        k: v.to(param.device, param.dtype) if v.is_floating_point() and k.startswith("pixel") else v.to(param.device)
+        for k, v in inputs.items()
+    }
+    if token_type_id is not None:
+        tensors["mm_token_type_ids"] = (ids == token_type_id).long() * 2
+    with torch.no_grad():
+        return model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids), **tensors, use_cache=False).video_outputs
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:

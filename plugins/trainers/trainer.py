@@ -41,7 +41,7 @@ from mmaip_core import (
     staged,
 )
 from mmaip_plugins.trainers.data import PreparedPairs, VideoPreferenceCollator, prepare_pairs, video_token_of
-from mmaip_plugins.trainers.features import FeatureStore, weights_hash
+from mmaip_plugins.trainers.features import FeatureStore, encode_video, weights_hash
 from mmaip_plugins.trainers.loss import TrlDpoObjective
 from mmaip_plugins.trainers.options import VideoDpoOptions
 from mmaip_plugins.zoo.hf import load_pretrained
@@ -129,23 +129,12 @@ class _Round:
         disable_dropout_in_model(model)
         return processor, model.to(self.acc.device)
 
-    def _encode(self, model: Any, prepared: PreparedPairs, store: FeatureStore, token_types: bool) -> None:
+    def _encode(self, model: Any, prepared: PreparedPairs, store: FeatureStore, token_type_id: int | None) -> None:
         """Encode every video not yet in ``store`` (each process a share), once."""
         todo = sorted(k for k in prepared.videos if not store.has(k))
         self.acc.wait_for_everyone()  # every process shares out the same list before any is written
-        mine = todo[self.acc.process_index :: self.acc.num_processes]
-        dtype = next(model.parameters()).dtype
-        with torch.no_grad():
-            for key in mine:
-                ids = torch.tensor([prepared.video_prompts[key]], device=self.acc.device)
-                inputs = {
-                    k: (v.to(self.acc.device, dtype) if v.is_floating_point() and k.startswith("pixel") else v.to(self.acc.device))
-                    for k, v in prepared.videos[key].items()
-                }
-                if token_types:
-                    inputs["mm_token_type_ids"] = (ids == video_token_of(self._processor)).long() * 2
-                outputs = model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs, use_cache=False)
-                store.put(key, outputs.video_outputs)
+        for key in todo[self.acc.process_index :: self.acc.num_processes]:
+            store.put(key, encode_video(model, prepared.video_prompts[key], prepared.videos[key], token_type_id))
         self.result.vision_encodes = len(todo)
         self.acc.wait_for_everyone()
 
@@ -219,7 +208,6 @@ class _Round:
         start = time.perf_counter()
         o, request, acc = self.o, self.request, self.acc
         processor, model = self._load()
-        self._processor = processor
         prepared = prepare_pairs(
             request.pairs, request.frames, processor, system_prompt=o.system_prompt, max_length=o.max_length
         )
@@ -233,7 +221,7 @@ class _Round:
                 if _is_vision(name):
                     param.requires_grad_(False)
             store = FeatureStore(request.cache / "vision" / weights_hash(model, _is_vision)[:16])
-            self._encode(model, prepared, store, prepared.token_types)
+            self._encode(model, prepared, store, video_token_of(processor) if prepared.token_types else None)
         add_fused_lm_head(model, outputs=self.objective.fused_outputs)  # before peft wraps the model
         if o.lora is not None:
             model = self._wrap_lora(model)
