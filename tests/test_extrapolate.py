@@ -150,3 +150,46 @@ def test_cli_single_alpha_of_a_sweep_gets_its_folder(tmp_path: Path) -> None:
                              "--out", str(tmp_path / "sweep")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["alpha-0.3"]
+
+
+def test_alpha_sweep_evaluates_every_alpha_and_chooses_the_best(tmp_path: Path, tiny_models: Path) -> None:
+    """``mmaip extrapolate --alphas --eval-config``: every alpha's model is run by the hf generator and judged,
+    sweep.json's score per alpha is the mean of its evaluation metrics, and the chosen alpha is the best one."""
+    import os
+    import subprocess
+    import sys
+
+    from mmaip_core.synthetic import make_demo_dataset
+
+    policy, anchor = build_tiny_model("qwen2-vl", 1, tiny_models), build_tiny_model("qwen2-vl", 0, tiny_models)
+    make_demo_dataset(tmp_path / "data", num_videos=2)
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"""\
+benchmarks:
+  - {{name: held-out, reader: jsonl, path: {tmp_path / 'data' / 'qa.jsonl'}}}
+models:
+  - {{name: template, generator: hf, model: unused, params: {{temperature: 0, max_new_tokens: 6}}}}
+evaluators:
+  - name: reference
+frames: {{num_frames: 4, cache_dir: {tmp_path / 'frames'}}}
+""")
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    out = tmp_path / "sweep"
+    result = subprocess.run(
+        [mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0,2", "--out", str(out),
+         "--eval-config", str(config)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert set(sweep["models"]) == {"0", "2"} and sweep["evaluator"] == "reference"
+    metrics = json.loads((out / "evaluation" / "results.json").read_text())["metrics"]
+    verdict_models = {json.loads(line)["model"] for line in (out / "evaluation" / "verdicts.jsonl").open()}
+    assert verdict_models == {"alpha-0", "alpha-2"}
+    for alpha in ("0", "2"):
+        values = [m["metrics"]["score"]["value"] for m in metrics if m["model"] == f"alpha-{alpha}"]
+        assert values and sweep["scores"][alpha] == pytest.approx(sum(values) / len(values))
+    assert sweep["chosen"] == float(max(sweep["scores"], key=lambda a: sweep["scores"][a]))
+    # alpha 0 is the policy itself; alpha 2 moves the weights far enough that its greedy answers differ
+    assert sweep["scores"]["0"] != sweep["scores"]["2"]
+    assert f"chosen alpha: {sweep['chosen']}" in result.stdout
