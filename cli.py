@@ -33,6 +33,7 @@ from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
     from mmaip_core.build import BuildSummary
+    from mmaip_core.compare import Comparison
     from mmaip_core.evaluate import EvalResults
     from mmaip_core.records import TrainManifest
 
@@ -310,6 +311,52 @@ def evaluate(
     with bar:
         results = run_evaluation(run_config, out, manager, progress=update)
     _print_results(results, out)
+
+
+def _print_comparison(comparison: Comparison, out: Path) -> None:
+    def num(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    scorers = Table("scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers")
+    for s in comparison.scorers:
+        human = "–" if s.human is None or s.human.rate is None else f"{100 * s.human.rate:.1f}% of {s.human.pairs}"
+        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), num(s.length_bias.spearman), human,
+                        f"{s.cost_usd:.4f}")
+    agreement = Table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
+    for a in comparison.agreement:
+        same = f"{a.same_pairs}/{a.pair_questions}"
+        agreement.add_row(a.a, a.b, num(a.spearman), num(a.kendall), num(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
+    console.print(scorers, agreement)
+    console.print(f"Output: {out}/comparison.json, judgements.jsonl, report.md (agreement.png, bias.png)")
+
+
+@app.command("compare-scorers")
+def compare_scorers(
+    build_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
+    scorers: Annotated[str, typer.Option(help="Scorers to compare, by label, separated by commas (at least two).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; a rerun reuses its judgements.")],
+    scorer_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML/TOML mapping label -> scorer section ({name: plugin, options}); a label not in it "
+                     "is a plugin name (with the build's options for the build's own scorer)."),
+    ] = None,
+    human: Annotated[
+        Path | None, typer.Option(help="Human-labelled pairs (JSONL: id, video, prompt|question, chosen, rejected).")
+    ] = None,
+) -> None:
+    """Compare scoring functions on a build's answers: rank correlation, kappa, pair changes, biases, cost,
+    latency and agreement with human pairs. Writes JSON and a Markdown report with PNG charts."""
+    from mmaip_core.compare import compare_scorers as run_comparison
+    from mmaip_core.compare import read_build, resolve_scorers
+
+    manager = _manager()
+    build_config, _, _ = read_build(build_dir)
+    labels = [label.strip() for label in scorers.split(",") if label.strip()]
+    chosen = resolve_scorers(labels, scorer_config, build_config, manager)
+    bar, update = _progress_bar()
+    with bar:
+        comparison = run_comparison(build_dir, chosen, out, manager, human=human, progress=update)
+    _print_comparison(comparison, out)
 
 
 class ExportFormat(StrEnum):

@@ -14,21 +14,17 @@ changing one zoo entry re-asks only that entry's calls and the judgements of its
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from mmaip_core.budget import Budget
-from mmaip_core.calls import run_scoring_calls
 from mmaip_core.config import RunConfig
-from mmaip_core.errors import ConfigError, ProviderError
-from mmaip_core.hashing import stable_hash
+from mmaip_core.errors import ConfigError
 from mmaip_core.interfaces import (
     AsyncResponseGenerator,
     AsyncScorer,
@@ -40,13 +36,13 @@ from mmaip_core.interfaces import (
     ScoreRequest,
 )
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
-from mmaip_core.ledger import DONE, FAILED, Ledger
+from mmaip_core.judging import judgement_key, score_answers
+from mmaip_core.ledger import Ledger
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import BATCH_DISCOUNT, PriceTable
 from mmaip_core.records import (
     AnnotatedResponse,
-    ErrorInfo,
     FrameManifest,
     Judgement,
     ParseStatus,
@@ -55,12 +51,10 @@ from mmaip_core.records import (
     VideoQA,
 )
 from mmaip_core.stages import (
-    KEY_VERSION,
     BuildSummary,
     ItemError,
     Progress,
     StageRun,
-    chunks,
     generate_answers,
     generation_key,
     generation_requests,
@@ -81,144 +75,26 @@ __all__ = [
     "run_build",
 ]
 
-log = logging.getLogger(__name__)
-SCORE_CHUNK = 32
-
-
-def judgement_key(sample: VideoQA, answer: str, scorer: Scorer, frames: Frames | None) -> str:
-    """Content key of one judgement: scorer fingerprint, what the scorer reads (question, ground truth,
-    caption, answer) and, for scorers that look at the video, the frames' key."""
-    return stable_hash(
-        {
-            "v": KEY_VERSION,
-            "kind": "judgement",
-            "scorer": scorer.fingerprint,
-            "question": sample.question,
-            "answer_truth": sample.answer,
-            "caption": sample.caption,
-            "answer": answer,
-            "frames": frames.manifest.key if frames is not None and scorer.uses_frames else None,
-        }
-    )
-
-
 def _score(
     run: StageRun, samples: Sequence[VideoQA], frames: dict[str, Frames], answers: dict[str, list[Response]]
 ) -> dict[str, Judgement]:
     """One judgement per answered response (by response id), from the ledger where possible."""
     assert run.config.scorer is not None
     scorer: Scorer = run.manager.create("scorer", run.config.scorer.plugin, run.config.scorer.options)
-    requests: list[tuple[str, ScoreRequest]] = []
-    for sample in samples:
-        for response in answers.get(sample.id, []):
-            if response.text is not None:
-                key = judgement_key(sample, response.text, scorer, frames.get(sample.id))
-                requests.append((key, ScoreRequest(sample=sample, response=response, frames=frames.get(sample.id))))
-    stored = run.ledger.get_many(k for k, _ in requests)
-    by_key = {k: Judgement.model_validate(e.record) for k, e in stored.items() if e.done}
-    todo = list({k: r for k, r in requests if k not in by_key}.items())
-    run.summary.judgements = dict(reused=len(requests) - len(todo), new=len(todo))
-
-    def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
-        status = FAILED if judgement.status is ParseStatus.ERROR else DONE
-        listed = judgement.cost_usd if judgement.cost_usd is not None else run.prices.cost(judgement.model_id, judgement.usage)
-        cost = listed * price_share
-        run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), cost)
-        by_key[key] = judgement
-        run.progress("judgement", len(by_key), len(requests), run.budget.spent)
-
-    if isinstance(scorer, BatchScorer) and scorer.batch:
-        _score_in_batches(run, scorer, todo, store)
-    elif isinstance(scorer, AsyncScorer):
-        reserved: dict[str, float] = {}
-
-        async def admit(item: tuple[str, ScoreRequest]) -> bool:
-            estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1]))
-            reserved[item[0]] = estimate
-            return await run.budget.wait_admit(estimate)
-
-        def settle(key: str, judgement: Judgement) -> None:
-            store(key, judgement)
-            run.budget.settle(reserved.pop(key, 0.0), run.prices.cost(judgement.model_id, judgement.usage))
-
-        run_scoring_calls(scorer, todo, settle, admit)
-    else:
-        for chunk in chunks(todo, SCORE_CHUNK):
-            for (key, _), judgement in zip(chunk, scorer.score([r for _, r in chunk]), strict=True):
-                store(key, judgement)
-    run.summary.cost_by_stage["judgement"] = sum(e.cost for e in run.ledger.get_many(k for k, _ in requests).values())
-    judgements: dict[str, Judgement] = {}
-    for key, request in requests:
-        if key not in by_key:  # not asked: the budget ran out
-            continue
-        judgement = by_key[key].model_copy(update={"response_id": request.response.id})
-        judgements[request.response.id] = judgement
+    requests = [
+        ScoreRequest(sample=sample, response=response, frames=frames.get(sample.id))
+        for sample in samples
+        for response in answers.get(sample.id, [])
+    ]
+    scored = score_answers(run, scorer, requests)
+    run.summary.judgements = dict(reused=scored.reused, new=scored.new)
+    run.summary.cost_by_stage["judgement"] = scored.cost_usd
+    for response_id, judgement in scored.judgements.items():
         run.summary.judgements[judgement.status.value] = run.summary.judgements.get(judgement.status.value, 0) + 1
         if judgement.status is not ParseStatus.OK:
             cause = judgement.error.message if judgement.error else f"judge reply: {judgement.raw_reply!r}"
-            run.fail("judgement", request.response.id, judgement.status.value, cause)
-    return judgements
-
-
-BATCH_ERRORS_BEFORE_STOP = 10
-
-
-def _score_in_batches(
-    run: StageRun, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
-) -> None:
-    """Judge through the provider's batch API: collect the batches a killed run left, submit the rest within
-    the budget (each batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of
-    the list price. A batch the provider does not know (404) is closed and its calls recorded as failed (a
-    rerun asks again); other provider errors are retried, and after BATCH_ERRORS_BEFORE_STOP in a row the run
-    stops with the batch still recorded for the next run."""
-    requests = dict(todo)
-    pending = run.ledger.open_batches(scorer.fingerprint)
-    submitted = {key for keys in pending.values() for key in keys}
-    reserved: dict[str, float] = {}
-    fresh = []
-    for key, request in todo:
-        if key in submitted:
-            continue
-        estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(request)) * BATCH_DISCOUNT
-        if run.budget.admit(estimate):
-            reserved[key] = estimate
-            fresh.append((key, request))
-    if fresh:
-        for batch_id, keys in scorer.submit_batch(fresh):
-            run.ledger.put_batch(batch_id, scorer.fingerprint, keys)
-            pending[batch_id] = keys
-    errors: Counter[str] = Counter()
-
-    def finish(batch_id: str, results: list[tuple[str, Judgement]]) -> None:
-        for key, judgement in results:
-            store(key, judgement, BATCH_DISCOUNT)
-            actual = run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT
-            run.budget.settle(reserved.pop(key, 0.0), actual)
-        run.ledger.close_batch(batch_id)
-        del pending[batch_id]
-
-    while pending:
-        for batch_id, keys in list(pending.items()):
-            wanted = {key: requests[key] for key in keys if key in requests}
-            try:
-                if scorer.batch_done(batch_id):
-                    finish(batch_id, scorer.collect_batch(batch_id, wanted))
-                errors[batch_id] = 0
-            except Exception as exc:  # the provider's trouble must not lose the other batches
-                if getattr(exc, "status_code", None) == 404:
-                    log.warning("batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys))
-                    error = ErrorInfo(error_class="BatchNotFound", message=f"batch {batch_id}: {exc}")
-                    finish(batch_id, [(key, scorer.failed(request, error)) for key, request in wanted.items()])
-                    continue
-                errors[batch_id] += 1
-                log.warning("batch %s: %s: %s", batch_id, type(exc).__name__, exc)
-                if errors[batch_id] >= BATCH_ERRORS_BEFORE_STOP:
-                    raise ProviderError(
-                        f"batch {batch_id} failed {errors[batch_id]} times in a row ({type(exc).__name__}: {exc}); "
-                        "it stays recorded: rerun the same command to collect it"
-                    ) from exc
-        if pending:
-            time.sleep(scorer.batch_poll_s)
+            run.fail("judgement", response_id, judgement.status.value, cause)
+    return scored.judgements
 
 
 def make_pairs(

@@ -180,10 +180,13 @@ def run_scoring_calls(
     store: Callable[[str, Judgement], None],
     admit: Callable[[tuple[str, ScoreRequest]], bool | Awaitable[bool]] | None = None,
 ) -> None:
-    """Every keyed request through ``scorer.ascore``; ``store(key, judgement)`` is called at once."""
+    """Every keyed request through ``scorer.ascore``; ``store(key, judgement)`` is called at once, with the
+    attempt's latency."""
 
     async def call(item: tuple[str, ScoreRequest]) -> Judgement:
-        return await scorer.ascore(item[1])
+        start = time.perf_counter()
+        judgement = await scorer.ascore(item[1])
+        return judgement.model_copy(update={"latency_s": round(time.perf_counter() - start, 6)})
 
     def done(outcome: CallOutcome[tuple[str, ScoreRequest], Judgement]) -> None:
         key, request = outcome.item

@@ -195,6 +195,9 @@ class Judgement(Record):
     attempts: int = Field(default=1, ge=1, description="Judge calls made (repair retries included).")
     model_id: str | None = Field(default=None, description="The judge model, for model-based scorers.")
     usage: TokenUsage | None = Field(default=None, description="Tokens spent on this judgement (all attempts).")
+    latency_s: float | None = Field(
+        default=None, ge=0, description="Seconds the judgement took (set by the core; none for batch-API calls)."
+    )
     cost_usd: float | None = Field(
         default=None, ge=0, description="Cost, when the scorer prices it itself (an ensemble of API judges)."
     )

@@ -104,3 +104,23 @@ def loader(manager: PluginManager, tmp_path: Path) -> FrameLoader:
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Folder where tiny random models are built, once per test session."""
     yield tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def example_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """pip-install the third-party example (examples/mmaip-shorter) into its own folder; return the
+    environment that sees it, for subprocess runs of ``mmaip``."""
+    import shutil
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("example")
+    source = tmp / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "mmaip-shorter", source)
+    site = tmp / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return {**os.environ, "PYTHONPATH": str(site)}

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """pip-install the example into its own folder; return the environment that sees it."""
-    tmp = tmp_path_factory.mktemp("example")
-    source = tmp / "src"
-    shutil.copytree(ROOT / "examples" / "mmaip-shorter", source)
-    site = tmp / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    return {**os.environ, "PYTHONPATH": str(site)}
+def installed(example_plugin_env: dict[str, str]) -> dict[str, str]:
+    return example_plugin_env
 
 
 def test_mmaip_finds_and_lists_it(installed: dict[str, str]) -> None:

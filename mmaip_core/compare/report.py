@@ -1,0 +1,130 @@
+"""The comparison report: ``report.md`` with an agreement heat map and bias plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmaip_core.records import Judgement, ParseStatus, Response
+
+if TYPE_CHECKING:
+    from mmaip_core.compare.run import Comparison
+
+__all__ = ["write_comparison_report"]
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _heatmap(out: Path, comparison: Comparison) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [s.name for s in comparison.scorers]
+    index = {n: i for i, n in enumerate(names)}
+    panels = [("kappa", "Cohen's kappa (chosen/rejected)"), ("kendall", "mean Kendall tau per question"),
+              ("pair_agreement", "same pairs (share of questions)")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for axis, (field, title) in zip(axes, panels, strict=True):
+        grid = np.full((len(names), len(names)), np.nan)
+        np.fill_diagonal(grid, 1.0)
+        for row in comparison.agreement:
+            value = getattr(row, field)
+            if value is not None:
+                grid[index[row.a], index[row.b]] = grid[index[row.b], index[row.a]] = value
+        image = axis.imshow(grid, vmin=-1 if field != "pair_agreement" else 0, vmax=1, cmap="RdYlGn")
+        for (i, j), value in np.ndenumerate(grid):
+            axis.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8)
+        axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+        axis.set_title(title, fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(out / "agreement.png", dpi=110)
+    plt.close(figure)
+    return "agreement.png"
+
+
+def _bias(out: Path, comparison: Comparison, responses: Sequence[Response], judgements: Mapping[str, Mapping[str, Judgement]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for stats in comparison.scorers:
+        points = [
+            (len((r.text or "").split()), j.score)
+            for r in responses
+            if (j := judgements[stats.name].get(r.id)) is not None and j.status is ParseStatus.OK and j.score is not None
+        ]
+        if points:
+            low, high = min(p[1] for p in points), max(p[1] for p in points)
+            span = (high - low) or 1.0  # scales differ between scorers: show each on 0-1
+            scatter.scatter([p[0] for p in points], [(p[1] - low) / span for p in points], s=10, alpha=0.6,
+                            label=f"{stats.name} (rho {_num(stats.length_bias.spearman)})")
+    scatter.set_xlabel("answer length (words)")
+    scatter.set_ylabel("score, rescaled to 0-1 per scorer")
+    scatter.set_title("length bias", fontsize=9)
+    scatter.legend(fontsize="x-small")
+    names = [s.name for s in comparison.scorers]
+    bars.bar(names, [100 * (s.parse_failure_rate or 0.0) for s in comparison.scorers])
+    bars.set_ylabel("parse failures (% of answers)")
+    bars.set_title("unreadable verdicts", fontsize=9)
+    bars.tick_params(axis="x", labelrotation=30, labelsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "bias.png", dpi=110)
+    plt.close(figure)
+    return "bias.png"
+
+
+def write_comparison_report(
+    out: Path, comparison: Comparison, responses: Sequence[Response], judgements: Mapping[str, Mapping[str, Judgement]]
+) -> Path:
+    """Write ``report.md``, ``agreement.png`` and ``bias.png`` into ``out``; returns the report's path."""
+    lines = [
+        "# Scorer comparison", "",
+        f"Build `{comparison.build}`: {comparison.answers} answers to {comparison.questions} questions; pairs made "
+        f"with the build's `{comparison.strategy}` strategy. Definitions: `mmaip_core/compare/stats.py` and "
+        "docs/evaluation.md.", "",
+        "## Scorers", "",
+        "| scorer | plugin | judged | parse failures | errors | pairs | length bias rho (r) | position bias | "
+        "cost $ | $ per pair | mean latency s | reused / new |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for s in comparison.scorers:
+        lines.append(
+            f"| {s.name} | {s.plugin} | {s.judged} | {s.parse_failures} ({_pct(s.parse_failure_rate)}) | {s.errors} | "
+            f"{s.pairs} | {_num(s.length_bias.spearman)} ({_num(s.length_bias.pearson)}) | n/a (pointwise) | "
+            f"{s.cost_usd:.4f} | {_num(s.cost_per_pair_usd, 5)} | {_num(s.mean_latency_s, 4)} | {s.reused} / {s.new} |"
+        )
+    lines += ["", "## Agreement", "",
+              "| A | B | questions | Spearman | Kendall | kappa | same decision | same pairs | pairs changed A→B / B→A |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for a in comparison.agreement:
+        lines.append(
+            f"| {a.a} | {a.b} | {a.questions} | {_num(a.spearman)} ({a.spearman_questions}) | {_num(a.kendall)} "
+            f"({a.kendall_questions}) | {_num(a.kappa)} ({a.decisions}) | {_pct(a.decision_agreement)} | "
+            f"{a.same_pairs}/{a.pair_questions} ({_pct(a.pair_agreement)}) | {a.changed_a_to_b} / {a.changed_b_to_a} |"
+        )
+    if comparison.human_file is not None:
+        lines += ["", f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)", "",
+                  "| scorer | agrees | disagrees | ties | unscored | agreement |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for s in comparison.scorers:
+            if s.human is not None:
+                h = s.human
+                lines.append(f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {_pct(h.rate)} |")
+    lines += ["", f"![agreement]({_heatmap(out, comparison)})", "",
+              f"![bias]({_bias(out, comparison, responses, judgements)})", ""]  # fmt: skip
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

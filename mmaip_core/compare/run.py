@@ -1,0 +1,182 @@
+"""``mmaip compare-scorers``: several scoring functions on the same candidate answers of a finished build.
+
+``compare_scorers(build_dir, scorers, out, manager)`` reads the build's samples, answers and config, scores
+every answer with every scorer (judgements the build already made with the same scorer fingerprint are
+taken from it; new ones go through ``out/ledger.sqlite``, so a rerun pays for nothing twice), makes each
+scorer's pairs with the build's pair strategy, and writes into ``out``:
+
+- ``comparison.json`` (:class:`Comparison`: every figure of :mod:`mmaip_core.compare.stats`);
+- ``judgements.jsonl`` (every scorer's Judgement of every answer, human pairs' answers included);
+- ``report.md`` with ``agreement.png`` (heat maps) and ``bias.png`` (length bias, parse failures);
+- ``errors.jsonl`` (human pairs that could not be read).
+
+``human`` is a JSONL file of human-labelled pairs, ``{id, video, prompt | question, chosen, rejected}`` per
+line, the same format ``mmaip train`` reads as a training set. A pair whose video and question match a
+build sample is judged with that sample's ground truth and caption; any other pair with its question alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mmaip_core.budget import Budget
+from mmaip_core.build import make_pairs
+from mmaip_core.compare.stats import PairAgreement, QuestionAgreement, ScorerStats, all_agreements, scorer_stats
+from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
+from mmaip_core.errors import ConfigError, UserError
+from mmaip_core.interfaces import Frames, Scorer, ScoreRequest
+from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
+from mmaip_core.judging import score_answers
+from mmaip_core.ledger import Ledger
+from mmaip_core.plugins import PluginManager
+from mmaip_core.pricing import PriceTable
+from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
+from mmaip_core.stages import Progress, StageRun, load_frames
+from mmaip_core.train.pairs import read_train_pairs
+
+__all__ = ["Comparison", "compare_scorers", "read_build", "resolve_scorers"]
+
+
+class Comparison(BaseModel):
+    """Everything ``comparison.json`` holds."""
+
+    build: str = Field(description="The build folder compared.")
+    strategy: str = Field(description="The pair strategy that made each scorer's pairs.")
+    answers: int = Field(description="Answers with text in the build.")
+    questions: int
+    scorers: list[ScorerStats]
+    agreement: list[PairAgreement] = Field(description="One row per two scorers.")
+    per_question: list[QuestionAgreement] = Field(description="Spearman and Kendall per question and two scorers.")
+    human_file: str | None = None
+    human_pairs: int = 0
+
+
+def read_build(build_dir: str | Path) -> tuple[RunConfig, list[VideoQA], list[AnnotatedResponse]]:
+    """The config, samples and answers of a finished build."""
+    build_dir = Path(build_dir)
+    missing = [n for n in ("run-manifest.json", "samples.jsonl", "responses.jsonl") if not (build_dir / n).is_file()]
+    if missing:
+        raise UserError(f"{build_dir} is not a finished build: {', '.join(missing)} missing")
+    manifest = RunManifest.model_validate_json((build_dir / "run-manifest.json").read_text())
+    config = RunConfig.model_validate(manifest.config)
+    samples = list(read_jsonl(build_dir / "samples.jsonl", VideoQA))
+    return config, samples, list(read_jsonl(build_dir / "responses.jsonl", AnnotatedResponse))
+
+
+def resolve_scorers(
+    labels: Sequence[str], config_file: Path | None, build: RunConfig, manager: PluginManager
+) -> dict[str, ScorerConfig]:
+    """The scorer of each label: its section in ``config_file`` (a mapping label -> ``{name: plugin, options}``),
+    else the plugin of that name, with the build's options when it is the build's own scorer plugin."""
+    sections = read_config_file(config_file) if config_file is not None else {}
+    scorers: dict[str, ScorerConfig] = {}
+    problems = []
+    for label in dict.fromkeys(labels):
+        section = sections.get(label, {"name": label})
+        if label not in sections and build.scorer is not None and build.scorer.plugin == label:
+            section = build.scorer.model_dump(mode="json")
+        if not isinstance(section, Mapping) or "name" not in section:
+            problems.append(f"{label}: needs a mapping with the scorer plugin's name")
+            continue
+        try:
+            scorer = ScorerConfig.model_validate(section)
+            manager.options("scorer", scorer.plugin, scorer.options)
+        except ConfigError as exc:
+            problems.extend(f"{label}: {p}" for p in exc.problems)
+            continue
+        except (UserError, ValidationError) as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        scorers[label] = scorer
+    if len(scorers) + len(problems) < 2:
+        problems.append("--scorers: name at least two scorers to compare")
+    if problems:
+        raise ConfigError(problems, source=str(config_file) if config_file else "--scorers")
+    return scorers
+
+
+def _human_requests(
+    pairs: Sequence[TrainPair], samples: Sequence[VideoQA]
+) -> tuple[list[VideoQA], list[tuple[Response, Response]]]:
+    """A sample (the build's, matched by video and question, else one of its own) and two answers per pair."""
+    by_video_question = {(str(Path(s.video).resolve()), s.question): s for s in samples}
+    own: dict[str, VideoQA] = {}
+    answers = []
+    for pair in pairs:
+        sample = by_video_question.get((str(Path(pair.video).resolve()), pair.prompt))
+        if sample is None:
+            sample = own.setdefault(pair.id, VideoQA(id=f"human:{pair.id}", video=pair.video, question=pair.prompt))
+        answers.append(tuple(
+            Response(id=f"human:{pair.id}:{side}", sample_id=sample.id, model="human", model_id="human",
+                     generator="human", params={}, text=text, frames="")
+            for side, text in (("chosen", pair.chosen), ("rejected", pair.rejected))
+        ))  # fmt: skip
+    return list(own.values()), answers  # type: ignore[return-value]
+
+
+def compare_scorers(
+    build_dir: str | Path,
+    scorers: Mapping[str, ScorerConfig],
+    out: str | Path,
+    manager: PluginManager,
+    *,
+    human: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Score the build's answers with every scorer and compare them (see the module docstring)."""
+    config, samples, annotated = read_build(build_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    responses = [line.response for line in annotated if line.response.text is not None]
+    human_pairs, errors = read_train_pairs(human) if human is not None else ([], [])
+    own_samples, human_answers = _human_requests(human_pairs, samples)
+    created: dict[str, Scorer] = {label: manager.create("scorer", s.plugin, s.options) for label, s in scorers.items()}
+    judgements: dict[str, dict[str, Judgement]] = {}
+    counts: dict[str, tuple[int, int, float]] = {}
+    with Ledger(out / "ledger.sqlite") as ledger:
+        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+        frames: dict[str, Frames] = {}
+        if any(s.uses_frames for s in created.values()):
+            frames = load_frames(run, [*samples, *own_samples])
+        by_id = {s.id: s for s in [*samples, *own_samples]}
+        for label, scorer in created.items():
+            from_build = {
+                line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint
+            }
+            asked = [*responses, *(r for pair in human_answers for r in pair)]
+            requests = [
+                ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
+                for r in asked
+                if r.id not in from_build
+            ]
+            scored = score_answers(run, scorer, requests, label=f"judgement {label}")
+            judgements[label] = {**from_build, **scored.judgements}
+            counts[label] = (len(from_build) + scored.reused, scored.new, scored.cost_usd)
+    pairs: dict[str, list[PreferencePair]] = {}
+    stats = []
+    for label, scorer in created.items():
+        lines = [AnnotatedResponse(response=r, judgements=[judgements[label][r.id]] if r.id in judgements[label] else [])
+                 for r in responses]  # fmt: skip
+        pairs[label], _ = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, lines)
+        reused, new, cost = counts[label]
+        outcomes = [(judgements[label].get(c.id), judgements[label].get(r.id)) for c, r in human_answers]
+        stats.append(scorer_stats(
+            label, scorers[label].plugin, scorer.fingerprint, responses, judgements[label], pairs[label],
+            reused=reused, new=new, cost_usd=cost, human=outcomes if human is not None else None,
+        ))  # fmt: skip
+    summaries, per_question = all_agreements(list(created), responses, judgements, pairs)
+    comparison = Comparison(
+        build=str(build_dir), strategy=config.pairs.plugin, answers=len(responses),
+        questions=len({r.sample_id for r in responses}), scorers=stats, agreement=summaries,
+        per_question=per_question, human_file=str(human) if human is not None else None, human_pairs=len(human_pairs),
+    )  # fmt: skip
+    (out / "comparison.json").write_text(comparison.model_dump_json(indent=2))
+    write_jsonl_atomic(out / "judgements.jsonl", [j for label in created for j in judgements[label].values()])
+    write_jsonl_atomic(out / "errors.jsonl", errors)
+    from mmaip_core.compare.report import write_comparison_report
+
+    write_comparison_report(out, comparison, responses, judgements)
+    return comparison
