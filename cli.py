@@ -301,6 +301,11 @@ def _print_results(results: EvalResults, out: Path) -> None:
 def evaluate(
     config: Annotated[Path, typer.Argument(help="A config with benchmarks, models and evaluators.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
+    rejudge: Annotated[
+        Path | None,
+        typer.Option(help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
+                     "(no model is run) and report how much the numbers move (judge drift)."),
+    ] = None,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.evaluate import run_evaluation
@@ -308,24 +313,40 @@ def evaluate(
     manager = _manager()
     run_config = load_config(config, manager)
     bar, update = _progress_bar()
+    if rejudge is None:
+        with bar:
+            results = run_evaluation(run_config, out, manager, progress=update)
+        _print_results(results, out)
+        return
+    from mmaip_core.drift import rejudge as run_rejudge
+
     with bar:
-        results = run_evaluation(run_config, out, manager, progress=update)
+        results, drift = run_rejudge(run_config, rejudge, out, manager, progress=update)
     _print_results(results, out)
+    table = Table("benchmark", "model", "old → new", "n", "ratio % old → new", "score old → new", "same verdict", "kappa",
+                  title="Judge drift")  # fmt: skip
+    for r in drift.rows:
+        same = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
+        table.add_row(r.benchmark, r.model, f"{r.old} → {r.new}", str(r.n), f"{_num(r.ratio_old, 100)} → {_num(r.ratio_new, 100)}",
+                      f"{_num(r.score_old)} → {_num(r.score_new)}", same, _num(r.kappa))  # fmt: skip
+    console.print(table)
+    console.print(f"Drift: {out}/drift.json and report.md")
+
+
+def _num(value: float | None, scale: float = 1.0) -> str:
+    return "–" if value is None else f"{scale * value:.2f}"
 
 
 def _print_comparison(comparison: Comparison, out: Path) -> None:
-    def num(value: float | None) -> str:
-        return "–" if value is None else f"{value:.2f}"
-
     scorers = Table("scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers")
     for s in comparison.scorers:
         human = "–" if s.human is None or s.human.rate is None else f"{100 * s.human.rate:.1f}% of {s.human.pairs}"
-        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), num(s.length_bias.spearman), human,
+        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), _num(s.length_bias.spearman), human,
                         f"{s.cost_usd:.4f}")
     agreement = Table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
     for a in comparison.agreement:
         same = f"{a.same_pairs}/{a.pair_questions}"
-        agreement.add_row(a.a, a.b, num(a.spearman), num(a.kendall), num(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
+        agreement.add_row(a.a, a.b, _num(a.spearman), _num(a.kendall), _num(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
     console.print(scorers, agreement)
     console.print(f"Output: {out}/comparison.json, judgements.jsonl, report.md (agreement.png, bias.png)")
 

@@ -36,7 +36,17 @@ from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.report import write_report
 from mmaip_core.stages import KEY_VERSION, Progress, StageRun, chunks, generate_entry, load_frames, read_samples
 
-__all__ = ["EvalResults", "MetricRow", "PairedRow", "evaluation_key", "run_evaluation"]
+__all__ = [
+    "EvalResults",
+    "MetricRow",
+    "PairedRow",
+    "create_evaluators",
+    "evaluation_key",
+    "judge",
+    "run_evaluation",
+    "summarise",
+    "write_outputs",
+]
 
 EVAL_CHUNK = 16
 
@@ -81,7 +91,7 @@ def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
     )
 
 
-def _judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
+def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
     """Verdicts of ``requests``, from the ledger where possible, committed chunk by chunk."""
     keyed = [(evaluation_key(evaluator, r), r) for r in requests]
     stored = run.ledger.get_many(k for k, _ in keyed)
@@ -106,6 +116,16 @@ def _judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[E
     ]
 
 
+def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str, frames: str | None) -> EvalRecord:
+    """The record of a question the model failed to answer: an error of the model, counted in the metrics."""
+    name, plugin = evaluator
+    return EvalRecord(
+        sample_id=request.sample.id, video=request.sample.video, benchmark=request.benchmark, model=request.model,
+        evaluator=name, fingerprint=plugin.fingerprint, question=request.sample.question,
+        answer=request.sample.answer, prediction="", status=ParseStatus.ERROR, frames=frames, rationale=why,
+    )  # fmt: skip
+
+
 def run_evaluation(
     config: RunConfig, out: str | Path, manager: PluginManager, progress: Progress | None = None
 ) -> EvalResults:
@@ -118,7 +138,7 @@ def run_evaluation(
     records: list[EvalRecord] = []
     with Ledger(out / "ledger.sqlite") as ledger:
         run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
-        evaluators = [(e.plugin, manager.create("evaluator", e.plugin, e.options)) for e in config.evaluators]
+        evaluators = create_evaluators(config, manager)
         for benchmark in config.benchmarks:
             samples = read_samples(run, benchmark)
             frames: dict[str, Frames] = load_frames(run, samples)
@@ -131,36 +151,55 @@ def run_evaluation(
                     for a in answers
                     if a.text is not None
                 ]
-                for name, evaluator in evaluators:
-                    records.extend(_judge(run, evaluator, f"{name} {entry.name} {benchmark.name}", requests))
-                    # a question the model failed to answer is an error of the model, counted in the metrics
-                    records.extend(
-                        EvalRecord(
-                            sample_id=a.sample_id, video=by_id[a.sample_id].video, benchmark=benchmark.name,
-                            model=entry.name, evaluator=name, fingerprint=evaluator.fingerprint,
-                            question=by_id[a.sample_id].question, answer=by_id[a.sample_id].answer, prediction="",
-                            status=ParseStatus.ERROR, frames=a.frames,
-                            rationale=f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer",
-                        )
-                        for a in answers
-                        if a.text is None
-                    )
-        cost = ledger.total_cost()
+                failed = [
+                    (EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
+                     f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer", a.frames)
+                    for a in answers
+                    if a.text is None
+                ]  # fmt: skip
+                for evaluator in evaluators:
+                    records.extend(judge(run, evaluator[1], f"{evaluator[0]} {entry.name} {benchmark.name}", requests))
+                    records.extend(_no_answer(request, evaluator, why, key) for request, why, key in failed)
+        results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
+                            [name for name, _ in evaluators], run, ledger.total_cost())  # fmt: skip
+    write_outputs(out, config, manager, run, results, records)
+    return results
+
+
+def create_evaluators(config: RunConfig, manager: PluginManager) -> list[tuple[str, Evaluator]]:
+    """The config's evaluators, by name."""
+    return [(e.plugin, manager.create("evaluator", e.plugin, e.options)) for e in config.evaluators]
+
+
+def summarise(
+    records: Sequence[EvalRecord],
+    benchmarks: Sequence[str],
+    models: Sequence[str],
+    evaluators: Sequence[str],
+    run: StageRun,
+    cost: float,
+) -> EvalResults:
+    """Metrics per (model, benchmark, evaluator) and paired differences between every two models."""
     groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.benchmark, record.evaluator)].append(record)
     metrics = [MetricRow(model=m, benchmark=b, evaluator=e, metrics=summarize(rs)) for (m, b, e), rs in groups.items()]
     paired = [
-        PairedRow(benchmark=b.name, evaluator=e, model_a=x.name, model_b=y.name,
-                  difference=paired_difference(groups[(x.name, b.name, e)], groups[(y.name, b.name, e)]))
-        for b in config.benchmarks
-        for e, _ in evaluators
-        for x, y in combinations(config.models, 2)
-    ]
-    results = EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.summary.judgements), cost_usd=cost)
+        PairedRow(benchmark=b, evaluator=e, model_a=x, model_b=y,
+                  difference=paired_difference(groups[(x, b, e)], groups[(y, b, e)]))
+        for b in benchmarks
+        for e in evaluators
+        for x, y in combinations(models, 2)
+    ]  # fmt: skip
+    return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.summary.judgements), cost_usd=cost)
+
+
+def write_outputs(
+    out: Path, config: RunConfig, manager: PluginManager, run: StageRun, results: EvalResults, records: Sequence[EvalRecord]
+) -> None:
+    """``verdicts.jsonl``, ``errors.jsonl``, ``results.json``, ``run-manifest.json`` and the report."""
     write_jsonl_atomic(out / "verdicts.jsonl", records)
     write_jsonl_atomic(out / "errors.jsonl", run.errors)
     (out / "results.json").write_text(results.model_dump_json(indent=2))
     (out / "run-manifest.json").write_text(run_manifest(config.resolved(manager), manager, sys.argv).model_dump_json(indent=2))
     write_report(out, results, records)
-    return results

@@ -71,7 +71,8 @@ def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], eval
     axis.set_xlabel("score")
     axis.set_ylabel("predictions")
     axis.set_title(f"{evaluator}: score distribution")
-    axis.legend(fontsize="small")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize="small")
     figure.tight_layout()
     hist = f"scores-{_slug(evaluator)}.png"
     figure.savefig(out / hist, dpi=110)

@@ -1,0 +1,212 @@
+"""Judge drift: the predictions of a finished evaluation judged again by other evaluators
+(``mmaip evaluate CONFIG --out NEW --rejudge OLD``), and how much the numbers move.
+
+No model under evaluation is run again: the predictions, questions and ground truths come from
+``OLD/verdicts.jsonl``; the config contributes its ``evaluators`` (and ``frames``, for judges that look at
+the video). ``NEW`` gets everything ``mmaip evaluate`` writes (its own ledger, so a rerun costs nothing)
+plus ``drift.json`` and a drift section in ``report.md``.
+
+Per (benchmark, model), every new evaluator is compared with every old one on the questions both judged
+(usable verdicts on both sides): ratio and mean score before and after, the paired difference (new minus
+old) with its bootstrap interval over videos, the share of yes/no verdicts that stayed the same, Cohen's
+kappa on yes/no, and the mean absolute score change. Per benchmark, whether the models' order by mean score
+changed (Kendall's tau between the old and the new order).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mmaip_core.agreement import cohen_kappa, kendall
+from mmaip_core.budget import Budget
+from mmaip_core.config import RunConfig
+from mmaip_core.errors import ConfigError, UserError
+from mmaip_core.evaluate import EvalResults, create_evaluators, judge, summarise, write_outputs
+from mmaip_core.interfaces import EvalRequest
+from mmaip_core.jsonl import read_jsonl
+from mmaip_core.ledger import Ledger
+from mmaip_core.metrics import Estimate, PairedDifference, paired_difference
+from mmaip_core.plugins import PluginManager
+from mmaip_core.pricing import PriceTable
+from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
+from mmaip_core.stages import Progress, StageRun, load_frames
+
+__all__ = ["DriftReport", "DriftRow", "RankingRow", "drift_section", "judge_drift", "rejudge"]
+
+
+class DriftRow(BaseModel):
+    """One old evaluator against one new evaluator on one model's predictions of one benchmark."""
+
+    benchmark: str
+    model: str
+    old: str = Field(description="The earlier evaluator (name and fingerprint prefix).")
+    new: str = Field(description="The new evaluator (name and fingerprint prefix).")
+    n: int = Field(description="Questions with a usable verdict from both.")
+    ratio_old: float | None
+    ratio_new: float | None
+    score_old: float | None
+    score_new: float | None
+    difference: PairedDifference = Field(description="New minus old, with 95% bootstrap intervals over videos.")
+    verdict_agreement: float | None = Field(description="Share of questions with the same yes/no verdict.")
+    kappa: float | None = Field(description="Cohen's kappa on the yes/no verdicts.")
+    mean_abs_score_change: float | None
+
+
+class RankingRow(BaseModel):
+    """Whether the models' order on one benchmark changed between an old and a new evaluator."""
+
+    benchmark: str
+    old: str
+    new: str
+    order_old: list[str] = Field(description="Models by mean score, best first.")
+    order_new: list[str]
+    kendall: float | None = Field(description="Kendall's tau between the two orders (1: unchanged).")
+
+
+class DriftReport(BaseModel):
+    """Everything ``drift.json`` holds."""
+
+    previous: str = Field(description="The earlier evaluation folder.")
+    rows: list[DriftRow]
+    rankings: list[RankingRow]
+
+
+def _label(record: EvalRecord) -> str:
+    return f"{record.evaluator}@{record.fingerprint[:8]}"
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _compare(benchmark: str, model: str, old: list[EvalRecord], new: list[EvalRecord]) -> DriftRow:
+    usable_old = {r.sample_id: r for r in old if r.status is ParseStatus.OK}
+    matched = [(usable_old[r.sample_id], r) for r in new if r.status is ParseStatus.OK and r.sample_id in usable_old]
+    before, after = [o for o, _ in matched], [n for _, n in matched]
+    verdicts_old = ["yes" if o.correct else "no" for o in before]
+    verdicts_new = ["yes" if n.correct else "no" for n in after]
+    same = sum(x == y for x, y in zip(verdicts_old, verdicts_new, strict=True))
+    return DriftRow(
+        benchmark=benchmark, model=model, old=_label(old[0]), new=_label(new[0]), n=len(matched),
+        ratio_old=_mean([float(bool(o.correct)) for o in before]), ratio_new=_mean([float(bool(n.correct)) for n in after]),
+        score_old=_mean([float(o.score or 0) for o in before]), score_new=_mean([float(n.score or 0) for n in after]),
+        difference=paired_difference(after, before) if matched else PairedDifference(n=0, ratio=Estimate(value=None), score=Estimate(value=None)),
+        verdict_agreement=same / len(matched) if matched else None, kappa=cohen_kappa(verdicts_old, verdicts_new),
+        mean_abs_score_change=_mean([abs(float(n.score or 0) - float(o.score or 0)) for o, n in matched]),
+    )  # fmt: skip
+
+
+def _order(rows: list[DriftRow], new: bool) -> list[str]:
+    scored = [(r.score_new if new else r.score_old, r.model) for r in rows]
+    return [m for s, m in sorted(scored, key=lambda x: (-(x[0] if x[0] is not None else float("-inf")), x[1]))]
+
+
+def _grouped(records: list[EvalRecord]) -> dict[tuple[str, str, str], list[EvalRecord]]:
+    groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.benchmark, record.model, _label(record))].append(record)
+    return groups
+
+
+def judge_drift(previous: str, old: list[EvalRecord], new: list[EvalRecord]) -> DriftReport:
+    """Compare the verdicts ``new`` with ``old`` (see the module docstring)."""
+    before, after = _grouped(old), _grouped(new)
+    rows = [
+        _compare(benchmark, model, records, after[(b, m, n)])
+        for (benchmark, model, _), records in before.items()
+        for (b, m, n) in after
+        if (b, m) == (benchmark, model)
+    ]
+    rankings = []
+    for benchmark, o, n in sorted({(r.benchmark, r.old, r.new) for r in rows}):
+        selected = [r for r in rows if (r.benchmark, r.old, r.new) == (benchmark, o, n)]
+        if len(selected) < 2:
+            continue
+        order_old, order_new = _order(selected, new=False), _order(selected, new=True)
+        tau = kendall([float(-order_old.index(m)) for m in order_old], [float(-order_new.index(m)) for m in order_old])
+        rankings.append(RankingRow(benchmark=benchmark, old=o, new=n, order_old=order_old, order_new=order_new, kendall=tau))
+    return DriftReport(previous=previous, rows=rows, rankings=rankings)
+
+
+def _predictions(records: list[EvalRecord]) -> dict[tuple[str, str, str], EvalRecord]:
+    """One record per (benchmark, model, sample) of an earlier evaluation: its prediction (all its evaluators
+    judged the same one)."""
+    out: dict[tuple[str, str, str], EvalRecord] = {}
+    for record in records:
+        out.setdefault((record.benchmark, record.model, record.sample_id), record)
+    return out
+
+
+def _failed_to_answer(record: EvalRecord) -> bool:
+    return record.status is ParseStatus.ERROR and record.prediction == "" and (record.rationale or "").startswith("no answer")
+
+
+def rejudge(
+    config: RunConfig, previous: str | Path, out: str | Path, manager: PluginManager, progress: Progress | None = None
+) -> tuple[EvalResults, DriftReport]:
+    """Judge the predictions of the evaluation in ``previous`` with ``config``'s evaluators into ``out``."""
+    if not config.evaluators:
+        raise ConfigError(["evaluators: rejudging needs this section"])
+    previous, out = Path(previous), Path(out)
+    if previous.resolve() == out.resolve():
+        raise UserError("--rejudge needs a new --out folder; the earlier evaluation stays as it is")
+    if not (previous / "verdicts.jsonl").is_file():
+        raise UserError(f"{previous / 'verdicts.jsonl'} not found; is {previous} a finished evaluation?")
+    old = list(read_jsonl(previous / "verdicts.jsonl", EvalRecord))
+    if not old:
+        raise UserError(f"{previous / 'verdicts.jsonl'} holds no verdicts")
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = _predictions(old)
+    benchmarks = list(dict.fromkeys(b for b, _, _ in predictions))
+    models = list(dict.fromkeys(m for _, m, _ in predictions))
+    records: list[EvalRecord] = []
+    with Ledger(out / "ledger.sqlite") as ledger:
+        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+        evaluators = create_evaluators(config, manager)
+        for benchmark in benchmarks:
+            rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
+            samples = {r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer) for r in rows}
+            looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
+            frames = load_frames(run, list(samples.values())) if looks else {}
+            for model in models:
+                mine = [r for r in rows if r.model == model]
+                requests = [EvalRequest(sample=samples[r.sample_id], benchmark=benchmark, model=model, prediction=r.prediction,
+                                        frames=frames.get(r.sample_id)) for r in mine if not _failed_to_answer(r)]  # fmt: skip
+                for name, evaluator in evaluators:
+                    records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
+                    records.extend(
+                        r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint}) for r in mine if _failed_to_answer(r)
+                    )
+        results = summarise(records, benchmarks, models, [name for name, _ in evaluators], run, ledger.total_cost())
+    write_outputs(out, config, manager, run, results, records)
+    drift = judge_drift(str(previous), old, records)
+    (out / "drift.json").write_text(drift.model_dump_json(indent=2))
+    with (out / "report.md").open("a") as report:
+        report.write("\n".join(drift_section(drift)))
+    return results, drift
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def drift_section(drift: DriftReport) -> list[str]:
+    """The report's judge-drift section (Markdown lines)."""
+    from mmaip_core.report import format_estimate
+
+    lines = ["", f"## Judge drift against `{drift.previous}`", "",
+             "| benchmark | model | old → new | n | ratio % old → new | score old → new | score difference | same verdict | kappa | mean abs. score change |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in drift.rows:
+        ratio = f"{_num(r.ratio_old and 100 * r.ratio_old)} → {_num(r.ratio_new and 100 * r.ratio_new)}"
+        agreement = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
+        lines.append(f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {_num(r.score_old)} → {_num(r.score_new)} | "
+                     f"{format_estimate(r.difference.score)} | {agreement} | {_num(r.kappa)} | {_num(r.mean_abs_score_change)} |")
+    for k in drift.rankings:
+        lines.append(f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
+                     f"(Kendall tau {_num(k.kendall)})")
+    return [*lines, ""]
