@@ -18,6 +18,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -243,12 +244,28 @@ def build(
         float | None,
         typer.Option("--max-cost", min=0, help="USD limit for the folder (earlier runs included); stop before it."),
     ] = None,
+    frames: Annotated[
+        list[str] | None,
+        typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
+                     "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
+    ] = None,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
     from mmaip_core.build import plan_build, run_build
 
     manager = _manager()
     run_config = load_config(config, manager)
+    if frames:
+        if dry_run:
+            raise typer.BadParameter("--dry-run plans one frame setting; leave out --frames")
+        from mmaip_core.ablation import ablate_build
+
+        bar, update = _progress_bar()
+        with bar:
+            ablate_build(run_config, frames, out, manager, progress=update, max_cost=max_cost)
+        console.print(Markdown((out / "ablation.md").read_text()))
+        console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
+        return
     if dry_run:
         plan = plan_build(run_config, out, manager)
         table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
@@ -306,6 +323,11 @@ def evaluate(
         typer.Option(help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
                      "(no model is run) and report how much the numbers move (judge drift)."),
     ] = None,
+    frames: Annotated[
+        list[str] | None,
+        typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
+                     "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
+    ] = None,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.evaluate import run_evaluation
@@ -313,6 +335,16 @@ def evaluate(
     manager = _manager()
     run_config = load_config(config, manager)
     bar, update = _progress_bar()
+    if frames:
+        if rejudge is not None:
+            raise typer.BadParameter("--rejudge judges fixed predictions; it takes no --frames")
+        from mmaip_core.ablation import ablate_evaluation
+
+        with bar:
+            ablate_evaluation(run_config, frames, out, manager, progress=update)
+        console.print(Markdown((out / "ablation.md").read_text()))
+        console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
+        return
     if rejudge is None:
         with bar:
             results = run_evaluation(run_config, out, manager, progress=update)
