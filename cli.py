@@ -581,8 +581,12 @@ def demo(
     videos: Annotated[int, typer.Option(min=1, help="How many synthetic videos to generate.")] = 6,
 ) -> None:
     """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, two rounds of
-    DPO with extrapolation on the pairs, and an evaluation with the offline evaluators."""
+    DPO with extrapolation on the pairs, an evaluation of the trained model beside its base with the offline
+    evaluators, and a comparison of two offline scorers on the build."""
     from mmaip_core.build import run_build
+    from mmaip_core.compare import compare_scorers as run_comparison
+    from mmaip_core.compare import resolve_scorers
+    from mmaip_core.config import ZooEntry
     from mmaip_core.demo import prepare_demo
     from mmaip_core.evaluate import run_evaluation
     from mmaip_core.train import run_training
@@ -601,10 +605,19 @@ def demo(
             demo_config, out / "train", manager, resume=True, progress=lambda task, done, total: update(task, done, total, 0.0)
         )
     _print_training(manifest, out / "train")
+    if manifest.final is not None:  # the evaluation compares the trained model with its base
+        trained = ZooEntry.model_validate({"name": "tiny-qwen2vl-trained", "generator": "hf", "model": manifest.final,
+                                           "device": "cpu", "params": {"temperature": 0, "max_new_tokens": 8}})  # fmt: skip
+        demo_config = demo_config.model_copy(update={"models": [*demo_config.models, trained]})
     bar, update = _progress_bar()
     with bar:
         results = run_evaluation(demo_config, out / "evaluation", manager, progress=update)
     _print_results(results, out / "evaluation")
+    scorers = resolve_scorers(["reference", "exact-match"], None, demo_config, manager)
+    bar, update = _progress_bar()
+    with bar:
+        comparison = run_comparison(out / "build", scorers, out / "compare", manager, progress=update)
+    _print_comparison(comparison, out / "compare")
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ rounds (DPO with extrapolation) and evaluates, offline.
 
 It needs no network and no GPU: the zoo is three tiny random models (``smoke``), the scorer the offline
 ``reference`` scorer, the pairs ``best-worst``; training runs the ``video-dpo`` trainer on a tiny Qwen2-VL; the
-evaluation runs two tiny models with the offline
+evaluation runs two tiny models (and, added by ``mmaip demo``, the trained one) with the offline
 ``reference`` and ``exact-match`` evaluators. The answers of random models are noise; the demo shows the
 machinery, not the method.
 """

@@ -31,10 +31,17 @@ def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:
     assert manifest.config["scorer"]["name"] == "reference" and manifest.packages["torch"]
     results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
     assert {(m["model"], m["evaluator"]) for m in results["metrics"]} == {
-        (model, evaluator) for model in ("tiny-qwen2vl", "tiny-llava-ov") for evaluator in ("reference", "exact-match")
+        (model, evaluator)
+        for model in ("tiny-qwen2vl", "tiny-llava-ov", "tiny-qwen2vl-trained")
+        for evaluator in ("reference", "exact-match")
     }
     assert all(m["metrics"]["n"] == 6 for m in results["metrics"])
     assert (tmp_path / "evaluation" / "report.md").is_file() and "Evaluation" in result.stdout
+    # the trained model is evaluated beside its base, with a paired difference
+    assert any({p["model_a"], p["model_b"]} == {"tiny-qwen2vl", "tiny-qwen2vl-trained"} for p in results["paired"])
+    comparison = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    assert [s["name"] for s in comparison["scorers"]] == ["reference", "exact-match"] and comparison["answers"] == 24
+    assert comparison["scorers"][0]["reused"] == 24, "the build's judgements are reused"
 
 
 def test_demo_rerun_asks_no_model(manager: PluginManager, tmp_path: Path) -> None:
