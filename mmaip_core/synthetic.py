@@ -15,7 +15,16 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "ShapeClip", "make_demo_dataset", "render_clip", "write_video"]
+__all__ = [
+    "COLOURS",
+    "DIRECTIONS",
+    "SHAPES",
+    "ShapeClip",
+    "draw_shape",
+    "make_demo_dataset",
+    "render_clip",
+    "write_video",
+]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -46,7 +55,10 @@ class ShapeClip:
         )
 
 
-def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, int, int]) -> None:
+def draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, int, int]
+) -> None:
+    """Draw ``shape`` (one of SHAPES) of "radius" ``r`` centred on (cx, cy), without anti-aliasing."""
     box = (cx - r, cy - r, cx + r, cy + r)
     if shape == "circle":
         draw.ellipse(box, fill=fill)
@@ -67,7 +79,7 @@ def render_clip(clip: ShapeClip) -> NDArray[np.uint8]:
         cx = clip.size / 2 + dx * (progress - 0.5) * travel
         cy = clip.size / 2 + dy * (progress - 0.5) * travel
         image = Image.new("RGB", (clip.size, clip.size), (128, 128, 128))
-        _draw(ImageDraw.Draw(image), clip.shape, cx, cy, r, COLOURS[clip.colour])
+        draw_shape(ImageDraw.Draw(image), clip.shape, cx, cy, r, COLOURS[clip.colour])
         frames.append(np.asarray(image))
     return np.stack(frames)
 
@@ -81,7 +93,7 @@ def write_video(path: str | Path, frames: NDArray[np.uint8], fps: int = 8) -> Pa
     with av.open(str(path), mode="w") as container:
         try:
             stream = container.add_stream("libx264", rate=fps)
-            stream.options = {"crf": "18", "preset": "veryfast"}
+            stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}  # one thread: the same bytes every run
         except (av.FFmpegError, ValueError):
             stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])

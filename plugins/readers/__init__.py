@@ -1,9 +1,10 @@
-"""Sample readers: generic tables (``jsonl``, ``csv``) and published video-QA layouts (``videochatgpt``,
-``sharegptvideo``)."""
+"""Sample readers: generic tables (``jsonl``, ``csv``), published video-QA layouts (``videochatgpt``,
+``sharegptvideo``) and the synthetic ShapesQA testbed (``shapesqa``)."""
 
 from __future__ import annotations
 
 from mmaip_core import SampleReaderSpec, hookimpl
+from mmaip_plugins.readers.shapesqa import ShapesQAOptions, ShapesQAReader
 from mmaip_plugins.readers.tables import CsvReader, JsonlReader, TableOptions
 from mmaip_plugins.readers.videoqa import (
     ShareGPTVideoOptions,
@@ -12,7 +13,7 @@ from mmaip_plugins.readers.videoqa import (
     VideoChatGPTReader,
 )
 
-__all__ = ["CsvReader", "JsonlReader", "ShareGPTVideoReader", "TableOptions", "VideoChatGPTReader"]
+__all__ = ["CsvReader", "JsonlReader", "ShapesQAReader", "ShareGPTVideoReader", "TableOptions", "VideoChatGPTReader"]
 
 
 @hookimpl
@@ -41,5 +42,11 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
             description="ShareGPTVideo / LLaVA-Hound QA rows (flat or conversations) with captions",
             options=ShareGPTVideoOptions,
             factory=ShareGPTVideoReader,
+        ),
+        SampleReaderSpec(
+            name="shapesqa",
+            description="One split of a ShapesQA folder (synthetic shapes, one-word answers; make_shapesqa)",
+            options=ShapesQAOptions,
+            factory=ShapesQAReader,
         ),
     ]
