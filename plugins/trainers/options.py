@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from mmaip_core import PluginOptions
 from mmaip_plugins.zoo.tiny import TinyFamily
 
-__all__ = ["LoraOptions", "SmokeModel", "VideoDpoOptions"]
+__all__ = ["LoraOptions", "SmokeModel", "VideoDpoOptions", "VideoTrainingOptions"]
 
 LOSS_TYPES = Literal[
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
@@ -38,9 +38,10 @@ class SmokeModel(PluginOptions):
     cache_dir: Path | None = None
 
 
-class VideoDpoOptions(PluginOptions):
-    model: str | None = Field(default=None, description="Hub id or folder of the starting (SFT) model.")
-    smoke: SmokeModel | None = Field(default=None, description="Train a tiny random model instead of `model`.")
+class VideoTrainingOptions(PluginOptions):
+    """What every trainer of a Hugging Face video MLLM shares: loading the model, the prompt (the ``hf``
+    generator's), the vision tower, the optimiser and the batches."""
+
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights dtype; auto: bfloat16 on a GPU that supports it, else float32."
@@ -53,8 +54,27 @@ class VideoDpoOptions(PluginOptions):
         default=True,
         description="Freeze the vision tower and projector; then each video is encoded once and its features reused.",
     )
-    lora: LoraOptions | None = Field(default=None, description="Train a LoRA adapter instead of all weights.")
     gradient_checkpointing: bool = False
+    # optimisation
+    learning_rate: float = Field(default=1e-6, gt=0)
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    epochs: int = Field(default=1, ge=1, description="Passes over the training data.")
+    batch_size: int = Field(default=1, ge=1, description="Examples (DPO: pairs) per device per micro-batch.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int | None = Field(
+        default=None, ge=8, description="Longest prompt+video+answer in tokens; longer examples are reported and left out."
+    )
+    seed: int = 0
+    report_to: list[str] = Field(default_factory=list, description="accelerate trackers, e.g. [tensorboard].")
+
+
+class VideoDpoOptions(VideoTrainingOptions):
+    model: str | None = Field(default=None, description="Hub id or folder of the starting (SFT) model.")
+    smoke: SmokeModel | None = Field(default=None, description="Train a tiny random model instead of `model`.")
+    lora: LoraOptions | None = Field(default=None, description="Train a LoRA adapter instead of all weights.")
     # DPO objective (TRL DPOConfig names and defaults)
     beta: float = Field(default=0.1, gt=0)
     loss_type: list[LOSS_TYPES] = Field(default_factory=lambda: ["sigmoid"])
@@ -65,23 +85,10 @@ class VideoDpoOptions(PluginOptions):
     ld_alpha: float | None = Field(default=None, ge=0, le=1)
     use_weighting: bool = False
     discopop_tau: float = 0.05
-    # optimisation
-    learning_rate: float = Field(default=1e-6, gt=0)
-    lr_scheduler_type: str = "linear"
-    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    epochs: int = Field(default=1, ge=1, description="Passes over the round's pairs.")
-    batch_size: int = Field(default=1, ge=1, description="Pairs per device per micro-batch.")
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    max_length: int | None = Field(
-        default=None, ge=8, description="Longest prompt+video+answer in tokens; longer pairs are reported and left out."
-    )
-    seed: int = 0
+    # step checkpoints and failures
     save_steps: int = Field(default=50, ge=1, description="Optimizer steps between step checkpoints (resume).")
     keep_step_checkpoints: int = Field(default=1, ge=1, description="Complete step checkpoints kept in a round.")
     max_bad_steps: int = Field(default=3, ge=1, description="Non-finite steps in a row that stop the run.")
-    report_to: list[str] = Field(default_factory=list, description="accelerate trackers, e.g. [tensorboard].")
 
     @model_validator(mode="after")
     def _check(self) -> VideoDpoOptions:

@@ -47,7 +47,7 @@ from mmaip_plugins.trainers.options import VideoDpoOptions
 from mmaip_plugins.zoo.hf import load_pretrained
 from mmaip_plugins.zoo.tiny import build_tiny_model
 
-__all__ = ["VideoDpoTrainer"]
+__all__ = ["VideoDpoTrainer", "check_finite", "is_vision", "resolve_dtype"]
 
 CURVES = {
     "rewards/margins": "margin",
@@ -60,7 +60,8 @@ CURVES = {
 """TRL's metric names -> the names of mmaip's per-step curves."""
 
 
-def _is_vision(name: str) -> bool:
+def is_vision(name: str) -> bool:
+    """Whether a parameter belongs to the vision tower or projector."""
     return bool(VISION_PATTERN.search(name))
 
 
@@ -192,7 +193,7 @@ class _Round:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.acc.wait_for_everyone()
-        _check_finite(model)
+        check_finite(model)
         self.acc.save_state(str(tmp))
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
@@ -218,9 +219,9 @@ class _Round:
         store = None
         if o.freeze_vision:
             for name, param in model.named_parameters():
-                if _is_vision(name):
+                if is_vision(name):
                     param.requires_grad_(False)
-            store = FeatureStore(request.cache / "vision" / weights_hash(model, _is_vision)[:16])
+            store = FeatureStore(request.cache / "vision" / weights_hash(model, is_vision)[:16])
             self._encode(model, prepared, store, video_token_of(processor) if prepared.token_types else None)
         add_fused_lm_head(model, outputs=self.objective.fused_outputs)  # before peft wraps the model
         if o.lora is not None:
@@ -329,7 +330,7 @@ class _Round:
 
     def _save_policy(self, model: Any, processor: Any) -> None:
         acc = self.acc
-        _check_finite(model)
+        check_finite(model)
         state = None if self.o.lora is not None else acc.get_state_dict(model)
         if acc.is_main_process:
             unwrapped = acc.unwrap_model(model)
@@ -345,7 +346,7 @@ class _Round:
         acc.wait_for_everyone()
 
 
-def _check_finite(model: Any) -> None:
+def check_finite(model: Any) -> None:
     """No checkpoint may hold a NaN or infinity."""
     for name, param in model.named_parameters():
         if param.requires_grad and not torch.isfinite(param).all():
