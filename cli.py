@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -618,6 +619,62 @@ def demo(
     with bar:
         comparison = run_comparison(out / "build", scorers, out / "compare", manager, progress=update)
     _print_comparison(comparison, out / "compare")
+
+
+miniature_app = typer.Typer(help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.",
+                             no_args_is_help=True)  # fmt: skip
+app.add_typer(miniature_app, name="miniature")
+
+
+def _miniature_settings(quick: bool) -> Any:
+    from mmaip_miniature import QUICK, MiniatureSettings
+
+    return QUICK if quick else MiniatureSettings()
+
+
+def _cache(cache: Path | None) -> Path:
+    base = os.environ.get("MMAIP_CACHE_DIR") or str(Path.home() / ".cache" / "mmaip")
+    return cache or Path(base) / "miniature"
+
+
+QuickOption = Annotated[bool, typer.Option("--quick", help="A reduced run (seconds; the numbers are noise).")]
+CacheOption = Annotated[
+    Path | None, typer.Option(help="Where the zoo is cached (default: $MMAIP_CACHE_DIR/miniature or ~/.cache/mmaip/miniature).")
+]
+
+
+@miniature_app.command("zoo")
+def miniature_zoo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the ShapesQA data.")],
+    quick: QuickOption = False,
+    cache: CacheOption = None,
+) -> None:
+    """Generate ShapesQA and fine-tune (or find cached) the zoo of tiny models."""
+    from mmaip_miniature import prepare_zoo
+
+    bar, update = _progress_bar()
+    with bar:
+        folders = prepare_zoo(out, _miniature_settings(quick), _manager(), _cache(cache),
+                              progress=lambda task, done, total: update(task, done, total, 0.0))  # fmt: skip
+    for name, folder in folders.items():
+        console.print(f"{name}: {folder}")
+
+
+@miniature_app.command("run")
+def miniature_run(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for data, configs, runs and results.")],
+    quick: QuickOption = False,
+    cache: CacheOption = None,
+) -> None:
+    """Run the miniature end to end (build, train (a)-(d), evaluate) and print the results table."""
+    from mmaip_miniature import results_table, run_miniature
+
+    bar, update = _progress_bar()
+    with bar:
+        results = run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache),
+                                progress=lambda task, done, total: update(task, done, total, 0.0))  # fmt: skip
+    console.print(Markdown("\n".join(results_table(results))))
+    console.print(f"Full results: {out}/results.md (text-only judge, wall times, plot results.png), {out}/results.json")
 
 
 def main() -> None:

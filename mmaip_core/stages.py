@@ -202,9 +202,11 @@ def generate_entry(
     label = f"generation {entry.name}"
     run.progress(label, counts["reused"], len(requests), run.budget.spent)
 
+    priced = isinstance(generator, AsyncResponseGenerator)  # API models; local ones cost nothing
+
     def store(response: Response) -> None:
         status = FAILED if response.error else DONE
-        cost = run.prices.cost(response.model_id, response.usage)
+        cost = run.prices.cost(response.model_id, response.usage) if priced else 0.0
         run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"), cost)
         by_key[response.id] = response
         run.progress(label, len(by_key), len(requests), run.budget.spent)

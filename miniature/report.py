@@ -1,0 +1,95 @@
+"""The miniature's results: ``results.md`` (tables with intervals) and ``results.png`` (accuracy bars)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmaip_core.metrics import Estimate
+from mmaip_core.report import format_estimate
+
+if TYPE_CHECKING:
+    from mmaip_miniature.experiment import MiniatureResults
+
+__all__ = ["results_table", "write_results"]
+
+BENCHMARKS = ("held-out", "ood")
+
+
+def _accuracy(results: MiniatureResults, model: int, benchmark: str, evaluator: str = "exact-match") -> Estimate:
+    summary = results.models[model].metrics.get(f"{benchmark}/{evaluator}")
+    return summary.ratio if summary is not None else Estimate(value=None)
+
+
+def results_table(results: MiniatureResults) -> list[str]:
+    """The main table (Markdown lines): exact-match accuracy per model and split, and the change from the base."""
+    lines = ["| model | what | held-out accuracy % | vs base (points) | ood accuracy % | vs base (points) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for i, m in enumerate(results.models):
+        cells = []
+        for benchmark in BENCHMARKS:
+            diff = m.versus_base.get(benchmark)
+            cells += [format_estimate(_accuracy(results, i, benchmark), True),
+                      format_estimate(diff.ratio, True) if diff is not None else "–"]  # fmt: skip
+        lines.append(f"| {m.model} | {m.description} | {' | '.join(cells)} |")
+    lines += [f"| {name} | {why} | – | – | – | – |" for name, why in results.untrained.items()]
+    return lines
+
+
+def _plot(out: Path, results: MiniatureResults) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [m.model for m in results.models]
+    figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(names)), 3.6))
+    width = 0.38
+    for k, benchmark in enumerate(BENCHMARKS):
+        values, low, high = [], [], []
+        for i in range(len(names)):
+            e = _accuracy(results, i, benchmark)
+            v = e.value or 0.0
+            values.append(100 * v)
+            low.append(100 * (v - (e.low if e.low is not None else v)))
+            high.append(100 * ((e.high if e.high is not None else v) - v))
+        axis.bar([i + (k - 0.5) * width for i in range(len(names))], values, width, yerr=[low, high], capsize=3, label=benchmark)
+    axis.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
+    axis.set_ylabel("exact-match accuracy %, 95% CI")
+    axis.set_ylim(0, 100)
+    axis.set_title("ShapesQA miniature: zoo members and the weakest model trained (a)-(d)", fontsize=9)
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(out / "results.png", dpi=110)
+    plt.close(figure)
+    return "results.png"
+
+
+def write_results(out: Path, results: MiniatureResults) -> Path:
+    """Write ``results.md`` and ``results.png`` into ``out``."""
+    s = results.settings
+    lines = [
+        "# The paper in miniature (ShapesQA)", "",
+        f"{results.date}, {results.machine}; seed {s.seed}; {s.train_videos} train videos ({s.zoo_videos} for the zoo's "
+        f"fine-tuning), {s.held_out} held-out and {s.ood} out-of-domain videos, 3 questions each; {s.num_frames} frames. "
+        f"Pairs: {results.pairs.get('zoo', 0)} from the zoo, {results.pairs.get('single', 0)} from the weakest model "
+        f"alone. {s.rounds} rounds, alpha {s.alpha}. Brackets: 95% bootstrap intervals over videos; 'vs base': "
+        "the change from the base model on the same questions.", "",
+        *results_table(results), "",
+        "## The text-only judge against the truth", "",
+        "The `reference` evaluator (embedding similarity of prediction and ground truth, no video) beside exact "
+        "match on the same predictions.", "",
+        "| benchmark | model | exact-match accuracy % | text-only judge 'yes' % | same verdict | kappa |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in results.text_judge:
+        same = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
+        kappa = "–" if r.kappa is None else f"{r.kappa:.2f}"
+        exact = "–" if r.ratio_old is None else f"{100 * r.ratio_old:.1f}"
+        text = "–" if r.ratio_new is None else f"{100 * r.ratio_new:.1f}"
+        lines.append(f"| {r.benchmark} | {r.model} | {exact} | {text} | {same} | {kappa} |")
+    walls = ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_s.items())
+    lines += ["", f"Wall time: {walls}.", "", f"![results]({_plot(out, results)})", ""]
+    path = out / "results.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,74 @@
+"""The miniature's zoo: tiny video MLLMs of two architectures, trained by supervised fine-tuning on ShapesQA
+for different budgets and seeds, so that their answers range from weak to strong.
+
+Each member is a real checkpoint folder (``hf`` generator, ``video-dpo`` trainer and ``mmaip extrapolate`` all
+load it), cached under a key of everything that makes it: the member, the training data, the frames and the
+recipe, so a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mmaip_core import Frames, VideoQA, is_complete, stable_hash
+from mmaip_plugins.trainers.sft import SftOptions, sft
+from mmaip_plugins.zoo.tiny import TinyFamily, build_tiny_model
+
+__all__ = ["DEFAULT_ZOO", "RECIPE_VERSION", "ZooMember", "build_zoo", "member_folder"]
+
+RECIPE_VERSION = 1  # bump when the same member and data would train a different model
+
+
+class ZooMember(BaseModel):
+    """One model of the zoo: a tiny random model of ``family`` and ``seed``, fine-tuned for ``steps``."""
+
+    name: str
+    family: TinyFamily
+    seed: int = 0
+    steps: int = Field(ge=1, description="SFT optimizer steps: the member's budget.")
+    learning_rate: float = Field(default=3e-3, gt=0)
+
+
+DEFAULT_ZOO = [
+    ZooMember(name="llava-weak", family="llava-onevision", seed=0, steps=120),
+    ZooMember(name="qwen2vl", family="qwen2-vl", seed=1, steps=1500),
+    ZooMember(name="llava-mid", family="llava-onevision", seed=1, steps=400),
+    ZooMember(name="llava-strong", family="llava-onevision", seed=2, steps=1500),
+]
+"""The zoo of the full run; the first member is the weakest, the policy that training improves."""
+
+
+def member_folder(cache: Path, member: ZooMember, data_key: str, batch_size: int) -> Path:
+    key = stable_hash({"member": member.model_dump(), "data": data_key, "batch": batch_size, "v": RECIPE_VERSION})
+    return cache / f"{member.name}-{key[:12]}"
+
+
+def build_zoo(
+    members: Sequence[ZooMember],
+    samples: Sequence[VideoQA],
+    frames: Mapping[str, Frames],
+    cache: Path,
+    *,
+    data_key: str,
+    batch_size: int = 32,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Path]:
+    """Fine-tune every member on ``samples`` (``frames`` by video) unless its checkpoint is cached; return the
+    folders by member name. ``data_key`` identifies the samples and frames (part of the cache key)."""
+    folders = {}
+    for done, member in enumerate(members):
+        folder = member_folder(cache, member, data_key, batch_size)
+        if progress is not None:
+            progress(f"zoo: {member.name}", done, len(members))
+        if not is_complete(folder):
+            base = build_tiny_model(member.family, member.seed, cache / "tiny-models")
+            options = SftOptions(max_steps=member.steps, learning_rate=member.learning_rate, batch_size=batch_size,
+                                 seed=member.seed, cache_dir=cache / "features")  # fmt: skip
+            sft(base, samples, frames, folder, options)
+        folders[member.name] = folder
+    if progress is not None:
+        progress("zoo", len(members), len(members))
+    return folders
