@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (Python 3.11):
-#   make demo   creates .venv, installs mmaip, runs the bundled offline demo
+#   make demo   creates .venv, installs mmaip, runs the bundled offline demo and the paper in miniature
 #   make test   creates .venv, installs mmaip, runs ruff, mypy and the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,6 +19,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mmaip demo --out demo-out
+	$(BIN)/mmaip miniature run --out demo-out/miniature
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

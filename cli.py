@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -50,6 +50,7 @@ config_app = typer.Typer(help="Work with run configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 console = Console()
+T = TypeVar("T")
 err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
@@ -530,11 +531,7 @@ def train(
 
     manager = _manager()
     run_config = load_config(config, manager)
-    bar, update = _progress_bar()
-    with bar:
-        manifest = run_training(
-            run_config, out, manager, resume=resume, progress=lambda task, done, total: update(task, done, total, 0.0)
-        )
+    manifest = _with_bar(lambda progress: run_training(run_config, out, manager, resume=resume, progress=progress))
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # under accelerate launch, one process reports
@@ -600,11 +597,7 @@ def demo(
     with bar:
         summary = run_build(demo_config, out / "build", manager, progress=update)
     _print_summary(summary, out / "build")
-    bar, update = _progress_bar()
-    with bar:
-        manifest = run_training(
-            demo_config, out / "train", manager, resume=True, progress=lambda task, done, total: update(task, done, total, 0.0)
-        )
+    manifest = _with_bar(lambda progress: run_training(demo_config, out / "train", manager, resume=True, progress=progress))
     _print_training(manifest, out / "train")
     if manifest.final is not None:  # the evaluation compares the trained model with its base
         trained = ZooEntry.model_validate({"name": "tiny-qwen2vl-trained", "generator": "hf", "model": manifest.final,
@@ -624,6 +617,13 @@ def demo(
 miniature_app = typer.Typer(help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.",
                              no_args_is_help=True)  # fmt: skip
 app.add_typer(miniature_app, name="miniature")
+
+
+def _with_bar(call: Callable[[Callable[[str, int, int], None]], T]) -> T:
+    """``call(progress)`` under a progress bar (for steps that report no cost)."""
+    bar, update = _progress_bar()
+    with bar:
+        return call(lambda task, done, total: update(task, done, total, 0.0))
 
 
 def _miniature_settings(quick: bool) -> Any:
@@ -652,10 +652,7 @@ def miniature_zoo(
     """Generate ShapesQA and fine-tune (or find cached) the zoo of tiny models."""
     from mmaip_miniature import prepare_zoo
 
-    bar, update = _progress_bar()
-    with bar:
-        folders = prepare_zoo(out, _miniature_settings(quick), _manager(), _cache(cache),
-                              progress=lambda task, done, total: update(task, done, total, 0.0))  # fmt: skip
+    folders = _with_bar(lambda progress: prepare_zoo(out, _miniature_settings(quick), _manager(), _cache(cache), progress))
     for name, folder in folders.items():
         console.print(f"{name}: {folder}")
 
@@ -669,11 +666,8 @@ def miniature_run(
     """Run the miniature end to end (build, train (a)-(d), evaluate) and print the results table."""
     from mmaip_miniature import results_table, run_miniature
 
-    bar, update = _progress_bar()
-    with bar:
-        results = run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache),
-                                progress=lambda task, done, total: update(task, done, total, 0.0))  # fmt: skip
-    console.print(Markdown("\n".join(results_table(results))))
+    results = _with_bar(lambda progress: run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache), progress))
+    console.print("\n".join(results_table(results)), markup=False, highlight=False, soft_wrap=True)  # Markdown, as is
     console.print(f"Full results: {out}/results.md (text-only judge, wall times, plot results.png), {out}/results.json")
 
 

@@ -16,6 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_VERBOSITY"] = "error"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
+from api_mock import MockServer
+
 from mmaip_core import PluginManager
 from mmaip_core.frames import FrameLoader, FrameSettings, decode_stats
 from mmaip_core.synthetic import ShapeClip, make_demo_dataset, render_clip, write_video
@@ -124,3 +126,12 @@ def example_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return {**os.environ, "PYTHONPATH": str(site)}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockServer]:
+    """The local OpenAI-compatible (and Anthropic) server, with the environment that points the SDKs at it."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with MockServer() as mock:
+        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
+        yield mock

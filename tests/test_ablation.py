@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,13 +39,6 @@ def test_settings_are_parsed_and_checked(manager: PluginManager, tmp_path: Path)
     assert "--frames uniform:num_frames=0: frame-sampler 'uniform': num_frames" in problems
     assert "settings repeated" in problems
 
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with MockServer() as mock:
-        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
-        yield mock
 
 
 def _config(tmp_path: Path, demo_dir: Path, **sections: object) -> Path:

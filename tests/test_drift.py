@@ -4,7 +4,6 @@ finished evaluation by API judges on the local server, which runs no model again
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +43,6 @@ def test_drift_by_hand() -> None:
     (ranking,) = report.rankings
     assert (ranking.order_old, ranking.order_new, ranking.kendall) == (["m2", "m"], ["m", "m2"], pytest.approx(-1.0))
 
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with MockServer() as mock:
-        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
-        yield mock
 
 
 def _config(path: Path, demo_dir: Path, evaluators: list[dict[str, object]]) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from mmaip_core.metrics import summarize
 
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5}
 
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockServer]:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with MockServer() as mock:
-        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
-        yield mock
 
 
 @pytest.fixture

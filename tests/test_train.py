@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from mmaip_core import VISION_PATTERN, PluginManager, TrainingError, is_complete, latest_complete
+from mmaip_core import VISION_PATTERN, PluginManager, TrainingError, UserError, is_complete, latest_complete
 from mmaip_core.config import load_config
 from mmaip_core.extrapolate import scale_lora_adapter, tensor_files
 from mmaip_core.frames import FrameLoader, FrameSettings
@@ -193,6 +193,9 @@ def test_base_anchor_and_shards(pairs_file: Path, tiny_models: Path, tmp_path: P
     torch.testing.assert_close(strong2[name], pol2[name] + 0.5 * (pol2[name] - base[name]), atol=1e-6, rtol=1e-6)
     ids = [{json.loads(line)["id"] for line in Path(r.pairs_file).read_text().splitlines()} for r in (r1, r2)]
     assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == 9
+    too_many = _config(tmp_path, pairs_file, tiny_models, schedule="shards", rounds=10)
+    with pytest.raises(UserError, match=r"9 usable pair\(s\) cannot fill 10 shards"):
+        run_training(load_config(too_many, manager), tmp_path / "out10", manager)
 
 
 def test_lora_round_and_adapter_extrapolation(
@@ -354,8 +357,6 @@ def test_pair_files(tmp_path: Path, demo_dir: Path) -> None:
 def test_existing_run_needs_resume(pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager) -> None:
     config = load_config(_config(tmp_path, pairs_file, tiny_models, rounds=1), manager)
     run_training(config, tmp_path / "out", manager)
-    from mmaip_core import UserError
-
     with pytest.raises(UserError, match="--resume"):
         run_training(config, tmp_path / "out", manager)
     again = run_training(config, tmp_path / "out", manager, resume=True)  # nothing left to do

@@ -111,6 +111,8 @@ def run_training(
     pairs, bad = read_train_pairs(train.pairs)
     if not pairs:
         raise UserError(f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {bad[0].message if bad else '-'})")
+    if train.schedule == "shards" and len(pairs) < train.rounds:
+        raise UserError(f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)")
     base = out / "base"
     if main:
         out.mkdir(parents=True, exist_ok=True)
