@@ -33,9 +33,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_has_namespaced_packages_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"mmaip_core", "mmaip_plugins", "mmaip_cli"}
+    assert top == {"mmaip_core", "mmaip_plugins", "mmaip_miniature", "mmaip_cli"}
     for module in ("mmaip_plugins/zoo/__init__.py", "mmaip_plugins/zoo/tiny.py", "mmaip_plugins/scorers/__init__.py",
-                   "mmaip_cli/cli.py", "mmaip_core/py.typed"):
+                   "mmaip_cli/cli.py", "mmaip_core/py.typed", "mmaip_core/compare/stats.py", "mmaip_miniature/experiment.py",
+                   "mmaip_plugins/trainers/sft.py"):
         assert module in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[mmaip]" in entry_points and "zoo = mmaip_plugins.zoo" in entry_points
