@@ -258,7 +258,7 @@ def run_miniature(
     lap("evaluate")
     models, text_judge = _results(out, s, descriptions)
     results = MiniatureResults(
-        settings=s, machine=f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores",
+        settings=s, machine=_machine(),
         date=datetime.now(UTC).strftime("%Y-%m-%d"), wall_s=walls, pairs=pairs, models=models, untrained=untrained,
         text_judge=text_judge,
     )  # fmt: skip
@@ -269,7 +269,15 @@ def run_miniature(
     return results
 
 
-def _cores() -> int:
+def _machine() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), the cores this process may use, and the memory."""
     import os
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else None
+    return f"{cpu}, {cores} cores" + (f", {memory:.0f} GiB" if memory else "")
