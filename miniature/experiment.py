@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from mmaip_core import EvalRecord, PluginManager, VideoQA, stable_hash
+from mmaip_core import EvalRecord, Frames, PluginManager, VideoQA, stable_hash
 from mmaip_core.build import run_build
 from mmaip_core.config import load_config
 from mmaip_core.drift import DriftRow, judge_drift
@@ -171,13 +171,14 @@ def _evaluation_config(out: Path, s: MiniatureSettings, models: dict[str, Path])
     })  # fmt: skip
 
 
-def _zoo_data(out: Path, s: MiniatureSettings, manager: PluginManager, path: Path) -> tuple[list[VideoQA], dict[str, Any], str]:
+def _zoo_data(out: Path, s: MiniatureSettings, manager: PluginManager, path: Path) -> tuple[list[VideoQA], Callable[[], dict[str, Frames]], str]:
+    """The zoo's training samples, a loader of their frames by video, and the key of both."""
     samples = [x for x in manager.create("sample-reader", "jsonl", {"path": str(path)}).read() if isinstance(x, VideoQA)]
-    loader = FrameLoader(FrameSettings.model_validate({"num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}), manager)
-    frames = {}
-    for sample in samples:
-        if sample.video not in frames:
-            frames[sample.video] = loader.load(sample.video)
+
+    def frames() -> dict[str, Frames]:
+        loader = FrameLoader(FrameSettings.model_validate({"num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}), manager)
+        return {video: loader.load(video) for video in dict.fromkeys(sample.video for sample in samples)}
+
     # the frames are a function of the videos (fixed by the ShapesQA manifest) and the frame settings
     manifest = (path.parent / "shapesqa.json").read_text()
     key = stable_hash({"rows": path.read_text(), "data": manifest, "num_frames": s.num_frames})

@@ -51,25 +51,28 @@ def member_folder(cache: Path, member: ZooMember, data_key: str, batch_size: int
 def build_zoo(
     members: Sequence[ZooMember],
     samples: Sequence[VideoQA],
-    frames: Mapping[str, Frames],
+    frames: Callable[[], Mapping[str, Frames]],
     cache: Path,
     *,
     data_key: str,
     batch_size: int = 32,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Path]:
-    """Fine-tune every member on ``samples`` (``frames`` by video) unless its checkpoint is cached; return the
-    folders by member name. ``data_key`` identifies the samples and frames (part of the cache key)."""
+    """Fine-tune every member on ``samples`` unless its checkpoint is cached; return the folders by member
+    name. ``frames()`` gives the samples' frames by video; it is called only if a member must be trained.
+    ``data_key`` identifies the samples and frames (part of the cache key)."""
     folders = {}
+    loaded: Mapping[str, Frames] | None = None
     for done, member in enumerate(members):
         folder = member_folder(cache, member, data_key, batch_size)
         if progress is not None:
             progress(f"zoo: {member.name}", done, len(members))
         if not is_complete(folder):
+            loaded = loaded if loaded is not None else frames()
             base = build_tiny_model(member.family, member.seed, cache / "tiny-models")
             options = SftOptions(max_steps=member.steps, learning_rate=member.learning_rate, batch_size=batch_size,
                                  seed=member.seed, cache_dir=cache / "features")  # fmt: skip
-            sft(base, samples, frames, folder, options)
+            sft(base, samples, loaded, folder, options)
         folders[member.name] = folder
     if progress is not None:
         progress("zoo", len(members), len(members))

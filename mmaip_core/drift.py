@@ -167,10 +167,10 @@ def rejudge(
     with Ledger(out / "ledger.sqlite") as ledger:
         run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
         evaluators = create_evaluators(config, manager)
+        looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
         for benchmark in benchmarks:
             rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
             samples = {r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer) for r in rows}
-            looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
             frames = load_frames(run, list(samples.values())) if looks else {}
             for model in models:
                 mine = [r for r in rows if r.model == model]

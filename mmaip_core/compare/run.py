@@ -109,12 +109,13 @@ def _human_requests(
         sample = by_video_question.get((str(Path(pair.video).resolve()), pair.prompt))
         if sample is None:
             sample = own.setdefault(pair.id, VideoQA(id=f"human:{pair.id}", video=pair.video, question=pair.prompt))
-        answers.append(tuple(
-            Response(id=f"human:{pair.id}:{side}", sample_id=sample.id, model="human", model_id="human",
-                     generator="human", params={}, text=text, frames="")
-            for side, text in (("chosen", pair.chosen), ("rejected", pair.rejected))
-        ))  # fmt: skip
-    return list(own.values()), answers  # type: ignore[return-value]
+        answers.append((_human_answer(pair, sample, "chosen"), _human_answer(pair, sample, "rejected")))
+    return list(own.values()), answers
+
+
+def _human_answer(pair: TrainPair, sample: VideoQA, side: str) -> Response:
+    return Response(id=f"human:{pair.id}:{side}", sample_id=sample.id, model="human", model_id="human",
+                    generator="human", params={}, text=getattr(pair, side), frames="")  # fmt: skip
 
 
 def compare_scorers(
@@ -142,11 +143,11 @@ def compare_scorers(
         if any(s.uses_frames for s in created.values()):
             frames = load_frames(run, [*samples, *own_samples])
         by_id = {s.id: s for s in [*samples, *own_samples]}
+        asked = [*responses, *(r for pair in human_answers for r in pair)]
         for label, scorer in created.items():
             from_build = {
                 line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint
             }
-            asked = [*responses, *(r for pair in human_answers for r in pair)]
             requests = [
                 ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
                 for r in asked
