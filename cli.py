@@ -30,7 +30,7 @@ from mmaip_core.errors import did_you_mean
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.interfaces import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
-from mmaip_core.report import format_estimate
+from mmaip_core.report import format_estimate, format_number, format_percent
 from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
@@ -360,27 +360,23 @@ def evaluate(
     table = Table("benchmark", "model", "old → new", "n", "ratio % old → new", "score old → new", "same verdict", "kappa",
                   title="Judge drift")  # fmt: skip
     for r in drift.rows:
-        same = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
-        table.add_row(r.benchmark, r.model, f"{r.old} → {r.new}", str(r.n), f"{_num(r.ratio_old, 100)} → {_num(r.ratio_new, 100)}",
-                      f"{_num(r.score_old)} → {_num(r.score_new)}", same, _num(r.kappa))  # fmt: skip
+        same = format_percent(r.verdict_agreement)
+        table.add_row(r.benchmark, r.model, f"{r.old} → {r.new}", str(r.n), f"{format_number(r.ratio_old, scale=100)} → {format_number(r.ratio_new, scale=100)}",
+                      f"{format_number(r.score_old)} → {format_number(r.score_new)}", same, format_number(r.kappa))  # fmt: skip
     console.print(table)
     console.print(f"Drift: {out}/drift.json and report.md")
-
-
-def _num(value: float | None, scale: float = 1.0) -> str:
-    return "–" if value is None else f"{scale * value:.2f}"
 
 
 def _print_comparison(comparison: Comparison, out: Path) -> None:
     scorers = Table("scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers")
     for s in comparison.scorers:
         human = "–" if s.human is None or s.human.rate is None else f"{100 * s.human.rate:.1f}% of {s.human.pairs}"
-        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), _num(s.length_bias.spearman), human,
+        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), format_number(s.length_bias.spearman), human,
                         f"{s.cost_usd:.4f}")
     agreement = Table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
     for a in comparison.agreement:
         same = f"{a.same_pairs}/{a.pair_questions}"
-        agreement.add_row(a.a, a.b, _num(a.spearman), _num(a.kendall), _num(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
+        agreement.add_row(a.a, a.b, format_number(a.spearman), format_number(a.kendall), format_number(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
     console.print(scorers, agreement)
     console.print(f"Output: {out}/comparison.json, judgements.jsonl, report.md (agreement.png, bias.png)")
 

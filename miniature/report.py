@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmaip_core.metrics import Estimate
-from mmaip_core.report import format_estimate
+from mmaip_core.report import format_estimate, format_number, format_percent
 
 if TYPE_CHECKING:
     from mmaip_miniature.experiment import MiniatureResults
@@ -83,11 +83,9 @@ def write_results(out: Path, results: MiniatureResults) -> Path:
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results.text_judge:
-        same = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
-        kappa = "–" if r.kappa is None else f"{r.kappa:.2f}"
-        exact = "–" if r.ratio_old is None else f"{100 * r.ratio_old:.1f}"
-        text = "–" if r.ratio_new is None else f"{100 * r.ratio_new:.1f}"
-        lines.append(f"| {r.benchmark} | {r.model} | {exact} | {text} | {same} | {kappa} |")
+        exact, text = format_number(r.ratio_old, 1, scale=100), format_number(r.ratio_new, 1, scale=100)
+        lines.append(f"| {r.benchmark} | {r.model} | {exact} | {text} | {format_percent(r.verdict_agreement)} | "
+                     f"{format_number(r.kappa)} |")
     walls = ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_s.items())
     lines += ["", f"Wall time: {walls}.", "", f"![results]({_plot(out, results)})", ""]
     path = out / "results.md"

@@ -33,7 +33,7 @@ from mmaip_core.jsonl import read_jsonl
 from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference
 from mmaip_core.plugins import PluginManager
 from mmaip_core.records import AnnotatedResponse, EvalRecord, ParseStatus, PreferencePair
-from mmaip_core.report import format_estimate
+from mmaip_core.report import format_estimate, format_number
 from mmaip_core.stages import Progress
 
 __all__ = [
@@ -169,8 +169,8 @@ def ablate_build(
              f"| setting | samples | answers | judged | unreadable | pairs | mean margin | {' | '.join(f'mean score {m}' for m in models)} | cost $ |",
              "|---|---|---|---|---|---|---|" + "---|" * len(models) + "---|"]  # fmt: skip
     for s in settings:
-        means = " | ".join("–" if s.mean_score[m] is None else f"{s.mean_score[m]:.2f}" for m in models)
-        margin = "–" if s.mean_margin is None else f"{s.mean_margin:.2f}"
+        means = " | ".join(format_number(s.mean_score[m]) for m in models)
+        margin = format_number(s.mean_margin)
         lines.append(f"| {s.label} | {s.samples} | {s.answers} | {s.judged_ok} | {s.unreadable} | {s.pairs} | {margin} | {means} | {s.cost_usd:.4f} |")
     (out / "ablation.md").write_text("\n".join([*lines, ""]))
     return ablation

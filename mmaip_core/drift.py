@@ -190,23 +190,19 @@ def rejudge(
     return results, drift
 
 
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
 def drift_section(drift: DriftReport) -> list[str]:
     """The report's judge-drift section (Markdown lines)."""
-    from mmaip_core.report import format_estimate
+    from mmaip_core.report import format_estimate, format_number, format_percent
 
     lines = ["", f"## Judge drift against `{drift.previous}`", "",
              "| benchmark | model | old → new | n | ratio % old → new | score old → new | score difference | same verdict | kappa | mean abs. score change |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in drift.rows:
-        ratio = f"{_num(r.ratio_old and 100 * r.ratio_old)} → {_num(r.ratio_new and 100 * r.ratio_new)}"
-        agreement = "–" if r.verdict_agreement is None else f"{100 * r.verdict_agreement:.1f}%"
-        lines.append(f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {_num(r.score_old)} → {_num(r.score_new)} | "
-                     f"{format_estimate(r.difference.score)} | {agreement} | {_num(r.kappa)} | {_num(r.mean_abs_score_change)} |")
+        ratio = f"{format_number(r.ratio_old, scale=100)} → {format_number(r.ratio_new, scale=100)}"
+        agreement = format_percent(r.verdict_agreement)
+        lines.append(f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {format_number(r.score_old)} → {format_number(r.score_new)} | "
+                     f"{format_estimate(r.difference.score)} | {agreement} | {format_number(r.kappa)} | {format_number(r.mean_abs_score_change)} |")
     for k in drift.rankings:
         lines.append(f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
-                     f"(Kendall tau {_num(k.kendall)})")
+                     f"(Kendall tau {format_number(k.kendall)})")
     return [*lines, ""]

@@ -14,7 +14,7 @@ from mmaip_core.records import EvalRecord, ParseStatus
 if TYPE_CHECKING:
     from mmaip_core.evaluate import EvalResults
 
-__all__ = ["format_estimate", "write_report"]
+__all__ = ["format_estimate", "format_number", "format_percent", "write_report"]
 
 
 def format_estimate(e: Estimate, percent: bool = False) -> str:
@@ -23,6 +23,16 @@ def format_estimate(e: Estimate, percent: bool = False) -> str:
         return "–"
     k, digits = (100, 1) if percent else (1, 2)
     return f"{e.value * k:.{digits}f} [{e.low * k:.{digits}f}, {e.high * k:.{digits}f}]"
+
+
+def format_number(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
+    """``scale * value`` with ``digits`` decimals; a dash for a figure that does not exist."""
+    return "–" if value is None else f"{scale * value:.{digits}f}"
+
+
+def format_percent(value: float | None) -> str:
+    """A share as a percentage with one decimal; a dash for a share that does not exist."""
+    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _slug(text: str) -> str:

@@ -7,19 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmaip_core.records import Judgement, ParseStatus, Response
+from mmaip_core.report import format_number, format_percent
 
 if TYPE_CHECKING:
     from mmaip_core.compare.run import Comparison
 
 __all__ = ["write_comparison_report"]
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _heatmap(out: Path, comparison: Comparison) -> str:
@@ -71,7 +64,7 @@ def _bias(out: Path, comparison: Comparison, responses: Sequence[Response], judg
             low, high = min(p[1] for p in points), max(p[1] for p in points)
             span = (high - low) or 1.0  # scales differ between scorers: show each on 0-1
             scatter.scatter([p[0] for p in points], [(p[1] - low) / span for p in points], s=10, alpha=0.6,
-                            label=f"{stats.name} (rho {_num(stats.length_bias.spearman)})")
+                            label=f"{stats.name} (rho {format_number(stats.length_bias.spearman)})")
     scatter.set_xlabel("answer length (words)")
     scatter.set_ylabel("score, rescaled to 0-1 per scorer")
     scatter.set_title("length bias", fontsize=9)
@@ -103,18 +96,18 @@ def write_comparison_report(
     ]  # fmt: skip
     for s in comparison.scorers:
         lines.append(
-            f"| {s.name} | {s.plugin} | {s.judged} | {s.parse_failures} ({_pct(s.parse_failure_rate)}) | {s.errors} | "
-            f"{s.pairs} | {_num(s.length_bias.spearman)} ({_num(s.length_bias.pearson)}) | n/a (pointwise) | "
-            f"{s.cost_usd:.4f} | {_num(s.cost_per_pair_usd, 5)} | {_num(s.mean_latency_s, 4)} | {s.reused} / {s.new} |"
+            f"| {s.name} | {s.plugin} | {s.judged} | {s.parse_failures} ({format_percent(s.parse_failure_rate)}) | {s.errors} | "
+            f"{s.pairs} | {format_number(s.length_bias.spearman)} ({format_number(s.length_bias.pearson)}) | n/a (pointwise) | "
+            f"{s.cost_usd:.4f} | {format_number(s.cost_per_pair_usd, 5)} | {format_number(s.mean_latency_s, 4)} | {s.reused} / {s.new} |"
         )
     lines += ["", "## Agreement", "",
               "| A | B | questions | Spearman | Kendall | kappa | same decision | same pairs | pairs changed A→B / B→A |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for a in comparison.agreement:
         lines.append(
-            f"| {a.a} | {a.b} | {a.questions} | {_num(a.spearman)} ({a.spearman_questions}) | {_num(a.kendall)} "
-            f"({a.kendall_questions}) | {_num(a.kappa)} ({a.decisions}) | {_pct(a.decision_agreement)} | "
-            f"{a.same_pairs}/{a.pair_questions} ({_pct(a.pair_agreement)}) | {a.changed_a_to_b} / {a.changed_b_to_a} |"
+            f"| {a.a} | {a.b} | {a.questions} | {format_number(a.spearman)} ({a.spearman_questions}) | {format_number(a.kendall)} "
+            f"({a.kendall_questions}) | {format_number(a.kappa)} ({a.decisions}) | {format_percent(a.decision_agreement)} | "
+            f"{a.same_pairs}/{a.pair_questions} ({format_percent(a.pair_agreement)}) | {a.changed_a_to_b} / {a.changed_b_to_a} |"
         )
     if comparison.human_file is not None:
         lines += ["", f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)", "",
@@ -122,7 +115,7 @@ def write_comparison_report(
         for s in comparison.scorers:
             if s.human is not None:
                 h = s.human
-                lines.append(f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {_pct(h.rate)} |")
+                lines.append(f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |")
     lines += ["", f"![agreement]({_heatmap(out, comparison)})", "",
               f"![bias]({_bias(out, comparison, responses, judgements)})", ""]  # fmt: skip
     path = out / "report.md"
