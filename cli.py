@@ -235,6 +235,13 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
     console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
 
 
+FramesOption = Annotated[
+    list[str] | None,
+    typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
+                 "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
+]
+
+
 @app.command()
 def build(
     config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML).")],
@@ -246,11 +253,7 @@ def build(
         float | None,
         typer.Option("--max-cost", min=0, help="USD limit for the folder (earlier runs included); stop before it."),
     ] = None,
-    frames: Annotated[
-        list[str] | None,
-        typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
-                     "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
-    ] = None,
+    frames: FramesOption = None,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
     from mmaip_core.build import plan_build, run_build
@@ -325,11 +328,7 @@ def evaluate(
         typer.Option(help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
                      "(no model is run) and report how much the numbers move (judge drift)."),
     ] = None,
-    frames: Annotated[
-        list[str] | None,
-        typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
-                     "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
-    ] = None,
+    frames: FramesOption = None,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.evaluate import run_evaluation

@@ -38,7 +38,7 @@ from mmaip_core import EvalRecord, Frames, PluginManager, VideoQA, stable_hash
 from mmaip_core.build import run_build
 from mmaip_core.config import load_config
 from mmaip_core.drift import DriftRow, judge_drift
-from mmaip_core.evaluate import run_evaluation
+from mmaip_core.evaluate import EvalResults, run_evaluation
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.jsonl import read_jsonl
 from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference
@@ -185,17 +185,17 @@ def _zoo_data(out: Path, s: MiniatureSettings, manager: PluginManager, path: Pat
     return samples, frames, key
 
 
-def _results(out: Path, s: MiniatureSettings, descriptions: dict[str, str]) -> tuple[list[ModelResult], list[DriftRow]]:
+def _results(
+    out: Path, s: MiniatureSettings, descriptions: dict[str, str], evaluation: EvalResults
+) -> tuple[list[ModelResult], list[DriftRow]]:
     records = list(read_jsonl(out / "eval" / "verdicts.jsonl", EvalRecord))
     groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
     for r in records:
         groups[(r.model, r.benchmark, r.evaluator)].append(r)
     base = s.zoo[0].name
-    results = json.loads((out / "eval" / "results.json").read_text())
     models = []
     for name, description in descriptions.items():
-        metrics = {f"{m['benchmark']}/{m['evaluator']}": MetricSummary.model_validate(m["metrics"])
-                   for m in results["metrics"] if m["model"] == name}  # fmt: skip
+        metrics = {f"{m.benchmark}/{m.evaluator}": m.metrics for m in evaluation.metrics if m.model == name}
         versus = {b: paired_difference(groups[(name, b, "exact-match")], groups[(base, b, "exact-match")])
                   for b in ("held-out", "ood") if name != base}  # fmt: skip
         models.append(ModelResult(model=name, description=description, metrics=metrics, versus_base=versus))
@@ -255,9 +255,9 @@ def run_miniature(
                     for i, m in enumerate(s.zoo)}  # fmt: skip
     descriptions.update({name: f"({name[-1]}) {VARIANTS[name[-1]][0]}" for name in trained})
     evaluation = _evaluation_config(out, s, {**folders, **trained})
-    run_evaluation(load_config(evaluation, manager), out / "eval", manager, progress=step("eval"))
+    evaluated = run_evaluation(load_config(evaluation, manager), out / "eval", manager, progress=step("eval"))
     lap("evaluate")
-    models, text_judge = _results(out, s, descriptions)
+    models, text_judge = _results(out, s, descriptions, evaluated)
     results = MiniatureResults(
         settings=s, machine=_machine(),
         date=datetime.now(UTC).strftime("%Y-%m-%d"), wall_s=walls, pairs=pairs, models=models, untrained=untrained,

@@ -72,6 +72,7 @@ __all__ = [
     "make_pairs",
     "plan_build",
     "repair",
+    "require_build_files",
     "run_build",
 ]
 
@@ -256,12 +257,17 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
             ledger.close()
 
 
+def require_build_files(out: Path, *names: str) -> None:
+    """Raise one ConfigError naming every file of ``names`` that the build folder ``out`` lacks."""
+    missing = [name for name in names if not (out / name).is_file()]
+    if missing:
+        raise ConfigError([f"{out / name}: not found; is {out} a finished build?" for name in missing])
+
+
 def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
     """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl``."""
     out = Path(out)
-    for name in ("samples.jsonl", "responses.jsonl", "summary.json"):
-        if not (out / name).is_file():
-            raise ConfigError([f"{out / name}: not found; is {out} a finished build?"])
+    require_build_files(out, "samples.jsonl", "responses.jsonl", "summary.json")
     samples = list(read_jsonl(out / "samples.jsonl", VideoQA))
     annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
     pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)

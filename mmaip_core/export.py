@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+from mmaip_core.build import require_build_files
 from mmaip_core.errors import ConfigError
 from mmaip_core.frames import FrameCache, default_cache_dir
 from mmaip_core.jsonl import read_jsonl
@@ -138,9 +139,7 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
 
     disable_progress_bars()
     build, out = Path(build), Path(out)
-    for name in ("pairs.jsonl", "frames.jsonl", "run-manifest.json", "summary.json"):
-        if not (build / name).is_file():
-            raise ConfigError([f"{build / name}: not found; is {build} a finished build?"])
+    require_build_files(build, "pairs.jsonl", "frames.jsonl", "run-manifest.json", "summary.json")
     pairs = list(read_jsonl(build / "pairs.jsonl", PreferencePair))
     if not pairs:
         raise ConfigError([f"{build / 'pairs.jsonl'}: no pairs to export"])

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from mmaip_core.budget import Budget
-from mmaip_core.build import make_pairs
+from mmaip_core.build import make_pairs, require_build_files
 from mmaip_core.compare.stats import PairAgreement, QuestionAgreement, ScorerStats, all_agreements, scorer_stats
 from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
 from mmaip_core.errors import ConfigError, UserError
@@ -57,9 +57,7 @@ class Comparison(BaseModel):
 def read_build(build_dir: str | Path) -> tuple[RunConfig, list[VideoQA], list[AnnotatedResponse]]:
     """The config, samples and answers of a finished build."""
     build_dir = Path(build_dir)
-    missing = [n for n in ("run-manifest.json", "samples.jsonl", "responses.jsonl") if not (build_dir / n).is_file()]
-    if missing:
-        raise UserError(f"{build_dir} is not a finished build: {', '.join(missing)} missing")
+    require_build_files(build_dir, "run-manifest.json", "samples.jsonl", "responses.jsonl")
     manifest = RunManifest.model_validate_json((build_dir / "run-manifest.json").read_text())
     config = RunConfig.model_validate(manifest.config)
     samples = list(read_jsonl(build_dir / "samples.jsonl", VideoQA))
