@@ -28,6 +28,7 @@ from mmaip_core.build import run_build
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, UserError
 from mmaip_core.evaluate import run_evaluation
+from mmaip_core.files import write_text_atomic
 from mmaip_core.frames import FrameSettings
 from mmaip_core.jsonl import read_jsonl
 from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference
@@ -153,17 +154,19 @@ def ablate_build(
     manager: PluginManager,
     progress: Progress | None = None,
     max_cost: float | None = None,
+    allow_config_change: bool = False,
 ) -> BuildAblation:
     """Run the build once per frame setting into ``out/frames-LABEL`` and write the side-by-side report.
-    ``max_cost`` applies to each setting's folder."""
+    ``max_cost`` and ``allow_config_change`` apply to each setting's folder."""
     out = Path(out)
     settings = []
     for label, variant in frame_variants(config, specs, manager):
         folder = out / f"frames-{label}"
-        summary = run_build(variant, folder, manager, progress=_progress(progress, label), max_cost=max_cost)
+        summary = run_build(variant, folder, manager, progress=_progress(progress, label), max_cost=max_cost,
+                            allow_config_change=allow_config_change)
         settings.append(_build_setting(label, variant, folder, summary.cost_usd))
     ablation = BuildAblation(settings=settings)
-    (out / "ablation.json").write_text(ablation.model_dump_json(indent=2))
+    write_text_atomic(out / "ablation.json", ablation.model_dump_json(indent=2))
     models = [e.name for e in config.zoo]
     lines = ["# Frame ablation: build", "",
              f"| setting | samples | answers | judged | unreadable | pairs | mean margin | {' | '.join(f'mean score {m}' for m in models)} | cost $ |",
@@ -172,7 +175,7 @@ def ablate_build(
         means = " | ".join(format_number(s.mean_score[m]) for m in models)
         margin = format_number(s.mean_margin)
         lines.append(f"| {s.label} | {s.samples} | {s.answers} | {s.judged_ok} | {s.unreadable} | {s.pairs} | {margin} | {means} | {s.cost_usd:.4f} |")
-    (out / "ablation.md").write_text("\n".join([*lines, ""]))
+    write_text_atomic(out / "ablation.md", "\n".join([*lines, ""]))
     return ablation
 
 
@@ -200,16 +203,22 @@ class EvalAblation(BaseModel):
 
 
 def ablate_evaluation(
-    config: RunConfig, specs: Sequence[str], out: str | Path, manager: PluginManager, progress: Progress | None = None
+    config: RunConfig,
+    specs: Sequence[str],
+    out: str | Path,
+    manager: PluginManager,
+    progress: Progress | None = None,
+    allow_config_change: bool = False,
 ) -> EvalAblation:
-    """Run the evaluation once per frame setting into ``out/frames-LABEL`` and write the side-by-side report."""
+    """Run the evaluation once per frame setting into ``out/frames-LABEL`` and write the side-by-side report
+    (``allow_config_change`` applies to each setting's folder)."""
     out = Path(out)
     variants = frame_variants(config, specs, manager)
     rows: dict[tuple[str, str, str], EvalSettingRow] = {}
     verdicts: dict[tuple[str, str, str, str], list[EvalRecord]] = defaultdict(list)
     for label, variant in variants:
         folder = out / f"frames-{label}"
-        results = run_evaluation(variant, folder, manager, progress=_progress(progress, label))
+        results = run_evaluation(variant, folder, manager, progress=_progress(progress, label), allow_config_change=allow_config_change)
         for m in results.metrics:
             row = rows.setdefault((m.benchmark, m.model, m.evaluator), EvalSettingRow(benchmark=m.benchmark, model=m.model,
                                                                                      evaluator=m.evaluator, metrics={}))  # fmt: skip
@@ -222,7 +231,7 @@ def ablate_evaluation(
             row.versus_first[label] = paired_difference(verdicts[(benchmark, model, evaluator, label)],
                                                         verdicts[(benchmark, model, evaluator, first)])  # fmt: skip
     ablation = EvalAblation(settings={label: v.frames.model_dump(mode="json") for label, v in variants}, rows=list(rows.values()))
-    (out / "ablation.json").write_text(ablation.model_dump_json(indent=2))
+    write_text_atomic(out / "ablation.json", ablation.model_dump_json(indent=2))
     labels = [label for label, _ in variants]
     lines = ["# Frame ablation: evaluation", "",
              "Ratio % and mean score per setting (95% bootstrap intervals over videos); the last columns: each "
@@ -235,5 +244,5 @@ def ablate_evaluation(
                  for x in labels]  # fmt: skip
         diffs = [format_estimate(row.versus_first[x].score) if x in row.versus_first else "–" for x in labels[1:]]
         lines.append(f"| {row.benchmark} | {row.model} | {row.evaluator} | {' | '.join(cells)} | {' | '.join(diffs)} |")
-    (out / "ablation.md").write_text("\n".join([*lines, ""]))
+    write_text_atomic(out / "ablation.md", "\n".join([*lines, ""]))
     return ablation

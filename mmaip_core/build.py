@@ -14,17 +14,17 @@ changing one zoo entry re-asks only that entry's calls and the judgements of its
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from mmaip_core.budget import Budget
 from mmaip_core.config import RunConfig
-from mmaip_core.errors import ConfigError
+from mmaip_core.errors import ConfigError, EmptyRunError
+from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.interfaces import (
     AsyncResponseGenerator,
     AsyncScorer,
@@ -38,7 +38,6 @@ from mmaip_core.interfaces import (
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.judging import judgement_key, score_answers
 from mmaip_core.ledger import Ledger
-from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import BATCH_DISCOUNT, PriceTable
 from mmaip_core.records import (
@@ -50,16 +49,20 @@ from mmaip_core.records import (
     Response,
     VideoQA,
 )
+from mmaip_core.runfolder import check_config, locked
 from mmaip_core.stages import (
     BuildSummary,
     ItemError,
     Progress,
     StageRun,
+    first_error,
     generate_answers,
     generation_key,
     generation_requests,
     load_frames,
     read_samples,
+    stage_sections,
+    write_run_manifest,
 )
 
 __all__ = [
@@ -128,25 +131,40 @@ def _require_sections(config: RunConfig) -> None:
         raise ConfigError([f"{name}: a build needs this section" for name in missing or ["zoo"]])
 
 
+BUILD_SECTIONS = ("samples", "frames", "zoo", "scorer", "pairs", "prices")
+"""The config sections a build reads: a run folder remembers them (:mod:`mmaip_core.runfolder`)."""
+
+
 def run_build(
     config: RunConfig,
     out: str | Path,
     manager: PluginManager,
     progress: Progress | None = None,
     max_cost: float | None = None,
+    allow_config_change: bool = False,
 ) -> BuildSummary:
     """Run the whole build into ``out`` (resuming from its ledger) and return the summary.
 
     ``max_cost`` (USD, the folder's earlier spending included) admits an API call only while its estimated
-    cost still fits; calls that do not fit are not made, and a rerun with a larger limit makes them.
+    cost still fits; calls that do not fit are not made, and a rerun with a larger limit makes them. The
+    folder is held by this process while the build runs, and a different config into a folder that holds a
+    build stops with :class:`~mmaip_core.runfolder.ConfigChangedError` unless ``allow_config_change``. A build
+    that reads no sample, or in which nothing succeeded, writes its outputs and raises EmptyRunError.
     """
     _require_sections(config)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with locked(out) as folder:
+        check_config(folder, "build", stage_sections(config, manager, BUILD_SECTIONS), allow_config_change)
+        run = _build(config, folder, manager, progress or (lambda *_: None), max_cost)
+    why = _nothing_built(run)
+    if why:
+        raise EmptyRunError(f"{folder}: {why}; every failed item is in {folder / 'errors.jsonl'}")
+    return run.summary
+
+
+def _build(config: RunConfig, out: Path, manager: PluginManager, progress: Progress, max_cost: float | None) -> StageRun:
     with Ledger(out / "ledger.sqlite") as ledger:
-        prices = PriceTable(config.prices)
         budget = Budget(max_cost, spent=ledger.total_cost())
-        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), prices, budget)
+        run = StageRun(config, out, manager, ledger, progress, PriceTable(config.prices), budget)
         samples = read_samples(run)
         run.summary.samples = len(samples)
         frames = load_frames(run, samples)
@@ -167,10 +185,31 @@ def run_build(
     write_jsonl_atomic(out / "responses.jsonl", annotated)
     write_jsonl_atomic(out / "pairs.jsonl", pairs)
     write_jsonl_atomic(out / "errors.jsonl", run.errors)
-    resolved = config.resolved(manager)
-    (out / "run-manifest.json").write_text(run_manifest(resolved, manager, sys.argv).model_dump_json(indent=2))
-    (out / "summary.json").write_text(run.summary.model_dump_json(indent=2))
-    return run.summary
+    write_run_manifest(out, config, manager)
+    write_text_atomic(out / "summary.json", run.summary.model_dump_json(indent=2))
+    return run
+
+
+def _nothing_built(run: StageRun) -> str | None:
+    """Why a build has nothing to show (no sample, no frames, no answer, no score), or None.
+
+    A build stopped by ``--max-cost`` before its first answer is not empty: its rerun with a larger limit goes on.
+    """
+    s = run.summary
+    if s.samples == 0:
+        return f"no sample could be read ({s.row_errors} bad row(s){first_error(run, 'samples')})"
+    if s.refused_by_budget:
+        return None
+    answers = sum(c.get("done", 0) for c in s.responses.values())
+    checks = (
+        (s.video_errors == s.samples, "frames", f"none of the {s.samples} samples' videos could be read"),
+        (answers == 0, "generation", "no zoo model answered any question"),
+        (s.judgements.get("ok", 0) == 0, "judgement", f"none of the {answers} answers could be scored"),
+    )
+    for failed, stage, what in checks:
+        if failed:
+            return what + first_error(run, stage)
+    return None
 
 
 class PlanRow(BaseModel):
@@ -265,17 +304,16 @@ def require_build_files(out: Path, *names: str) -> None:
 
 
 def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
-    """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl``."""
+    """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl`` (holding
+    the folder, so it cannot interleave with a build)."""
     out = Path(out)
     require_build_files(out, "samples.jsonl", "responses.jsonl", "summary.json")
-    samples = list(read_jsonl(out / "samples.jsonl", VideoQA))
-    annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
-    pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
-    write_jsonl_atomic(out / "pairs.jsonl", pairs)
-    try:
-        summary = BuildSummary.model_validate_json((out / "summary.json").read_text())
-    except ValidationError as exc:
-        raise ConfigError([f"not a build summary: {exc.errors()[0]['msg']}"], source=str(out / "summary.json")) from None
-    summary.pairs, summary.skipped = len(pairs), dict(skipped)
-    (out / "summary.json").write_text(summary.model_dump_json(indent=2))
+    with locked(out):
+        summary = read_record(out / "summary.json", BuildSummary)
+        samples = list(read_jsonl(out / "samples.jsonl", VideoQA))
+        annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
+        pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
+        write_jsonl_atomic(out / "pairs.jsonl", pairs)
+        summary.pairs, summary.skipped = len(pairs), dict(skipped)
+        write_text_atomic(out / "summary.json", summary.model_dump_json(indent=2))
     return summary

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmaip_core.files import write_text_atomic
 from mmaip_core.synthetic import make_demo_dataset
 
 __all__ = ["DEMO_CONFIG", "prepare_demo"]
@@ -80,5 +81,5 @@ def prepare_demo(out: str | Path, num_videos: int = 6) -> Path:
     out = Path(out)
     make_demo_dataset(out / "data", num_videos=num_videos)
     config = out / "demo.yaml"
-    config.write_text(DEMO_CONFIG)
+    write_text_atomic(config, DEMO_CONFIG)
     return config

@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field
 from mmaip_core.agreement import cohen_kappa, kendall
 from mmaip_core.budget import Budget
 from mmaip_core.config import RunConfig
-from mmaip_core.errors import ConfigError, UserError
-from mmaip_core.evaluate import EvalResults, create_evaluators, judge, summarise, write_outputs
+from mmaip_core.errors import ConfigError, EmptyRunError, UserError
+from mmaip_core.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
+from mmaip_core.files import write_text_atomic
 from mmaip_core.interfaces import EvalRequest
 from mmaip_core.jsonl import read_jsonl
 from mmaip_core.ledger import Ledger
@@ -33,7 +34,8 @@ from mmaip_core.metrics import Estimate, PairedDifference, paired_difference
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
 from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
-from mmaip_core.stages import Progress, StageRun, load_frames
+from mmaip_core.runfolder import check_config, locked
+from mmaip_core.stages import Progress, StageRun, load_frames, stage_sections
 
 __all__ = ["DriftReport", "DriftRow", "RankingRow", "drift_section", "judge_drift", "rejudge"]
 
@@ -146,9 +148,15 @@ def _failed_to_answer(record: EvalRecord) -> bool:
 
 
 def rejudge(
-    config: RunConfig, previous: str | Path, out: str | Path, manager: PluginManager, progress: Progress | None = None
+    config: RunConfig,
+    previous: str | Path,
+    out: str | Path,
+    manager: PluginManager,
+    progress: Progress | None = None,
+    allow_config_change: bool = False,
 ) -> tuple[EvalResults, DriftReport]:
-    """Judge the predictions of the evaluation in ``previous`` with ``config``'s evaluators into ``out``."""
+    """Judge the predictions of the evaluation in ``previous`` with ``config``'s evaluators into ``out`` (held by
+    this process, remembering its config and ``previous``: see :mod:`mmaip_core.runfolder`)."""
     if not config.evaluators:
         raise ConfigError(["evaluators: rejudging needs this section"])
     previous, out = Path(previous), Path(out)
@@ -158,36 +166,46 @@ def rejudge(
         raise UserError(f"{previous / 'verdicts.jsonl'} not found; is {previous} a finished evaluation?")
     old = list(read_jsonl(previous / "verdicts.jsonl", EvalRecord))
     if not old:
-        raise UserError(f"{previous / 'verdicts.jsonl'} holds no verdicts")
-    out.mkdir(parents=True, exist_ok=True)
-    predictions = _predictions(old)
+        raise EmptyRunError(f"{previous / 'verdicts.jsonl'} holds no verdicts")
+    sections = {"previous": str(previous.resolve()), **stage_sections(config, manager, ("frames", "evaluators", "prices"))}
+    with locked(out) as folder:
+        check_config(folder, "rejudge", sections, allow_config_change)
+        with Ledger(folder / "ledger.sqlite") as ledger:
+            run = StageRun(config, folder, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+            records, benchmarks, models = _judge_again(run, _predictions(old))
+            results = summarise(records, benchmarks, models, [e.plugin for e in config.evaluators], run, ledger.total_cost())
+        write_outputs(folder, config, manager, run, results, records)
+        drift = judge_drift(str(previous), old, records)
+        write_text_atomic(folder / "drift.json", drift.model_dump_json(indent=2))
+        report = (folder / "report.md").read_text(encoding="utf-8")
+        write_text_atomic(folder / "report.md", report + "\n".join(drift_section(drift)))
+    require_verdicts(folder, records)
+    return results, drift
+
+
+def _judge_again(
+    run: StageRun, predictions: dict[tuple[str, str, str], EvalRecord]
+) -> tuple[list[EvalRecord], list[str], list[str]]:
+    """The config's evaluators' verdicts on ``predictions``; with the benchmarks and models, in order."""
     benchmarks = list(dict.fromkeys(b for b, _, _ in predictions))
     models = list(dict.fromkeys(m for _, m, _ in predictions))
+    evaluators = create_evaluators(run.config, run.manager)
+    looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
     records: list[EvalRecord] = []
-    with Ledger(out / "ledger.sqlite") as ledger:
-        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
-        evaluators = create_evaluators(config, manager)
-        looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
-        for benchmark in benchmarks:
-            rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
-            samples = {r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer) for r in rows}
-            frames = load_frames(run, list(samples.values())) if looks else {}
-            for model in models:
-                mine = [r for r in rows if r.model == model]
-                requests = [EvalRequest(sample=samples[r.sample_id], benchmark=benchmark, model=model, prediction=r.prediction,
-                                        frames=frames.get(r.sample_id)) for r in mine if not _failed_to_answer(r)]  # fmt: skip
-                for name, evaluator in evaluators:
-                    records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
-                    records.extend(
-                        r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint}) for r in mine if _failed_to_answer(r)
-                    )
-        results = summarise(records, benchmarks, models, [name for name, _ in evaluators], run, ledger.total_cost())
-    write_outputs(out, config, manager, run, results, records)
-    drift = judge_drift(str(previous), old, records)
-    (out / "drift.json").write_text(drift.model_dump_json(indent=2))
-    with (out / "report.md").open("a") as report:
-        report.write("\n".join(drift_section(drift)))
-    return results, drift
+    for benchmark in benchmarks:
+        rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
+        samples = {r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer) for r in rows}
+        frames = load_frames(run, list(samples.values())) if looks else {}
+        for model in models:
+            mine = [r for r in rows if r.model == model]
+            requests = [EvalRequest(sample=samples[r.sample_id], benchmark=benchmark, model=model, prediction=r.prediction,
+                                    frames=frames.get(r.sample_id)) for r in mine if not _failed_to_answer(r)]  # fmt: skip
+            for name, evaluator in evaluators:
+                records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
+                records.extend(
+                    r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint}) for r in mine if _failed_to_answer(r)
+                )
+    return records, benchmarks, models
 
 
 def drift_section(drift: DriftReport) -> list[str]:

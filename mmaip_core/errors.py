@@ -9,12 +9,14 @@ The tree::
     │   ├── UnknownNameError        a name that is not known; lists the known names, suggests one
     │   │   ├── UnknownPluginError  no plugin of that kind has this name
     │   │   └── UnknownRecordError  ``mmaip schema NAME`` with a name that is no record
-    │   └── DuplicatePluginError    two providers registered the same name; names both
+    │   ├── DuplicatePluginError    two providers registered the same name; names both
+    │   └── EmptyRunError           a run read no input, or nothing in it succeeded
     ├── InputError                  an item lacks what a plugin needs (no ground truth, no answer text)
     ├── PluginError                 a plugin broke its contract (e.g. a sampler returned invalid indices)
     ├── ProviderError               an API provider kept failing where the run cannot go on (e.g. batch polling)
     ├── PluginLoadError             a plugin that was explicitly asked for could not be loaded
     ├── ModelError                  a model could not be loaded (not found offline, bad folder, ...)
+    ├── StorageError                a run folder's file cannot be read or written (damaged ledger, full disk)
     └── VideoError                  a video that cannot be read: missing, empty, corrupt, truncated
 
 Errors carry structured fields (``kind``, ``name``, ``valid_names``, ``path``, ``cause``) so callers
@@ -30,6 +32,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError",
     "DuplicatePluginError",
+    "EmptyRunError",
     "InputError",
     "MmaipError",
     "ModelError",
@@ -37,6 +40,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "ProviderError",
+    "StorageError",
     "TrainingError",
     "UnknownNameError",
     "UnknownPluginError",
@@ -111,6 +115,10 @@ class DuplicatePluginError(UserError):
         )
 
 
+class EmptyRunError(UserError):
+    """A run read no input, or none of its calls succeeded: there is nothing to show for it."""
+
+
 class UnknownRecordError(UnknownNameError):
     """``mmaip schema`` was asked for a record that does not exist."""
 
@@ -155,6 +163,15 @@ class TrainingError(MmaipError):
 
 class ProviderError(MmaipError):
     """An API provider kept failing where the run cannot go on; what was stored stays stored."""
+
+
+class StorageError(MmaipError):
+    """A file of a run folder cannot be read or written; ``path`` names it, ``cause`` says why."""
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
 
 
 class VideoError(MmaipError):

@@ -13,7 +13,6 @@ A verdict that could not be read is counted as a parse failure, never imputed.
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import combinations
@@ -23,18 +22,30 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.budget import Budget
 from mmaip_core.config import RunConfig
-from mmaip_core.errors import ConfigError
+from mmaip_core.errors import ConfigError, EmptyRunError
+from mmaip_core.files import write_text_atomic
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import EvalRequest, Evaluator, Frames
 from mmaip_core.jsonl import write_jsonl_atomic
 from mmaip_core.ledger import DONE, FAILED, Ledger
-from mmaip_core.manifest import run_manifest
 from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference, summarize
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
 from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.report import write_report
-from mmaip_core.stages import KEY_VERSION, Progress, StageRun, chunks, generate_entry, load_frames, read_samples
+from mmaip_core.runfolder import check_config, locked
+from mmaip_core.stages import (
+    KEY_VERSION,
+    Progress,
+    StageRun,
+    chunks,
+    first_error,
+    generate_entry,
+    load_frames,
+    read_samples,
+    stage_sections,
+    write_run_manifest,
+)
 
 __all__ = [
     "EvalResults",
@@ -43,6 +54,7 @@ __all__ = [
     "create_evaluators",
     "evaluation_key",
     "judge",
+    "require_verdicts",
     "run_evaluation",
     "summarise",
     "write_outputs",
@@ -126,44 +138,74 @@ def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str,
     )  # fmt: skip
 
 
+EVALUATE_SECTIONS = ("frames", "benchmarks", "models", "evaluators", "prices")
+"""The config sections an evaluation reads: a run folder remembers them (:mod:`mmaip_core.runfolder`)."""
+
+
 def run_evaluation(
-    config: RunConfig, out: str | Path, manager: PluginManager, progress: Progress | None = None
+    config: RunConfig,
+    out: str | Path,
+    manager: PluginManager,
+    progress: Progress | None = None,
+    allow_config_change: bool = False,
 ) -> EvalResults:
-    """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger)."""
+    """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger).
+
+    The folder is held by this process and remembers its config (see :func:`mmaip_core.build.run_build`).
+    A benchmark without a usable question, or an evaluation without a single usable verdict, is an
+    EmptyRunError (raised once the outputs are written).
+    """
     missing = [s for s in ("benchmarks", "models", "evaluators") if not getattr(config, s)]
     if missing:
         raise ConfigError([f"{s}: evaluation needs this section" for s in missing])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    records: list[EvalRecord] = []
-    with Ledger(out / "ledger.sqlite") as ledger:
-        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
-        evaluators = create_evaluators(config, manager)
-        for benchmark in config.benchmarks:
-            samples = read_samples(run, benchmark)
-            frames: dict[str, Frames] = load_frames(run, samples)
-            by_id = {s.id: s for s in samples}
-            for entry in config.models:
-                answers = generate_entry(run, entry, samples, frames)
-                requests = [
-                    EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name,
-                                prediction=a.text, frames=frames.get(a.sample_id))
-                    for a in answers
-                    if a.text is not None
-                ]
-                failed = [
-                    (EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
-                     f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer", a.frames)
-                    for a in answers
-                    if a.text is None
-                ]  # fmt: skip
-                for evaluator in evaluators:
-                    records.extend(judge(run, evaluator[1], f"{evaluator[0]} {entry.name} {benchmark.name}", requests))
-                    records.extend(_no_answer(request, evaluator, why, key) for request, why, key in failed)
-        results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
-                            [name for name, _ in evaluators], run, ledger.total_cost())  # fmt: skip
-    write_outputs(out, config, manager, run, results, records)
+    with locked(out) as folder:
+        check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
+        with Ledger(folder / "ledger.sqlite") as ledger:
+            run = StageRun(config, folder, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+            records = _evaluate(run, create_evaluators(config, manager))
+            results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
+                                [e.plugin for e in config.evaluators], run, ledger.total_cost())  # fmt: skip
+        write_outputs(folder, config, manager, run, results, records)
+    require_verdicts(folder, records)
     return results
+
+
+def _evaluate(run: StageRun, evaluators: list[tuple[str, Evaluator]]) -> list[EvalRecord]:
+    """Every evaluator's verdicts on every model's answers to every benchmark's questions."""
+    records: list[EvalRecord] = []
+    for benchmark in run.config.benchmarks:
+        samples = read_samples(run, benchmark)
+        if not samples:
+            raise EmptyRunError(f"benchmark '{benchmark.name}': no question could be read{first_error(run, 'samples')}")
+        frames: dict[str, Frames] = load_frames(run, samples)
+        by_id = {s.id: s for s in samples}
+        for entry in run.config.models:
+            answers = generate_entry(run, entry, samples, frames)
+            requests = [
+                EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name,
+                            prediction=a.text, frames=frames.get(a.sample_id))
+                for a in answers
+                if a.text is not None
+            ]  # fmt: skip
+            failed = [
+                (EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
+                 f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer", a.frames)
+                for a in answers
+                if a.text is None
+            ]  # fmt: skip
+            for evaluator in evaluators:
+                records.extend(judge(run, evaluator[1], f"{evaluator[0]} {entry.name} {benchmark.name}", requests))
+                records.extend(_no_answer(request, evaluator, why, key) for request, why, key in failed)
+    return records
+
+
+def require_verdicts(out: Path, records: Sequence[EvalRecord]) -> None:
+    """Raise EmptyRunError when not one of ``records`` is a usable verdict (every answer or judge call failed)."""
+    if any(r.status is ParseStatus.OK for r in records):
+        return
+    first = next((r for r in records if r.rationale), None)
+    cause = f"; first: {first.rationale}" if first else ""
+    raise EmptyRunError(f"{out}: none of the {len(records)} verdicts is usable{cause}; see {out / 'errors.jsonl'} and verdicts.jsonl")
 
 
 def create_evaluators(config: RunConfig, manager: PluginManager) -> list[tuple[str, Evaluator]]:
@@ -200,6 +242,6 @@ def write_outputs(
     """``verdicts.jsonl``, ``errors.jsonl``, ``results.json``, ``run-manifest.json`` and the report."""
     write_jsonl_atomic(out / "verdicts.jsonl", records)
     write_jsonl_atomic(out / "errors.jsonl", run.errors)
-    (out / "results.json").write_text(results.model_dump_json(indent=2))
-    (out / "run-manifest.json").write_text(run_manifest(config.resolved(manager), manager, sys.argv).model_dump_json(indent=2))
+    write_text_atomic(out / "results.json", results.model_dump_json(indent=2))
+    write_run_manifest(out, config, manager)
     write_report(out, results, records)

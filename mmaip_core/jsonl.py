@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +10,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mmaip_core.errors import ConfigError
+from mmaip_core.files import atomic_text
 
 __all__ = ["read_jsonl", "write_jsonl_atomic"]
 
@@ -19,22 +18,12 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[BaseModel]) -> int:
-    """Write one record per line to ``path`` via a temporary file and ``os.replace``; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write one record per line to ``path`` atomically (:func:`mmaip_core.files.atomic_text`); returns the count."""
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(record.model_dump_json() + "\n")
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path) as fh:
+        for record in records:
+            fh.write(record.model_dump_json() + "\n")
+            count += 1
     return count
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mmaip_core.errors import StorageError
+
 __all__ = ["DONE", "FAILED", "Entry", "Ledger", "LedgerKind"]
 
 LedgerKind = Literal["generation", "judgement", "evaluation"]
@@ -44,6 +46,19 @@ CREATE TABLE IF NOT EXISTS batches (
 """
 
 
+@contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """sqlite3's errors as one StorageError that names the ledger and says what to do."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:  # full disk, read-only folder, locked beyond the timeout
+        raise StorageError(path, f"cannot use the ledger: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated
+        raise StorageError(
+            path, f"the ledger is damaged ({exc}); move it away to start the folder afresh (every call is then made again)"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class Entry:
     """One stored result: ``status`` is "done" (finished; never asked again) or "failed" (asked again on a rerun)."""
@@ -66,10 +81,11 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        with _storage_errors(self.path):
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -83,7 +99,7 @@ class Ledger:
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
+        with self._lock, _storage_errors(self.path):
             yield self._db.cursor()
 
     def put(self, key: str, kind: LedgerKind, status: str, record: dict[str, Any], cost: float = 0.0) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.files import write_text_atomic
 from mmaip_core.hashing import stable_hash
 from mmaip_core.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
@@ -111,5 +112,5 @@ def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord])
     unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
     lines += [f"{len(records)} verdicts ({unreadable} unreadable); API cost ${results.cost_usd:.4f}.", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from pydantic import Field, ValidationError
 
 from mmaip_core.errors import UserError
+from mmaip_core.files import write_text_atomic
 from mmaip_core.jsonl import write_jsonl_atomic
 from mmaip_core.records import Record, VideoQA
 from mmaip_core.synthetic import COLOURS, DIRECTIONS, SHAPES, draw_shape, write_video
@@ -399,5 +400,5 @@ def make_shapesqa(
     seen: set[str] = set()
     splits = {split: _write_split(out, split, params, seen) for split in SPLITS}
     manifest = ShapesQAManifest(version=VERSION, params=params, ood_combos=sorted(OOD_COMBOS), splits=splits)
-    (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     return out

@@ -3,6 +3,7 @@ ledger (generation keys, batches for local models, concurrent calls within the b
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from mmaip_core.budget import Budget
 from mmaip_core.calls import run_generation_calls
 from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
 from mmaip_core.errors import VideoError
+from mmaip_core.files import write_text_atomic
 from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
 from mmaip_core.ledger import DONE, FAILED, Ledger
+from mmaip_core.manifest import redact, run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
 from mmaip_core.records import ItemError, Response, VideoQA
@@ -30,12 +33,15 @@ __all__ = [
     "Progress",
     "StageRun",
     "chunks",
+    "first_error",
     "generate_answers",
     "generate_entry",
     "generation_key",
     "generation_requests",
     "load_frames",
     "read_samples",
+    "stage_sections",
+    "write_run_manifest",
 ]
 
 KEY_VERSION = 2
@@ -100,6 +106,26 @@ class StageRun:
 
     def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
         self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
+
+
+def first_error(run: StageRun, stage: str) -> str:
+    """``"; first: CLASS: message"`` for the first item error of ``stage``, or an empty string."""
+    first = next((e for e in run.errors if e.stage == stage), None)
+    return f"; first: {first.error_class}: {first.message}" if first else ""
+
+
+def stage_sections(config: RunConfig, manager: PluginManager, names: Sequence[str]) -> dict[str, Any]:
+    """The resolved sections ``names`` of ``config`` (plugin defaults filled in), credentials redacted: what a
+    run folder remembers of its config."""
+    resolved = config.resolved(manager)
+    sections: dict[str, Any] = redact({name: resolved[name] for name in names if name in resolved})
+    return sections
+
+
+def write_run_manifest(out: Path, config: RunConfig, manager: PluginManager) -> None:
+    """``out/run-manifest.json``: versions, plugins, the resolved config and the command."""
+    manifest = run_manifest(config.resolved(manager), manager, sys.argv)
+    write_text_atomic(out / "run-manifest.json", manifest.model_dump_json(indent=2))
 
 
 def read_samples(run: StageRun, choice: PluginChoice | None = None) -> list[VideoQA]:

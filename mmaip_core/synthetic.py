@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
+from mmaip_core.files import write_text_atomic
+
 __all__ = [
     "COLOURS",
     "DIRECTIONS",
@@ -140,5 +142,5 @@ def make_demo_dataset(out: str | Path, num_videos: int = 6, seed: int = 0, num_f
                 }
             )
     qa = out / "qa.jsonl"
-    qa.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(qa, "".join(json.dumps(row) + "\n" for row in rows))
     return qa

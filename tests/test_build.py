@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import scripted_plugins
 import yaml
+from api_mock import MockServer
 from helpers import fake_distribution
 
 from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
@@ -49,8 +50,8 @@ ZOO = [
 ]
 
 
-def _build(config: Path, out: Path, manager: PluginManager):  # type: ignore[no-untyped-def]
-    return run_build(load_config(config, manager), out, manager)
+def _build(config: Path, out: Path, manager: PluginManager, allow_config_change: bool = False):  # type: ignore[no-untyped-def]
+    return run_build(load_config(config, manager), out, manager, allow_config_change=allow_config_change)
 
 
 def test_build_makes_pairs_and_records_everything(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ def test_changing_one_zoo_entry_reruns_only_its_calls(plugins: PluginManager, de
     out = tmp_path / "run"
     _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
     changed = [ZOO[0], {**ZOO[1], "answers": ["no idea", "maybe"]}]
-    summary = _build(_config(tmp_path, demo_dir, changed), out, plugins)
+    summary = _build(_config(tmp_path, demo_dir, changed), out, plugins, allow_config_change=True)
     assert summary.responses["good"]["new"] == 0
     assert summary.responses["bad"] == {"reused": 0, "new": 18, "done": 18}
     # "no idea" was judged before: only the 9 "maybe" answers are new judgements
@@ -228,3 +229,134 @@ def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: P
     (out / "responses.jsonl").write_text('{"response": {"id": "x"}\n')
     with pytest.raises(ConfigError, match="line 1: not a valid AnnotatedResponse"):
         repair(out, plugins, "best-worst", {})
+
+
+def _scripted_env(tmp_path: Path) -> dict[str, str]:
+    """The environment in which a `mmaip` subprocess finds the scripted test plugins."""
+    site = fake_distribution(tmp_path / "site", "mmaip-scripted", {"scripted": "scripted_plugins"}, {})
+    shutil.copy(Path(__file__).with_name("scripted_plugins.py"), site / "scripted_plugins.py")
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_second_process_into_the_same_folder_stops_and_a_killed_one_leaves_no_lock(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    env, out = _scripted_env(tmp_path), tmp_path / "run"
+    command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom mmaip_core.runfolder import locked\n"
+         "with locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert f"in use by another mmaip process (pid {holder.pid})" in _one_error_line(second.stderr)
+        assert not (out / "ledger.sqlite").exists(), "the second process must not start any work"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    after_crash = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert after_crash.returncode == 0, after_crash.stderr
+    assert (out / "pairs.jsonl").read_text().count("\n") == 9
+
+
+def test_a_different_config_into_a_folder_stops_and_says_what_differs(demo_dir: Path, tmp_path: Path) -> None:
+    env, out = _scripted_env(tmp_path), tmp_path / "run"
+    first = _config(tmp_path, demo_dir, ZOO)
+    assert subprocess.run([MMAIP, "build", str(first), "--out", str(out)], env=env, capture_output=True, timeout=120).returncode == 0
+    pairs = (out / "pairs.jsonl").read_bytes()
+    changed = tmp_path / "changed.yaml"
+    shutil.move(_config(tmp_path, demo_dir, [ZOO[0], {**ZOO[1], "answers": ["no idea", "maybe"]}]), changed)
+    refused = subprocess.run([MMAIP, "build", str(changed), "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert 'zoo.1.answers.1: "???" → "maybe"' in refused.stderr and "--allow-config-change" in refused.stderr
+    assert (out / "pairs.jsonl").read_bytes() == pairs, "the refused run must leave the outputs as they were"
+    allowed = subprocess.run([MMAIP, "build", str(changed), "--out", str(out), "--allow-config-change"], env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
+    remembered = json.loads((out / "run-config.json").read_text())
+    assert remembered["stage"] == "build" and remembered["config"]["zoo"][1]["answers"] == ["no idea", "maybe"]
+
+
+def test_a_build_with_nothing_to_show_is_an_error_after_its_outputs_are_written(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    from mmaip_core import EmptyRunError
+
+    unreadable = [{"name": "mute", "generator": "scripted", "answers": ["??? mumble"]}]
+    with pytest.raises(EmptyRunError, match=r"none of the 9 answers could be scored; first: parse_failure"):
+        _build(_config(tmp_path, demo_dir, unreadable), tmp_path / "unscored", plugins)
+    assert (tmp_path / "unscored" / "errors.jsonl").read_text().count("\n") == 9
+    qa = tmp_path / "bad.jsonl"
+    qa.write_text(json.dumps({"id": "a", "video": "x.mp4"}) + "\n")
+    config = _config(tmp_path, demo_dir, ZOO)
+    data = yaml.safe_load(config.read_text())
+    data["samples"]["path"] = str(qa)
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(EmptyRunError, match=r"no sample could be read \(1 bad row\(s\); first: RowError: .*question"):
+        _build(config, tmp_path / "norows", plugins)
+
+
+def test_a_build_whose_every_api_call_failed_exits_non_zero(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
+    zoo = [{"name": "down", "generator": "openai", "model": "alwaysfail", "max_attempts": 1}]
+    config, out = _config(tmp_path, demo_dir, zoo, scorer="exact-match"), tmp_path / "run"
+    result = subprocess.run([MMAIP, "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr)
+    assert "no zoo model answered any question; first: InternalServerError" in line and "errors.jsonl" in line
+    assert [json.loads(x)["stage"] for x in (out / "errors.jsonl").read_text().splitlines()] == ["generation"] * 9
+
+
+def test_a_damaged_or_full_ledger_is_one_line_naming_it(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    from mmaip_core import StorageError
+    from mmaip_core.ledger import Ledger
+
+    env, out = _scripted_env(tmp_path), tmp_path / "run"
+    command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]
+    assert subprocess.run(command, env=env, capture_output=True, timeout=120).returncode == 0
+    ledger = out / "ledger.sqlite"
+    for damage in (lambda: ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 3]),
+                   lambda: ledger.write_bytes(b"not a database" * 100)):  # fmt: skip
+        damage()
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert f"{ledger}: the ledger is damaged" in _one_error_line(result.stderr)
+    full = Ledger(tmp_path / "full.sqlite")
+    full._db.execute("PRAGMA max_page_count = 8")  # the database cannot grow: as on a full disk
+    with pytest.raises(StorageError, match=r"full\.sqlite: cannot use the ledger: database or disk is full"):
+        for i in range(1000):
+            full.put(f"k{i}", "generation", "done", {"text": "x" * 500})
+    full.close()
+
+
+def test_outputs_are_replaced_whole_and_a_failed_write_names_the_file(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    out = tmp_path / "run"
+    _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
+    before = {name: (out / name).read_bytes() for name in ("summary.json", "run-manifest.json", "pairs.jsonl")}
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left on device") as failed:
+        repair(out, plugins, "best-worst", {})
+    assert failed.value.filename == str(out / "pairs.jsonl")
+    monkeypatch.undo()
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".mmaip.lock"], "a temporary file was left"
+    (out / "summary.json").write_text("")
+    result = subprocess.run([MMAIP, "pairs", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{out / 'summary.json'}: 1 configuration error(s)" in result.stderr
+    assert "empty file" in result.stderr and "Traceback" not in result.stderr

@@ -74,3 +74,28 @@ def test_failed_answers_count_as_errors(plugins: PluginManager, demo_dir: Path, 
     results = run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), tmp_path / "eval", plugins)
     good = next(r.metrics for r in results.metrics if r.model == "good")
     assert (good.n, good.errors, good.ratio.value) == (6, 3, 1.0)
+
+
+def test_an_evaluation_with_nothing_to_show_is_an_error(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmaip_core import EmptyRunError, ErrorInfo, Response
+
+    config = yaml.safe_load(_config(tmp_path, demo_dir).read_text())
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"id": "a", "video": "x.mp4"}) + "\n")  # a row without a question
+    config["benchmarks"].append({"name": "broken", "path": str(empty)})
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(EmptyRunError, match=r"benchmark 'broken': no question could be read; first: RowError"):
+        run_evaluation(load_config(tmp_path / "two.yaml", plugins), tmp_path / "two", plugins)
+
+    def failing(self, requests, *, model):  # type: ignore[no-untyped-def]
+        down = ErrorInfo(error_class="Boom", message="down")
+        return [Response(id=r.id, sample_id=r.sample.id, model=model, model_id="m", generator="scripted", params={},
+                         frames=r.frames.manifest.key, error=down) for r in requests]  # fmt: skip
+
+    monkeypatch.setattr(scripted_plugins.ScriptedGenerator, "generate", failing)
+    out = tmp_path / "eval"
+    with pytest.raises(EmptyRunError, match=r"none of the 18 verdicts is usable; first: no answer: Boom: down"):
+        run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), out, plugins)
+    assert len(list(read_jsonl(out / "verdicts.jsonl", EvalRecord))) == 18

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.files import write_text_atomic
 from mmaip_core.records import Judgement, ParseStatus, Response
 from mmaip_core.report import format_number, format_percent
 
@@ -119,5 +120,5 @@ def write_comparison_report(
     lines += ["", f"![agreement]({_heatmap(out, comparison)})", "",
               f"![bias]({_bias(out, comparison, responses, judgements)})", ""]  # fmt: skip
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

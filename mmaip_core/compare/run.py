@@ -26,7 +26,8 @@ from mmaip_core.budget import Budget
 from mmaip_core.build import make_pairs, require_build_files
 from mmaip_core.compare.stats import PairAgreement, QuestionAgreement, ScorerStats, all_agreements, scorer_stats
 from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
-from mmaip_core.errors import ConfigError, UserError
+from mmaip_core.errors import ConfigError, EmptyRunError, UserError
+from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.interfaces import Frames, Scorer, ScoreRequest
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.judging import score_answers
@@ -34,6 +35,7 @@ from mmaip_core.ledger import Ledger
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
 from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
+from mmaip_core.runfolder import locked
 from mmaip_core.stages import Progress, StageRun, load_frames
 from mmaip_core.train.pairs import read_train_pairs
 
@@ -58,7 +60,7 @@ def read_build(build_dir: str | Path) -> tuple[RunConfig, list[VideoQA], list[An
     """The config, samples and answers of a finished build."""
     build_dir = Path(build_dir)
     require_build_files(build_dir, "run-manifest.json", "samples.jsonl", "responses.jsonl")
-    manifest = RunManifest.model_validate_json((build_dir / "run-manifest.json").read_text())
+    manifest = read_record(build_dir / "run-manifest.json", RunManifest)
     config = RunConfig.model_validate(manifest.config)
     samples = list(read_jsonl(build_dir / "samples.jsonl", VideoQA))
     return config, samples, list(read_jsonl(build_dir / "responses.jsonl", AnnotatedResponse))
@@ -125,11 +127,24 @@ def compare_scorers(
     human: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Score the build's answers with every scorer and compare them (see the module docstring)."""
+    """Score the build's answers with every scorer and compare them (see the module docstring); ``out`` is held
+    by this process while it runs."""
+    with locked(out) as folder:
+        return _compare(build_dir, scorers, folder, manager, human, progress)
+
+
+def _compare(
+    build_dir: str | Path,
+    scorers: Mapping[str, ScorerConfig],
+    out: Path,
+    manager: PluginManager,
+    human: str | Path | None,
+    progress: Progress | None,
+) -> Comparison:
     config, samples, annotated = read_build(build_dir)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     responses = [line.response for line in annotated if line.response.text is not None]
+    if not responses:
+        raise EmptyRunError(f"{Path(build_dir) / 'responses.jsonl'}: no answer to score")
     human_pairs, errors = read_train_pairs(human) if human is not None else ([], [])
     own_samples, human_answers = _human_requests(human_pairs, samples)
     created: dict[str, Scorer] = {label: manager.create("scorer", s.plugin, s.options) for label, s in scorers.items()}
@@ -172,7 +187,7 @@ def compare_scorers(
         questions=len({r.sample_id for r in responses}), scorers=stats, agreement=summaries,
         per_question=per_question, human_file=str(human) if human is not None else None, human_pairs=len(human_pairs),
     )  # fmt: skip
-    (out / "comparison.json").write_text(comparison.model_dump_json(indent=2))
+    write_text_atomic(out / "comparison.json", comparison.model_dump_json(indent=2))
     write_jsonl_atomic(out / "judgements.jsonl", [j for label in created for j in judgements[label].values()])
     write_jsonl_atomic(out / "errors.jsonl", errors)
     from mmaip_core.compare.report import write_comparison_report

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from mmaip_core.checkpoints import is_complete, read_marker
 from mmaip_core.config import RunConfig, TrainConfig
 from mmaip_core.errors import TrainingError, UserError
 from mmaip_core.extrapolate import combine_checkpoints, extrapolate
+from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.frames import FrameLoader
 from mmaip_core.interfaces import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
 from mmaip_core.jsonl import write_jsonl_atomic
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.records import RoundRecord, RoundResult, TrainManifest, TrainPair
+from mmaip_core.runfolder import locked
 from mmaip_core.train.pairs import read_train_pairs, round_shard
 from mmaip_core.train.plot import plot_curves
 
@@ -41,18 +44,12 @@ TrainProgress = Callable[[str, int, int], None]
 """Called as ``progress(task, done, total)``, e.g. ``("round 1", 12, 40)``."""
 
 
-def _write_json(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _load_manifest(path: Path, trainer: PolicyTrainer, resume: bool) -> TrainManifest | None:
     if not path.is_file():
         return None
     if not resume:
         raise UserError(f"{path.parent} already holds a training run; pass --resume to continue it, or choose another --out")
-    manifest = TrainManifest.model_validate_json(path.read_text())
+    manifest = read_record(path, TrainManifest)
     if manifest.trainer_fingerprint != trainer.fingerprint:
         raise UserError(
             f"{path.parent} was trained with other trainer options (fingerprint {manifest.trainer_fingerprint}, "
@@ -98,11 +95,21 @@ def run_training(
     progress: TrainProgress | None = None,
     command: list[str] | None = None,
 ) -> TrainManifest:
-    """Run (or resume) every round of the config's ``train`` section into ``out``; return the manifest."""
+    """Run (or resume) every round of the config's ``train`` section into ``out``; return the manifest.
+
+    The main process holds ``out`` while it runs (:func:`mmaip_core.runfolder.locked`): a second training
+    into the same folder stops at once."""
+    main, _ = _main_process()
+    with locked(out) if main else nullcontext(Path(out)) as folder:
+        return _run_rounds(config, folder, manager, resume, progress, command)
+
+
+def _run_rounds(
+    config: RunConfig, out: Path, manager: PluginManager, resume: bool, progress: TrainProgress | None, command: list[str] | None
+) -> TrainManifest:
     train = config.train
     if train is None:
         raise UserError("the config has no `train` section")
-    out = Path(out)
     trainer = manager.create("trainer", train.trainer.plugin, train.trainer.options)
     policy = manager.create("reference-policy", train.reference.plugin, train.reference.options)
     main, barrier = _main_process()
@@ -151,11 +158,11 @@ def run_training(
         manifest.rounds.append(record)
         reference = Path(record.next_reference)
         if main:
-            _write_json(manifest_path, manifest.model_dump_json(indent=2))
+            write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
     last = manifest.rounds[-1]
     manifest.final = last.strong or last.policy
     if main:
-        _write_json(manifest_path, manifest.model_dump_json(indent=2))
+        write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
         plot_curves(manifest, out / "curves.png")
     barrier()
     return manifest

@@ -1,0 +1,119 @@
+"""A run folder belongs to one process at a time and remembers the config it was started with.
+
+:func:`locked` takes an exclusive ``flock`` on ``OUT/.mmaip.lock``. The operating system releases it when the
+process ends, however it ends, so a crashed or killed run leaves no stale lock behind; a second process that
+asks for the same folder gets :class:`RunFolderBusyError` naming the holder.
+
+:func:`check_config` compares the sections a stage reads with those recorded in ``OUT/run-config.json`` by
+the folder's earlier runs. A difference stops the run with :class:`ConfigChangedError`, which lists what
+differs, unless the caller allows the change (``--allow-config-change``): the ledger is keyed by content, so
+continuing re-asks only the calls the change touches, but the folder's outputs and cost then describe the
+new config.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mmaip_core.errors import UserError
+from mmaip_core.files import read_json, write_text_atomic
+
+__all__ = [
+    "CONFIG_FILE",
+    "LOCK_FILE",
+    "ConfigChangedError",
+    "RunFolderBusyError",
+    "check_config",
+    "config_differences",
+    "locked",
+]
+
+LOCK_FILE = ".mmaip.lock"
+CONFIG_FILE = "run-config.json"
+SHOWN_DIFFERENCES = 12
+
+
+class RunFolderBusyError(UserError):
+    """Another process holds the run folder."""
+
+    def __init__(self, out: Path, holder: str) -> None:
+        self.out = out
+        super().__init__(
+            f"{out} is in use by another mmaip process ({holder}); wait for it to finish, or choose another --out"
+        )
+
+
+class ConfigChangedError(UserError):
+    """The run folder was started with another config."""
+
+    def __init__(self, out: Path, stage: str, differences: list[str]) -> None:
+        self.differences = differences
+        shown = "\n".join(f"  - {d}" for d in differences[:SHOWN_DIFFERENCES])
+        more = f"\n  (and {len(differences) - SHOWN_DIFFERENCES} more)" if len(differences) > SHOWN_DIFFERENCES else ""
+        super().__init__(
+            f"{out} holds a {stage} run of another config ({out / CONFIG_FILE}); what differs:\n{shown}{more}\n"
+            f"Choose another --out, or pass --allow-config-change to continue here (finished calls are reused; "
+            f"the folder's outputs and cost then follow the new config)."
+        )
+
+
+@contextmanager
+def locked(out: str | Path) -> Iterator[Path]:
+    """Hold ``out`` (created if missing) for this process while the block runs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid unknown"
+            raise RunFolderBusyError(out, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield out
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in items:
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
+    return flat or {prefix: value}
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``path: old → new`` for every leaf that differs (``1`` and ``1.0`` are equal)."""
+    before, after = _flatten(old), _flatten(new)
+    lines = []
+    for path in sorted(before.keys() | after.keys()):
+        a, b = before.get(path, "(absent)"), after.get(path, "(absent)")
+        if a != b:
+            lines.append(f"{path}: {json.dumps(a, default=str)} → {json.dumps(b, default=str)}")
+    return lines
+
+
+def check_config(out: str | Path, stage: str, sections: Mapping[str, Any], allow_change: bool = False) -> None:
+    """Stop if ``out`` was started with other ``sections`` for ``stage`` (unless ``allow_change``); then
+    remember ``sections`` as the folder's config. Call it while holding the folder (:func:`locked`)."""
+    out = Path(out)
+    current = json.loads(json.dumps({"stage": stage, "config": dict(sections)}, default=str))
+    path = out / CONFIG_FILE
+    if path.is_file() and not allow_change:
+        differences = config_differences(read_json(path), current)
+        if differences:
+            raise ConfigChangedError(out, stage, differences)
+    write_text_atomic(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
