@@ -41,6 +41,7 @@ from mmaip_core.errors import (
     UserError,
     VideoError,
 )
+from mmaip_core.files import write_text_atomic
 from mmaip_core.hashing import content_sha256, file_sha256, stable_hash, stable_json
 from mmaip_core.hookspecs import hookimpl
 from mmaip_core.interfaces import (
@@ -199,4 +200,5 @@ __all__ = [
     "stable_hash",
     "stable_json",
     "staged",
+    "write_text_atomic",
 ]

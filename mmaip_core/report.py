@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.files import write_text_atomic
+from mmaip_core.files import save_figure, write_text_atomic
 from mmaip_core.hashing import stable_hash
 from mmaip_core.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
@@ -71,8 +71,7 @@ def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], eval
     axis.legend(fontsize="small")
     figure.tight_layout()
     bars = f"ratio-{_slug(evaluator)}.png"
-    figure.savefig(out / bars, dpi=110)
-    plt.close(figure)
+    save_figure(figure, out / bars)
 
     figure, axis = plt.subplots(figsize=(5, 3.2))
     for model in models:
@@ -86,8 +85,7 @@ def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], eval
         axis.legend(fontsize="small")
     figure.tight_layout()
     hist = f"scores-{_slug(evaluator)}.png"
-    figure.savefig(out / hist, dpi=110)
-    plt.close(figure)
+    save_figure(figure, out / hist)
     return [bars, hist]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.files import write_text_atomic
+from mmaip_core.files import save_figure, write_text_atomic
 from mmaip_core.records import Judgement, ParseStatus, Response
 from mmaip_core.report import format_number, format_percent
 
@@ -43,8 +43,7 @@ def _heatmap(out: Path, comparison: Comparison) -> str:
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(out / "agreement.png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, out / "agreement.png")
     return "agreement.png"
 
 
@@ -76,8 +75,7 @@ def _bias(out: Path, comparison: Comparison, responses: Sequence[Response], judg
     bars.set_title("unreadable verdicts", fontsize=9)
     bars.tick_params(axis="x", labelrotation=30, labelsize=8)
     figure.tight_layout()
-    figure.savefig(out / "bias.png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, out / "bias.png")
     return "bias.png"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmaip_core.files import save_figure
 from mmaip_core.records import TrainManifest
 
 __all__ = ["plot_curves"]
@@ -29,6 +30,5 @@ def plot_curves(manifest: TrainManifest, out: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out

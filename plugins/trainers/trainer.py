@@ -39,6 +39,7 @@ from mmaip_core import (
     read_marker,
     stable_hash,
     staged,
+    write_text_atomic,
 )
 from mmaip_plugins.trainers.data import PreparedPairs, VideoPreferenceCollator, prepare_pairs, video_token_of
 from mmaip_plugins.trainers.features import FeatureStore, encode_video, weights_hash
@@ -161,10 +162,7 @@ class _Round:
             merged.update(part)
         self.result.reference_forwards = 2 * len(merged)
         if self.acc.is_main_process:
-            self.request.work.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"reference": reference, "logps": merged}, default=str))
-            tmp.replace(path)
+            write_text_atomic(path, json.dumps({"reference": reference, "logps": merged}, default=str))
         self.acc.wait_for_everyone()
         return merged
 
