@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mmaip_core import UserError
+from mmaip_core import ModelError, UserError, is_complete, read_marker
 from mmaip_core.extrapolate import VISION_PATTERN, extrapolate, scale_lora_adapter, tensor_files
 from mmaip_plugins.zoo.tiny import build_tiny_model
 
@@ -104,7 +104,7 @@ def test_lora_adapter_scaling(tmp_path: Path) -> None:
     with safe_open(out / "adapter_model.safetensors", framework="pt") as f:
         assert torch.equal(f.get_tensor("base.layers.0.q.lora_A.weight"), torch.ones(2, 4))
         assert torch.allclose(f.get_tensor("base.layers.0.q.lora_B.weight"), torch.full((4, 2), 0.7))
-    assert (out / "adapter_config.json").is_file()
+    assert (out / "adapter_config.json").is_file() and is_complete(out)
 
 
 def test_cli_alpha_sweep(tmp_path: Path) -> None:
@@ -193,3 +193,104 @@ frames: {{num_frames: 4, cache_dir: {tmp_path / 'frames'}}}
     # alpha 0 is the policy itself; alpha 2 moves the weights far enough that its greedy answers differ
     assert sweep["scores"]["0"] != sweep["scores"]["2"]
     assert f"chosen alpha: {sweep['chosen']}" in result.stdout
+
+
+def _half(scale: float) -> dict[str, torch.Tensor]:
+    return {"model.layers.1.h": torch.full((2,), scale, dtype=torch.float16)}
+
+
+def _half_pair(root: Path) -> tuple[Path, Path]:
+    """A policy and an anchor with a float16 tensor (4 and 2): alpha 1e5 overflows it."""
+    return _checkpoint(root / "policy", 4.0, **_half(4.0)), _checkpoint(root / "anchor", 2.0, **_half(2.0))
+
+
+def test_non_finite_results_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """float16 holds at most 65504: 4 + 1e5 * (4 - 2) overflows; the older complete output stays as it was."""
+    policy, anchor = _half_pair(tmp_path)
+    out = tmp_path / "strong"
+    extrapolate(policy, anchor, 0.3, out)
+    with pytest.raises(UserError) as info:
+        extrapolate(policy, anchor, 1e5, out)
+    assert str(info.value) == (
+        f"alpha 100000 gives inf or NaN in tensor model.layers.1.h of {policy / 'model.safetensors'} "
+        f"(the result overflows float16); nothing was written to {out}"
+    )
+    assert read_marker(out)["weights"] == {"policy": 1.3, "anchor": -0.3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anchor", "policy", "strong"]  # no half-written folder
+    broken = _checkpoint(tmp_path / "nan", 2.0, **_half(float("nan")))
+    with pytest.raises(UserError) as info:
+        extrapolate(policy, broken, 0.3, tmp_path / "other")
+    assert str(info.value) == (
+        f"alpha 0.3 gives inf or NaN in tensor model.layers.1.h of {policy / 'model.safetensors'} "
+        f"({broken / 'model.safetensors'} already holds inf or NaN there); nothing was written to {tmp_path / 'other'}"
+    )
+    with pytest.raises(UserError, match="alpha must be a finite number >= 0, got inf"):
+        extrapolate(policy, anchor, float("inf"), tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
+def _damage(folder: Path, how: str) -> Path:
+    """Damage a checkpoint folder; return the file an error must name."""
+    weights, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    data, names = weights.read_bytes(), list(tensor_files(folder))
+    damaged = {
+        "truncated": lambda: weights.write_bytes(data[: len(data) - 8]),
+        "garbage": lambda: weights.write_bytes(bytes(range(256)) * 16),
+        "empty": lambda: weights.write_bytes(b""),
+        "index-not-json": lambda: index.write_text("{not json"),
+        "index-without-weight-map": lambda: index.write_text("{}"),
+        "index-escapes-the-folder": lambda: index.write_text(json.dumps({"weight_map": dict.fromkeys(names, "../x")})),
+        "index-names-a-missing-shard": lambda: index.write_text(json.dumps({"weight_map": dict.fromkeys(names, "gone")})),
+    }
+    damaged[how]()
+    if how == "index-names-a-missing-shard":
+        return folder / "gone"
+    return index if how.startswith("index") else weights
+
+
+DAMAGE = ["truncated", "garbage", "empty", "index-not-json", "index-without-weight-map", "index-escapes-the-folder",
+          "index-names-a-missing-shard"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_checkpoints_are_one_error_naming_the_file(tmp_path: Path, how: str) -> None:
+    policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
+    named = _damage(anchor, how)
+    with pytest.raises(ModelError) as info:
+        extrapolate(policy, anchor, 0.3, tmp_path / "out")
+    assert info.value.model == str(named) and str(named) in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_or_overflowing_lora_adapter(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    weights = adapter / "adapter_model.safetensors"
+    save_file({"q.lora_A.weight": torch.ones(2, 4), "q.lora_B.weight": torch.full((4, 2), 6e4, dtype=torch.float16)},
+              str(weights))
+    with pytest.raises(UserError) as info:
+        scale_lora_adapter(adapter, 0.5, tmp_path / "scaled")  # 6e4 * 1.5 is above float16's 65504
+    assert str(info.value) == (f"alpha 0.5 gives inf or NaN in tensor q.lora_B.weight of {weights} "
+                               f"(the result overflows float16); nothing was written to {tmp_path / 'scaled'}")
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError, match=rf"model {weights} could not be loaded: unreadable safetensors file"):
+        scale_lora_adapter(adapter, 0.3, tmp_path / "scaled")
+    with pytest.raises(UserError, match="must not be, contain or sit inside the input 'adapter'"):
+        scale_lora_adapter(adapter, 0.3, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+@pytest.mark.parametrize(("how", "code"), [("truncated", 1), ("garbage", 1), ("overflow", 2)])
+def test_cli_reports_bad_checkpoints_in_one_line(tmp_path: Path, how: str, code: int) -> None:
+    import subprocess
+    import sys
+
+    policy, anchor = _half_pair(tmp_path)
+    named = policy / "model.safetensors" if how == "overflow" else _damage(anchor, how)
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    result = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alpha", "1e5",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == code
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(named) in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

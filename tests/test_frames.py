@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from mmaip_core import PluginConfigError, PluginError, PluginManager, VideoError, VideoInfo
-from mmaip_core.frames import BACKENDS, FrameLoader, FrameSettings, decode_stats, resize_max_side
+from mmaip_core import ConfigError, PluginConfigError, PluginError, PluginManager, VideoError, VideoInfo
+from mmaip_core.config import load_config
+from mmaip_core.frames import BACKENDS, MAX_FRAMES, FrameLoader, FrameSettings, decode_stats, resize_max_side
 from mmaip_core.frames.decoders import DecodeFailure
 from mmaip_plugins.samplers import uniform_indices
 
@@ -85,7 +87,8 @@ def test_a_sampler_returning_bad_indices_is_a_plugin_error(
     from mmaip_plugins.samplers import UniformSampler
 
     loader = FrameLoader(FrameSettings(cache=False), manager)
-    for bad, problem in (([0, 32], "invalid indices [32]"), ([-1], "invalid indices [-1]"), ([], "no indices")):
+    too_many = ([0] * 1025, "1025 indices, more than the limit of 1024")
+    for bad, problem in (([0, 32], "invalid indices [32]"), ([-1], "invalid indices [-1]"), ([], "no indices"), too_many):
         monkeypatch.setattr(UniformSampler, "select", lambda self, info, source, bad=bad: bad)
         with pytest.raises(PluginError, match=rf"frame-sampler 'uniform' returned {re.escape(problem)}"):
             loader.load(demo_video)
@@ -223,3 +226,48 @@ def test_other_videos_still_load_after_a_bad_one(
 def test_remote_videos_are_reported_as_such(loader: FrameLoader) -> None:
     with pytest.raises(VideoError, match="remote videos are not fetched"):
         loader.load("https://example.org/clip.mp4")
+
+
+@pytest.mark.parametrize(
+    ("sampler", "options", "problem"),
+    [
+        ("uniform", {"num_frames": MAX_FRAMES + 1}, "num_frames: Input should be less than or equal to 1024 (got 1025)"),
+        ("fps", {"max_frames": 10**9}, "max_frames: Input should be less than or equal to 1024 (got 1000000000)"),
+        ("fps", {"min_frames": 2000}, "min_frames: Input should be less than or equal to 1024 (got 2000)"),
+        ("fps", {"fps": 1e-320}, "fps: Input should be greater than or equal to 0.0001"),
+        ("scene-change", {"num_frames": 5000}, "num_frames: Input should be less than or equal to 1024 (got 5000)"),
+        ("scene-change", {"analysis_frames": 4097}, "analysis_frames: Input should be less than or equal to 4096"),
+        ("scene-change", {"analysis_side": 129}, "analysis_side: Input should be less than or equal to 128 (got 129)"),
+        ("scene-change", {"min_gap": float("inf")}, "min_gap: Input should be a finite number (got inf)"),
+    ],
+)
+def test_sizes_that_allocate_memory_are_bounded(
+    sampler: str, options: dict[str, float], problem: str, manager: PluginManager
+) -> None:
+    """Each bound is an option error naming the option, the value and the limit, before anything is decoded."""
+    with pytest.raises(PluginConfigError) as info:
+        manager.options("frame-sampler", sampler, options)
+    [line] = info.value.problems
+    assert line.startswith(f"frame-sampler '{sampler}': {problem}")
+
+
+def test_the_frame_limit_itself_is_allowed(manager: PluginManager, demo_video: Path) -> None:
+    frames = FrameLoader(FrameSettings(cache=False), manager).load(demo_video, "uniform", {"num_frames": MAX_FRAMES})
+    assert frames.array.shape[0] == MAX_FRAMES and max(frames.manifest.indices) == 31
+
+
+def test_max_side_is_bounded() -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 8192"):
+        FrameSettings(max_side=8193)
+    assert FrameSettings(max_side=8192).max_side == 8192
+
+
+def test_config_with_too_many_frames_names_the_limit(tmp_path: Path, manager: PluginManager) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("frames: {num_frames: 1000000000}\ntrain: {pairs: p.jsonl, frames: {sampler: fps, max_frames: 4096}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config, manager)
+    assert {
+        "frames: frame-sampler 'uniform': num_frames: Input should be less than or equal to 1024 (got 1000000000)",
+        "train.frames: frame-sampler 'fps': max_frames: Input should be less than or equal to 1024 (got 4096)",
+    } <= set(info.value.problems)

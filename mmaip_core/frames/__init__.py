@@ -2,10 +2,12 @@
 
 from mmaip_core.frames.cache import FrameCache, default_cache_dir
 from mmaip_core.frames.decoders import BACKENDS, DecodeStats, decode, decode_stats
-from mmaip_core.frames.loader import FrameLoader, FrameSettings, resize_max_side
+from mmaip_core.frames.loader import MAX_FRAMES, MAX_SIDE, FrameLoader, FrameSettings, resize_max_side
 
 __all__ = [
     "BACKENDS",
+    "MAX_FRAMES",
+    "MAX_SIDE",
     "DecodeStats",
     "FrameCache",
     "FrameLoader",

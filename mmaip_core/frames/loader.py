@@ -20,9 +20,14 @@ from mmaip_core.interfaces import Frames, FrameSource, VideoInfo
 from mmaip_core.plugins import PluginManager, get_plugin_manager
 from mmaip_core.records import FrameManifest
 
-__all__ = ["FrameLoader", "FrameSettings", "resize_max_side"]
+__all__ = ["MAX_FRAMES", "MAX_SIDE", "FrameLoader", "FrameSettings", "resize_max_side"]
 
 CACHE_FORMAT = 1
+MAX_FRAMES = 1024
+"""Most frames one request may take: above every video MLLM's own cap (qwen-vl-utils: 768), and a bound on
+memory (k decoded frames are held at the video's size, e.g. 1024 frames of 1080p video are 6.4 GB)."""
+MAX_SIDE = 8192
+"""Largest ``max_side``: above the longer side of 8K video (7680), so a larger value is a typo."""
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +40,9 @@ class FrameSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     sampler: str = Field(default="uniform", description="Frame sampler plugin.")
-    max_side: int | None = Field(default=None, ge=8, description="Resize so the longer side is at most this.")
+    max_side: int | None = Field(
+        default=None, ge=8, le=MAX_SIDE, description="Resize so the longer side is at most this."
+    )
     backend: Literal["auto", "decord", "pyav"] = Field(
         default="auto", description="Decoder: decord, pyav, or auto (decord with PyAV as fallback)."
     )
@@ -55,6 +62,18 @@ def resize_max_side(array: NDArray[np.uint8], max_side: int | None) -> NDArray[n
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BICUBIC)) for f in array])
+
+
+def _index_problem(indices: list[int], num_frames: int) -> str | None:
+    """What is wrong with the indices a sampler returned (None: nothing)."""
+    bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < num_frames]
+    if bad:
+        return f"invalid indices {bad[:5]}"
+    if not indices:
+        return "no indices"
+    if len(indices) > MAX_FRAMES:
+        return f"{len(indices)} indices, more than the limit of {MAX_FRAMES}"
+    return None
 
 
 class FrameLoader:
@@ -93,9 +112,7 @@ class FrameLoader:
 
         def select(info: VideoInfo, source: FrameSource) -> list[int]:
             indices = chosen.select(info, source)
-            bad = [i for i in indices if not isinstance(i, int) or not 0 <= i < info.num_frames]
-            if not indices or bad:
-                problem = f"invalid indices {bad[:5]}" if bad else "no indices"
+            if (problem := _index_problem(indices, info.num_frames)) is not None:
                 raise PluginError("frame-sampler", name, f"returned {problem} for a video of {info.num_frames} frames")
             return list(indices)
 

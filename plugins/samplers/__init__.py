@@ -6,8 +6,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mmaip_core import FrameSamplerSpec, FrameSource, PluginOptions, VideoInfo, hookimpl
+from mmaip_core.frames import MAX_FRAMES
 
 __all__ = ["FpsSampler", "SceneChangeSampler", "UniformSampler", "uniform_indices"]
+
+MIN_FPS = 1e-4
+"""Lowest ``fps``: one frame per 2.8 hours of video (far smaller rates overflow the step between frames)."""
+MAX_ANALYSIS_FRAMES, MAX_ANALYSIS_SIDE = 4096, 128
+"""Bounds of the scene-change scan, which holds its frames as float32: at most 4096 x 128² x 3 x 4 bytes (0.8 GB)."""
 
 
 def uniform_indices(num_frames: int, k: int) -> list[int]:
@@ -22,7 +28,7 @@ def uniform_indices(num_frames: int, k: int) -> list[int]:
 
 
 class UniformOptions(PluginOptions):
-    num_frames: int = Field(default=8, ge=1, description="How many frames (the paper uses 8).")
+    num_frames: int = Field(default=8, ge=1, le=MAX_FRAMES, description="How many frames (the paper uses 8).")
 
 
 class UniformSampler:
@@ -36,9 +42,9 @@ class UniformSampler:
 
 
 class FpsOptions(PluginOptions):
-    fps: float = Field(default=1.0, gt=0, description="Frames per second of video to take.")
-    max_frames: int = Field(default=32, ge=1, description="Cap; above it, max_frames uniform frames.")
-    min_frames: int = Field(default=1, ge=1, description="Floor for very short videos.")
+    fps: float = Field(default=1.0, ge=MIN_FPS, description="Frames per second of video to take.")
+    max_frames: int = Field(default=32, ge=1, le=MAX_FRAMES, description="Cap; above it, max_frames uniform frames.")
+    min_frames: int = Field(default=1, ge=1, le=MAX_FRAMES, description="Floor for very short videos.")
 
     @model_validator(mode="after")
     def _floor_below_cap(self) -> FpsOptions:
@@ -69,10 +75,14 @@ class FpsSampler:
 
 
 class SceneChangeOptions(PluginOptions):
-    num_frames: int = Field(default=8, ge=1, description="How many frames.")
-    analysis_frames: int = Field(default=256, ge=2, description="At most this many frames are compared.")
-    analysis_side: int = Field(default=32, ge=4, description="Frames are compared at this size.")
-    min_gap: float = Field(default=0.5, ge=0, description="Minimum distance between picks, in analysis steps.")
+    num_frames: int = Field(default=8, ge=1, le=MAX_FRAMES, description="How many frames.")
+    analysis_frames: int = Field(
+        default=256, ge=2, le=MAX_ANALYSIS_FRAMES, description="At most this many frames are compared."
+    )
+    analysis_side: int = Field(default=32, ge=4, le=MAX_ANALYSIS_SIDE, description="Frames are compared at this size.")
+    min_gap: float = Field(
+        default=0.5, ge=0, allow_inf_nan=False, description="Minimum distance between picks, in analysis steps."
+    )
 
 
 class SceneChangeSampler:
