@@ -1,39 +1,61 @@
-"""Export a finished build's pairs as a dataset that TRL's DPO trainer and ``datasets`` read directly.
+"""Export a finished build's pairs as files that other training tools read as they are.
 
-Rows are in TRL's conversational preference format::
+``trl``, ``parquet`` and ``hf`` rows are in TRL's conversational preference format::
 
-    prompt:   [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": <question>}]}]
+    prompt:   [{"role": "user", "content": [{"type": "image"} x N, {"type": "text", "text": <prompt>}]}]
     chosen:   [{"role": "assistant", "content": [{"type": "text", "text": <answer>}]}]
     rejected: [{"role": "assistant", "content": [{"type": "text", "text": <answer>}]}]
+    images:   the N frames the zoo saw, read back from the frame cache
 
 with the video's path (``video``), the frame key (``frame_key``) and every pair field (scores, models,
-strategy, label source) beside them. ``frames_as_images`` also stores the exact frames the zoo saw as an
-``images`` column (and, in the prompt, one ``{"type": "image"}`` per frame instead of the video), so
-image-based trainers can use them. A dataset card (README.md) records the provenance.
+strategy, label source) beside them. TRL 1.16's ``DPOTrainer`` has no video collator (its vision path,
+``DataCollatorForVisionPreference``, passes ``images`` only), so the frames go in as images by default and
+the images need parquet. ``frames_as_images=False`` (``--video-path``) writes one ``{"type": "video"}``
+part and no ``images`` instead: for trainers with video support, not TRL's ``DPOTrainer``.
 
-Formats: ``trl`` (``train.jsonl``), ``parquet`` (``train.parquet``), ``hf`` (a Hub-style folder,
-``data/train-00000-of-00001.parquet`` + card, for ``load_dataset(folder)`` and ``push_to_hub``).
+Formats:
+
+- ``trl``: ``train.parquet`` (``train.jsonl`` with ``frames_as_images=False``);
+- ``parquet``: ``train.parquet``;
+- ``hf``: a Hub-style folder, ``data/train-00000-of-00001.parquet``, for ``load_dataset(folder)`` and
+  ``push_to_hub``;
+- ``llava-hound``: LLaVA-Hound-DPO's pair file ``train.jsonl``, one line per pair with ``id``, ``video``,
+  ``prompt``, ``answer``, ``chosen``, ``rejected``, ``chosen_score``, ``rejected_score`` (the fields of its
+  ``sft_dpo_17k.jsonl``; ``llava_hound_dpo/dpo_scripts/run_dpo.py`` reads ``prompt``, ``chosen``, ``rejected``
+  and ``video``). ``video`` names a folder of ``frames/`` holding the frames the zoo saw as PNG files: that
+  loader reads a video as a folder of frame images under its ``--video_folder`` (its
+  ``LanguageBindVideoProcessor`` forces ``video_decode_backend='frames'``: the folder's files sorted by name,
+  8 picked with ``np.linspace``).
+
+Every export has a dataset card (README.md) with the provenance. Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from mmaip_core.build import require_build_files
 from mmaip_core.errors import ConfigError
+from mmaip_core.files import atomic_text, read_json, write_text_atomic
 from mmaip_core.frames import FrameCache, default_cache_dir
 from mmaip_core.jsonl import read_jsonl
 from mmaip_core.records import FrameManifest, PreferencePair
 
-__all__ = ["ExportFormat", "export_pairs"]
+__all__ = ["FRAMES_FOLDER", "ExportFormat", "export_pairs"]
 
-ExportFormat = Literal["trl", "parquet", "hf"]
+ExportFormat = Literal["trl", "parquet", "hf", "llava-hound"]
+FRAMES_FOLDER = "frames"
+"""Folder of a ``llava-hound`` export holding one folder of frame images per frame key (its ``--video_folder``)."""
 
 
 def _row(pair: PreferencePair, images: list[Any] | None) -> dict[str, Any]:
+    """A row in TRL's conversational preference format, with the frames as ``images`` when given."""
     visual = [{"type": "image"} for _ in images] if images is not None else [{"type": "video"}]
     row: dict[str, Any] = {
         "prompt": [{"role": "user", "content": [*visual, {"type": "text", "text": pair.prompt}]}],
@@ -48,6 +70,22 @@ def _row(pair: PreferencePair, images: list[Any] | None) -> dict[str, Any]:
     return row
 
 
+def _llava_hound_row(pair: PreferencePair) -> dict[str, Any]:
+    """A line of LLaVA-Hound-DPO's pair file. Its loader prepends ``<video>\\n`` to ``prompt`` itself and reads
+    ``video`` as a folder under ``--video_folder``; ``answer`` (the reference answer, "" when the sample has none)
+    is read by LLaVA-NeXT's ``train_dpo.py``, which loads the same files."""
+    return {
+        "id": pair.id,
+        "video": pair.frames,
+        "prompt": pair.prompt,
+        "answer": pair.answer or "",
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "chosen_score": pair.chosen_score,
+        "rejected_score": pair.rejected_score,
+    }
+
+
 def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
     """The stored frames (PIL images) of each frame key, read back from the frame cache."""
     from PIL import Image
@@ -55,8 +93,7 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
     from mmaip_core.frames import FrameLoader, FrameSettings
 
     manifests = {m.key: m for m in read_jsonl(build / "frames.jsonl", FrameManifest)}
-    resolved = _json_file(build / "run-manifest.json")["config"]["frames"]
-    settings = FrameSettings.model_validate(resolved)
+    settings = FrameSettings.model_validate(read_json(build / "run-manifest.json")["config"]["frames"])
     cache = FrameCache(settings.cache_dir or default_cache_dir())
     loader = FrameLoader(settings.model_copy(update={"cache_dir": cache.root}))
     images: dict[str, list[Any]] = {}
@@ -64,24 +101,81 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
         if key not in manifests:
             raise ConfigError([f"{build / 'frames.jsonl'}: no manifest for frame key {key[:12]}; rerun the build"])
         manifest = manifests[key]
-        params = dict(manifest.sampler_params)
-        frames = loader.load(manifest.video, manifest.sampler, params)
+        frames = loader.load(manifest.video, manifest.sampler, dict(manifest.sampler_params))
         if frames.manifest.key != key:
             raise ConfigError([f"the frames of {manifest.video} changed since the build (frame key {key[:12]})"])
         images[key] = [Image.fromarray(frame) for frame in frames.array]
     return images
 
 
-def _json_file(path: Path) -> Any:
+@contextmanager
+def _replaced(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that takes a file name; when the block ends without
+    error the file is fsynced and renamed onto ``path``. A failed write is an OSError naming ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"not valid JSON: {exc}"], source=str(path)) from None
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _card(build: Path, pairs: list[PreferencePair], data_file: str, frames_as_images: bool) -> str:
-    manifest = _json_file(build / "run-manifest.json")
-    summary = _json_file(build / "summary.json")
+def _write_rows(target: Path, rows: list[dict[str, Any]], with_images: bool) -> None:
+    """``rows`` as JSON Lines (a ``.jsonl`` target) or parquet, the ``images`` column as images."""
+    if target.suffix == ".jsonl":
+        with atomic_text(target) as fh:
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        return
+    from datasets import Dataset, Image, List
+
+    dataset = Dataset.from_list(rows)
+    if with_images:
+        dataset = dataset.cast_column("images", List(Image()))
+    with _replaced(target) as tmp:
+        dataset.to_parquet(str(tmp))
+
+
+def _write_frame_folders(folder: Path, images: dict[str, list[Any]]) -> None:
+    """Each frame key's frames as ``folder/<key>/00000.png``, ... (lossless, in order: names sort as frames)."""
+    for key, frames in images.items():
+        for index, image in enumerate(frames):
+            with _replaced(folder / key / f"{index:05d}.png") as tmp:
+                image.save(tmp, format="PNG")
+
+
+def _data_file(fmt: ExportFormat, frames_as_images: bool) -> str:
+    if fmt == "hf":
+        return "data/train-00000-of-00001.parquet"
+    return "train.jsonl" if fmt == "llava-hound" or (fmt == "trl" and not frames_as_images) else "train.parquet"
+
+
+def _layout(fmt: ExportFormat, frames_as_images: bool) -> str:
+    """What the card says the rows are."""
+    if fmt == "llava-hound":
+        return (
+            "Rows are in LLaVA-Hound-DPO's pair format (`id`, `video`, `prompt`, `answer`, `chosen`, `rejected`, "
+            f"`chosen_score`, `rejected_score`); `video` names a folder of `{FRAMES_FOLDER}/` holding the frames the "
+            f"zoo saw as PNG files (give `{FRAMES_FOLDER}` as LLaVA-Hound-DPO's `--video_folder`)."
+        )
+    if frames_as_images:
+        return (
+            "Rows are in TRL's conversational preference format with the frames the zoo saw stored as images "
+            '(`images`, one `{"type": "image"}` prompt part each): TRL\'s `DPOTrainer` trains on them as they are.'
+        )
+    return (
+        "Rows are in TRL's conversational preference format; `video` holds the video path (a "
+        '`{"type": "video"}` prompt part), for trainers with video support, not TRL\'s `DPOTrainer`.'
+    )
+
+
+def _card(build: Path, pairs: list[PreferencePair], data_file: str, layout: str) -> str:
+    manifest = read_json(build / "run-manifest.json")
+    summary = read_json(build / "summary.json")
     config = manifest["config"]
     scores = Counter(f"{p.chosen_score:g} > {p.rejected_score:g}" for p in pairs)
     models = Counter(p.chosen_model for p in pairs)
@@ -99,8 +193,7 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, frames_as_im
         "",
         f"{len(pairs)} chosen/rejected pairs built by mmaip {manifest['mmaip_version']} on {manifest['created_at'][:10]}: "
         "answers from a zoo of video models, scored by an external scoring function, paired by a pair strategy. "
-        "Rows are in TRL's conversational preference format"
-        + (" with the frames stored as images." if frames_as_images else "; `video` holds the video path."),
+        + layout,
         "",
         "## Provenance",
         "",
@@ -133,9 +226,11 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, frames_as_im
     return "\n".join(lines)
 
 
-def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", frames_as_images: bool = False) -> Path:
-    """Write the pairs of ``build`` into ``out`` in ``fmt``; returns the data file (or folder for hf)."""
-    from datasets import Dataset, disable_progress_bars
+def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", frames_as_images: bool = True) -> Path:
+    """Write the pairs of ``build`` into ``out`` in ``fmt`` with a dataset card; returns the data file (the
+    folder for ``hf``). ``frames_as_images=False`` writes video-path rows instead of the frames (not for
+    ``llava-hound``, whose loader reads frame folders)."""
+    from datasets import disable_progress_bars
 
     disable_progress_bars()
     build, out = Path(build), Path(out)
@@ -143,23 +238,15 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
     pairs = list(read_jsonl(build / "pairs.jsonl", PreferencePair))
     if not pairs:
         raise ConfigError([f"{build / 'pairs.jsonl'}: no pairs to export"])
+    if fmt == "llava-hound" and not frames_as_images:
+        raise ConfigError(["llava-hound exports always store the frames: LLaVA-Hound-DPO reads a video as a folder "
+                           "of frame images, not a video file (drop --video-path)"])
     images = _frames_by_key(build, {p.frames for p in pairs}) if frames_as_images else {}
-    rows = [_row(p, images[p.frames] if frames_as_images else None) for p in pairs]
-    jsonl = fmt == "trl" and not frames_as_images  # images need parquet
-    data_file = "data/train-00000-of-00001.parquet" if fmt == "hf" else ("train.jsonl" if jsonl else "train.parquet")
-    target = out / data_file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    if jsonl:
-        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    target = out / _data_file(fmt, frames_as_images)
+    if fmt == "llava-hound":
+        _write_frame_folders(out / FRAMES_FOLDER, images)
+        _write_rows(target, [_llava_hound_row(p) for p in pairs], with_images=False)
     else:
-        dataset = Dataset.from_list(rows)
-        if frames_as_images and rows:
-            from datasets import Image as ImageFeature
-            from datasets import List
-
-            dataset = dataset.cast_column("images", List(ImageFeature()))
-        dataset.to_parquet(str(tmp))
-    tmp.replace(target)
-    (out / "README.md").write_text(_card(build, pairs, data_file, frames_as_images))
+        _write_rows(target, [_row(p, images.get(p.frames)) for p in pairs], with_images=frames_as_images)
+    write_text_atomic(out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _layout(fmt, frames_as_images)))
     return out if fmt == "hf" else target
