@@ -10,8 +10,8 @@ import yaml
 from api_mock import MockServer
 from helpers import response, sample
 
-from mmaip_core import GenerationRequest, ParseStatus, PluginManager, ScoreRequest, VideoQA
-from mmaip_core.build import run_build
+from mmaip_core import EmptyRunError, GenerationRequest, ParseStatus, PluginManager, ScoreRequest, VideoQA
+from mmaip_core.build import BuildSummary, run_build
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader
 
@@ -95,7 +95,9 @@ def test_message_batches(server: MockServer, manager: PluginManager, demo_dir: P
         "zoo": [{"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST}],
         "scorer": {"name": "anthropic-judge", "model": "garbage-claude", "batch": True, "batch_poll_s": 0.01, **FAST},
     }))
-    summary = run_build(load_config(config, manager), tmp_path / "run", manager)
+    with pytest.raises(EmptyRunError, match="none of the 9 answers could be scored"):
+        run_build(load_config(config, manager), tmp_path / "run", manager)
+    summary = BuildSummary.model_validate_json((tmp_path / "run" / "summary.json").read_text())
     assert summary.judgements["parse_failure"] == 9  # unusable replies are recorded, not repaired, in batch mode
     (request,) = [r for r in server.requests if r["path"] == "/v1/messages/batches"]
     params = request["body"]["requests"][0]["params"]
