@@ -10,7 +10,8 @@ The tree::
     │   │   ├── UnknownPluginError  no plugin of that kind has this name
     │   │   └── UnknownRecordError  ``mmaip schema NAME`` with a name that is no record
     │   ├── DuplicatePluginError    two providers registered the same name; names both
-    │   └── EmptyRunError           a run read no input, or nothing in it succeeded
+    │   ├── EmptyRunError           a run read no input, or nothing in it succeeded
+    │   └── SamplesFileError        a samples file (or folder) a reader was given cannot be read as a table
     ├── InputError                  an item lacks what a plugin needs (no ground truth, no answer text)
     ├── PluginError                 a plugin broke its contract (e.g. a sampler returned invalid indices)
     ├── ProviderError               an API provider kept failing where the run cannot go on (e.g. batch polling)
@@ -40,6 +41,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "ProviderError",
+    "SamplesFileError",
     "StorageError",
     "TrainingError",
     "UnknownNameError",
@@ -60,12 +62,16 @@ class UserError(MmaipError):
 
 
 class ConfigError(UserError):
-    """A run config does not validate; ``problems`` holds every ``location: message`` found."""
+    """A run config does not validate; ``problems`` holds every ``location: message`` found (one problem is
+    one line, several a count and a list)."""
 
     def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
         self.problems = list(problems)
         self.source = source
         where = f"{source}: " if source else ""
+        if len(self.problems) == 1:  # one line, as the CLI prints every user error
+            super().__init__(f"{where}{self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{where}{len(self.problems)} configuration error(s):\n{lines}")
 
@@ -117,6 +123,16 @@ class DuplicatePluginError(UserError):
 
 class EmptyRunError(UserError):
     """A run read no input, or none of its calls succeeded: there is nothing to show for it."""
+
+
+class SamplesFileError(UserError):
+    """A file a reader was pointed at cannot be read as a table at all (missing, empty, no rows, ...): the
+    run stops, since every sample would be missing. A bad row in a readable file is a RowError instead."""
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{path}: {cause}")
 
 
 class UnknownRecordError(UnknownNameError):

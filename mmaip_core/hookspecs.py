@@ -166,7 +166,9 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
     """Register sample readers: dataset formats that yield VideoQA samples.
 
     Called once, when the plugin manager loads; every implementation is called. Readers report a
-    bad row as a :class:`~mmaip_core.interfaces.RowError` and go on with the rest.
+    bad row as a :class:`~mmaip_core.interfaces.RowError` and go on with the rest; a file that cannot be
+    read as a table at all (missing, empty, no rows, an object instead of rows) raises
+    :class:`~mmaip_core.errors.SamplesFileError` naming it.
 
     :return: the sample-reader specs this plugin provides.
 

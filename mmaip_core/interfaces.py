@@ -179,7 +179,8 @@ class SampleReader(Protocol):
     """Reads a dataset into :class:`VideoQA` samples."""
 
     def read(self) -> Iterator[VideoQA | RowError]:
-        """Yield every sample, or a RowError for a row that cannot be read."""
+        """Yield every sample, or a RowError for a row that cannot be read; raise SamplesFileError for a file
+        that cannot be read as a table at all (missing, empty, no rows)."""
         ...
 
 

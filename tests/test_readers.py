@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from mmaip_core import PluginManager, RowError, VideoQA
+from mmaip_core import PluginManager, RowError, SamplesFileError, UserError, VideoQA
 from mmaip_core.frames import FrameLoader, FrameSettings
 
 
@@ -61,9 +62,124 @@ def test_csv_with_mapped_columns(manager: PluginManager, demo_dir: Path, tmp_pat
     assert [(i.id, i.answer) for i in items if isinstance(i, VideoQA)] == [("qa-2", "circle"), ("qa-3", None)]
 
 
-def test_missing_file_is_one_row_error(manager: PluginManager, tmp_path: Path) -> None:
-    (item,) = _read(manager, "jsonl", path=tmp_path / "nope.jsonl")
-    assert isinstance(item, RowError) and item.cause == "file not found"
+def _options(reader: str, file: Path) -> dict[str, object]:
+    """Options that make ``reader`` read ``file`` as its samples (shapesqa: the split file of its folder)."""
+    if reader == "shapesqa":
+        return {"path": file.parent, "split": file.stem}
+    if reader == "videochatgpt":
+        return {"question_file": file, "video_dir": file.parent}
+    return {"path": file}
+
+
+def _file_error(manager: PluginManager, reader: str, **options: object) -> SamplesFileError:
+    with pytest.raises(SamplesFileError) as caught:
+        _read(manager, reader, **options)
+    assert isinstance(caught.value, UserError)
+    return caught.value
+
+
+EVERY_READER = [
+    ("jsonl", "qa.jsonl"), ("jsonl", "qa.json"), ("csv", "qa.csv"), ("videochatgpt", "questions.json"),
+    ("sharegptvideo", "qa.jsonl"), ("shapesqa", "train.jsonl"),
+]
+
+
+@pytest.mark.parametrize(("reader", "name"), EVERY_READER)
+def test_a_missing_file_is_an_error(manager: PluginManager, tmp_path: Path, reader: str, name: str) -> None:
+    file = tmp_path / name
+    error = _file_error(manager, reader, **_options(reader, file))
+    assert error.path == str(file) and error.cause.startswith("file not found")
+    assert str(error).startswith(f"{file}: file not found")
+
+
+@pytest.mark.parametrize(("reader", "name"), EVERY_READER)
+def test_an_empty_file_is_an_error(manager: PluginManager, tmp_path: Path, reader: str, name: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(b"")
+    error = _file_error(manager, reader, **_options(reader, file))
+    assert str(error) == f"{file}: the file is empty (0 bytes)"
+
+
+@pytest.mark.parametrize(("reader", "name"), [r for r in EVERY_READER if r[0] != "csv"])
+def test_a_json_file_without_rows_is_an_error(manager: PluginManager, tmp_path: Path, reader: str, name: str) -> None:
+    file = tmp_path / name
+    file.write_text("[]\n" if name.endswith(".json") else "\n  \n")
+    error = _file_error(manager, reader, **_options(reader, file))
+    assert str(error) == f"{file}: no rows"
+
+
+@pytest.mark.parametrize(("reader", "name"), [r for r in EVERY_READER if r[1].endswith(".json")])
+def test_a_json_object_instead_of_rows_is_an_error(manager: PluginManager, tmp_path: Path, reader: str, name: str) -> None:
+    file = tmp_path / name
+    file.write_text(json.dumps({"video": "a.mp4", "question": "q?"}))
+    error = _file_error(manager, reader, **_options(reader, file))
+    assert str(error) == f"{file}: holds a JSON object, not a list of rows"
+
+
+def test_a_json_file_that_does_not_parse_is_an_error(manager: PluginManager, tmp_path: Path) -> None:
+    file = tmp_path / "qa.json"
+    file.write_text('[{"video": "a.mp4",')
+    error = _file_error(manager, "jsonl", path=file)
+    assert str(error).startswith(f"{file}: not a JSON file: Expecting")
+
+
+def test_a_csv_without_the_question_column_is_an_error(manager: PluginManager, tmp_path: Path) -> None:
+    file = tmp_path / "qa.csv"
+    file.write_text("video,prompt\na.mp4,What?\n")
+    error = _file_error(manager, "csv", path=file)
+    assert str(error) == f"{file}: no column(s) question in the header row (it has: video, prompt)"
+    mapped = _file_error(manager, "csv", path=file, columns={"video": "clip", "question": "ask"})
+    assert mapped.cause == "no column(s) clip, ask in the header row (it has: video, prompt)"
+
+
+def test_a_csv_without_data_rows_is_an_error(manager: PluginManager, tmp_path: Path) -> None:
+    file = tmp_path / "qa.csv"
+    file.write_text("id,video,question\n")
+    error = _file_error(manager, "csv", path=file)
+    assert str(error) == f"{file}: no rows"
+
+
+def test_videochatgpt_missing_answer_file_or_video_folder_is_an_error(manager: PluginManager, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps([{"video_name": "abc", "question": "q?", "question_id": "q1"}]))
+    answers = tmp_path / "answers.json"
+    error = _file_error(manager, "videochatgpt", question_file=questions, answer_file=answers, video_dir=tmp_path)
+    assert str(error) == f"{answers}: file not found"
+    error = _file_error(manager, "videochatgpt", question_file=questions, video_dir=tmp_path / "videos")
+    assert str(error) == f"{tmp_path / 'videos'}: folder not found"
+
+
+def test_missing_caption_file_or_video_folder_is_an_error(manager: PluginManager, tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "a", "video": "v.mp4", "question": "q?"}) + "\n")
+    captions = tmp_path / "captions.jsonl"
+    error = _file_error(manager, "sharegptvideo", path=qa, caption_file=captions)
+    assert str(error) == f"{captions}: file not found"
+    error = _file_error(manager, "sharegptvideo", path=qa, video_dir=qa)
+    assert str(error) == f"{qa}: not a folder"
+    error = _file_error(manager, "jsonl", path=qa, video_root=tmp_path / "videos")
+    assert str(error) == f"{tmp_path / 'videos'}: folder not found"
+
+
+def test_the_cli_prints_a_file_error_as_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    samples = tmp_path / "none.jsonl"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"samples: {{path: {samples}}}\nzoo: [{{name: a, generator: smoke}}]\nscorer: {{name: exact-match}}\n")
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    done = subprocess.run([mmaip, "build", str(config), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (2, f"error: {samples}: file not found")
+
+
+def test_a_file_of_bad_rows_is_read_as_row_errors(manager: PluginManager, tmp_path: Path) -> None:
+    file = tmp_path / "qa.jsonl"
+    file.write_text("{broken\n[1]\n")
+    assert [str(i) for i in _read(manager, "jsonl", path=file)] == [
+        f"{file} row 1: invalid JSON: Expecting property name enclosed in double quotes",
+        f"{file} row 2: not a JSON object",
+    ]
 
 
 def test_encoding_problems_and_falsy_ids(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:

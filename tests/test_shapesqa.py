@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from mmaip_core import PluginManager, RowError, UserError, VideoQA
+from mmaip_core import PluginManager, UserError, VideoQA
 from mmaip_core.config import load_config
 from mmaip_core.shapesqa import (
     BACKGROUND,
@@ -308,9 +308,8 @@ def test_reader_reports_bad_rows_and_missing_splits(manager: PluginManager, data
         f"{file} row 4: unknown field(s) row",
         f"{file} row 5: answer: Input should be a valid string",
     ]
-    missing = list(manager.create("sample-reader", "shapesqa", {"path": tmp_path, "split": "train"}).read())
-    assert len(missing) == 1 and isinstance(missing[0], RowError)
-    assert str(missing[0]).startswith(f"{tmp_path / 'train.jsonl'} row -: file not found")
+    with pytest.raises(UserError, match=re.escape(f"{tmp_path / 'train.jsonl'}: file not found")):
+        list(manager.create("sample-reader", "shapesqa", {"path": tmp_path, "split": "train"}).read())
 
 
 def test_config_route(manager: PluginManager, dataset: Path, tmp_path: Path) -> None:

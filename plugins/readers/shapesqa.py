@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import PluginOptions, RowError, VideoQA
+from mmaip_core import PluginOptions, RowError, SamplesFileError, VideoQA
 from mmaip_core.shapesqa import QuestionType, Split
 from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
 
@@ -34,9 +34,8 @@ class ShapesQAReader:
     def read(self) -> Iterator[VideoQA | RowError]:
         o = self.options
         file = o.path / f"{o.split}.jsonl"
-        if not file.is_file():
-            yield RowError(str(file), "-", "file not found; write the dataset with mmaip_core.shapesqa.make_shapesqa")
-            return
+        if not file.exists():
+            raise SamplesFileError(file, "file not found; write the dataset with mmaip_core.shapesqa.make_shapesqa")
         wanted = set(o.question_types or QuestionType)
         count = 0
         for number, row in json_rows(file):

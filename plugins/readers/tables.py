@@ -10,7 +10,15 @@ from typing import Any
 from pydantic import Field
 
 from mmaip_core import PluginOptions, RowError, VideoQA
-from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
+from mmaip_plugins.readers.common import (
+    SamplesFileError,
+    json_rows,
+    require_file,
+    require_folder,
+    resolve_video,
+    sample_or_error,
+    some_rows,
+)
 
 __all__ = ["Columns", "CsvReader", "JsonlReader", "TableOptions"]
 
@@ -42,13 +50,13 @@ class _TableReader:
         self.options = options
 
     def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
+        """(row id, row or RowError) of every row; SamplesFileError when the file cannot be used at all."""
         raise NotImplementedError
 
     def read(self) -> Iterator[VideoQA | RowError]:
         o = self.options
-        if not o.path.is_file():
-            yield RowError(str(o.path), "-", "file not found")
-            return
+        if o.video_root is not None and o.check_videos:
+            require_folder(o.video_root)
         for row_id, row in self.rows():
             yield row if isinstance(row, RowError) else self._sample(row_id, row, o.video_root or o.path.parent)
 
@@ -88,16 +96,34 @@ class JsonlReader(_TableReader):
 
 
 class CsvReader(_TableReader):
-    """A CSV file with a header row."""
+    """A CSV file with a header row naming (at least) the video and question columns."""
 
     def rows(self) -> Iterable[tuple[str, Mapping[str, Any] | RowError]]:
+        path = self.options.path
+        require_file(path)
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            self._check_header(reader)
+            yield from some_rows(path, self._cells(reader))
+
+    def _check_header(self, reader: csv.DictReader[str]) -> None:
+        path, c = self.options.path, self.options.columns
+        try:
+            header = reader.fieldnames or []
+        except UnicodeDecodeError as exc:
+            raise SamplesFileError(path, f"not UTF-8 text: {exc.reason}") from exc
+        missing = [column for column in (c.video, c.question) if column not in header]
+        if missing:
+            has = ", ".join(header) or "nothing"
+            raise SamplesFileError(path, f"no column(s) {', '.join(missing)} in the header row (it has: {has})")
+
+    def _cells(self, reader: csv.DictReader[str]) -> Iterator[tuple[str, Mapping[str, Any] | RowError]]:
         number, source = 1, str(self.options.path)
         try:
-            with open(self.options.path, encoding="utf-8-sig", newline="") as fh:
-                for number, row in enumerate(csv.DictReader(fh), start=2):
-                    if None in row:
-                        yield str(number), RowError(source, str(number), "more cells than header columns")
-                        continue
-                    yield str(number), row
+            for number, row in enumerate(reader, start=2):
+                if None in row:
+                    yield str(number), RowError(source, str(number), "more cells than header columns")
+                    continue
+                yield str(number), row
         except UnicodeDecodeError as exc:  # csv reads ahead, so the rest of the file is given up
             yield str(number + 1), RowError(source, str(number + 1), f"not UTF-8 text: {exc.reason}; rest skipped")

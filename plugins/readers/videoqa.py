@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from mmaip_core import PluginOptions, RowError, VideoQA
-from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
+from mmaip_plugins.readers.common import json_rows, require_folder, resolve_video, sample_or_error
 
 __all__ = ["ShareGPTVideoOptions", "ShareGPTVideoReader", "VideoChatGPTOptions", "VideoChatGPTReader"]
 
@@ -53,6 +53,8 @@ class VideoChatGPTReader:
 
     def read(self) -> Iterator[VideoQA | RowError]:
         o = self.options
+        if o.check_videos:
+            require_folder(o.video_dir)
         answers: dict[str, Any] = {}
         if o.answer_file is not None:
             for number, row in json_rows(o.answer_file):
@@ -127,9 +129,8 @@ class ShareGPTVideoReader:
 
     def read(self) -> Iterator[VideoQA | RowError]:
         o = self.options
-        if not o.path.is_file():
-            yield RowError(str(o.path), "-", "file not found")
-            return
+        if o.video_dir is not None and o.check_videos:
+            require_folder(o.video_dir)
         captions, errors = self._captions()
         yield from errors
         source = str(o.path)
