@@ -9,7 +9,9 @@ theirs is a new, billed generation; mmaip's API plugins therefore create their c
   ``retry_after`` when the server sent one, else after an exponential, jittered backoff;
 - gives up after ``max_attempts`` and reports every call as done or failed, with its error class and the
   number of attempts (no infinite retry); a :class:`~mmaip_core.errors.UserError` (a missing API key, say)
-  stops the whole run at once instead, since every call would fail the same way;
+  stops the whole run at once instead, since every call would fail the same way; the message of a failed
+  call, which often quotes the server's error body, has its credentials redacted
+  (:func:`~mmaip_core.redaction.redact_text`) before anything stores it;
 - hands each outcome to ``on_outcome`` the moment the call ends, so the caller can commit it at once.
 """
 
@@ -28,6 +30,7 @@ from pydantic import Field
 from mmaip_core.errors import MmaipError, UserError
 from mmaip_core.interfaces import AsyncResponseGenerator, AsyncScorer, GenerationRequest, PluginOptions, ScoreRequest
 from mmaip_core.records import ErrorInfo, Judgement, Response
+from mmaip_core.redaction import redact_text
 
 __all__ = ["CallOptions", "CallOutcome", "TransientError", "run_calls", "run_generation_calls", "run_scoring_calls"]
 
@@ -104,15 +107,19 @@ async def _call_with_retries(
         except TimeoutError:
             last = TransientError(f"no answer within {options.timeout_s:g} s", error_class="Timeout")
         except Exception as exc:  # anything else is permanent: retrying would not help
-            return CallOutcome(item, None, ErrorInfo(error_class=type(exc).__name__, message=str(exc), attempts=attempt), attempt)
+            return CallOutcome(item, None, _error(type(exc).__name__, exc, attempt), attempt)
         if attempt < options.max_attempts:
             if last.retry_after is not None:
                 delay = min(last.retry_after, MAX_RETRY_AFTER_S)
             else:
                 delay = min(options.backoff_s * 2 ** (attempt - 1), options.max_backoff_s) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
-    error = ErrorInfo(error_class=last.error_class, message=str(last), attempts=options.max_attempts)
-    return CallOutcome(item, None, error, options.max_attempts)
+    return CallOutcome(item, None, _error(last.error_class, last, options.max_attempts), options.max_attempts)
+
+
+def _error(error_class: str, exc: Exception, attempts: int) -> ErrorInfo:
+    """How a call failed, as stored: the message without credentials."""
+    return ErrorInfo(error_class=error_class, message=redact_text(str(exc)), attempts=attempts)
 
 
 def run_calls(

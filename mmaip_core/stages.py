@@ -21,10 +21,11 @@ from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
 from mmaip_core.ledger import DONE, FAILED, Ledger
-from mmaip_core.manifest import redact, run_manifest
+from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
 from mmaip_core.records import ItemError, Response, VideoQA
+from mmaip_core.redaction import redact
 
 __all__ = [
     "KEY_VERSION",

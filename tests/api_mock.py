@@ -7,7 +7,10 @@ The model name picks the behaviour (several may be combined):
 - ``flaky``: the first two attempts get 500; ``alwaysfail``: every attempt gets 500;
 - ``slow``: the first attempt sleeps 2 s (longer than the tests' timeouts);
 - ``garbage``: judge replies cannot be parsed; ``badrange``: judge scores are 9;
-- ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400.
+- ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400;
+- ``echourl``: every error message quotes the request as the server saw it, as some proxies do: its URL,
+  with the ``user:password@`` of a Basic Authorization header, and its API key; a request that would have
+  succeeded gets 404 instead.
 
 Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
 2; verdicts are yes/5 then, else no/1. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
@@ -15,6 +18,7 @@ Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their s
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import hashlib
@@ -142,6 +146,14 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
     }, {}
 
 
+def _echo(reply: Reply, anthropic: bool, request: str) -> Reply:
+    """The ``echourl`` version of ``reply``: an error quoting ``request``."""
+    status, payload, headers = reply
+    if status == 200:
+        return _error(anthropic, 404, "not_found_error", f"no model behind {request}")
+    return _error(anthropic, status, payload["error"]["type"], f"{payload['error']['message']} at {request}", headers)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: MockServer
     protocol_version = "HTTP/1.1"  # keep-alive, as real API servers do
@@ -182,13 +194,22 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, server.batches.create_openai(server, body))
             if self.path == "/v1/messages/batches":
                 return self._send(200, server.batches.create_anthropic(server, body, self._base()))
-            self._send(*_chat(server, self.path.endswith("/messages"), body, self._attempt(raw)))
+            anthropic = self.path.endswith("/messages")
+            reply = _chat(server, anthropic, body, self._attempt(raw))
+            self._send(*_echo(reply, anthropic, self._seen()) if "echourl" in body["model"] else reply)
         finally:
             with server.lock:
                 server.in_flight -= 1
 
     def _base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _seen(self) -> str:
+        """This request's URL as the client had it (the user:password of Basic auth included), and its key."""
+        kind, _, credential = self.headers.get("authorization", "").partition(" ")
+        user = base64.b64decode(credential).decode() + "@" if kind.lower() == "basic" else ""
+        key = credential if kind.lower() == "bearer" else self.headers.get("x-api-key", "")
+        return f"http://{user}{self.headers['host']}{self.path}" + (f" with key {key}" if key else "")
 
     def do_GET(self) -> None:
         batches = self.server.batches

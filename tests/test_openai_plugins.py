@@ -311,12 +311,53 @@ def test_unknown_batch_is_closed_and_its_calls_asked_again(
         assert ledger.open_batches(judge.fingerprint) == {}
 
 
-def test_credentials_in_urls_stay_out_of_outputs(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+def _with_credentials(url: str) -> str:
+    return url.replace("http://", "http://user:hunter2@") + "?api-key=hunter3"
+
+
+@pytest.mark.parametrize(("model", "error_class"), [("echourl", "NotFoundError"), ("echourl-alwaysfail", "InternalServerError")])
+def test_stored_call_errors_quote_no_credentials(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest], model: str, error_class: str
+) -> None:
+    (with_password,) = _generate(manager, requests[:1], model=model, base_url=_with_credentials(server.url), max_attempts=2)
+    (with_key,) = _generate(manager, requests[:1], model=model, base_url=server.url + "?key=hunter3", max_attempts=2)
+    assert with_password.error is not None and with_key.error is not None
+    assert with_password.error.error_class == error_class
+    assert f"http://***@127.0.0.1:{server.server_address[1]}/v1/?api-key=***" in with_password.error.message
+    assert f"http://127.0.0.1:{server.server_address[1]}/v1/?key=*** with key ***" in with_key.error.message  # Bearer key
+    assert all(word not in r.error.message for r in (with_password, with_key) for word in ("hunter2", "hunter3", SECRET))
+
+
+def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
     config = _api_config(tmp_path, demo_dir)
     data = yaml.safe_load(config.read_text())
-    data["zoo"][0]["base_url"] = server.url.replace("http://", "http://user:hunter2@") + "?api_key=hunter3"
+    secret_url, key_url = _with_credentials(server.url), server.url + "?api-key=hunter3"
+    data["zoo"] = [
+        {**data["zoo"][0], "base_url": secret_url},
+        {**data["zoo"][0], "name": "echo", "model": "echourl", "base_url": secret_url},
+        {**data["zoo"][0], "name": "echo-key", "model": "echourl", "base_url": key_url},
+    ]
+    data["scorer"]["base_url"] = secret_url
     config.write_text(yaml.safe_dump(data))
     out = tmp_path / "run"
-    run_build(load_config(config, manager), out, manager)
-    manifest = (out / "run-manifest.json").read_text()
-    assert "hunter2" not in manifest and "hunter3" not in manifest and "***@127.0.0.1" in manifest
+    mmaip = str(Path(sys.executable).parent / "mmaip")
+    done = subprocess.run([mmaip, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    port = server.server_address[1]
+    assert f"HTTP Request: POST http://***@127.0.0.1:{port}/v1/?api-key=*** " in done.stderr  # the URL was logged
+    errors = (out / "errors.jsonl").read_text()
+    assert errors.count(f"no model behind http://***@127.0.0.1:{port}/v1/?api-key=***") == 9
+    assert errors.count(" with key ***") == 9
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        failed = [record for (record,) in db.execute("SELECT record FROM entries WHERE status = 'failed'")]
+    assert len(failed) == 18 and all("***" in record for record in failed)
+    assert "***@127.0.0.1" in (out / "run-manifest.json").read_text()
+    for secret in ("hunter2", "hunter3", SECRET):
+        assert secret not in done.stderr and secret not in done.stdout, secret
+        assert not any(secret in record for record in failed), secret
+        leaked = [p.name for p in out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert leaked == [], secret

@@ -1,5 +1,5 @@
 """Pieces every API connection needs: the key from the environment, one client per event loop,
-the server's Retry-After advice."""
+the server's Retry-After advice, error messages without credentials."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from mmaip_core import TransientError, UserError
+from mmaip_core import ErrorInfo, TransientError, UserError
+from mmaip_core.redaction import add_secret, redact_text
 
-__all__ = ["ClientCache", "api_key", "retry_after", "split_batches", "transient"]
+__all__ = ["ClientCache", "api_key", "batch_error", "retry_after", "split_batches", "transient"]
 
 
 def api_key(variable: str) -> str:
-    """The API key in environment variable ``variable``; a clear error when it is not set."""
+    """The API key in environment variable ``variable``; a clear error when it is not set. The key is
+    redacted from every error message and log line from now on."""
     key = os.environ.get(variable)
     if not key:
         raise UserError(
             f"the environment variable {variable} (the API key) is not set; for a local server without keys "
             "set it to any value"
         )
+    add_secret(key)
     return key
 
 
@@ -35,14 +38,20 @@ def retry_after(response: Any) -> float | None:
 
 def transient(exc: Exception, no_answer: tuple[type[Exception], ...], status_error: type[Exception]) -> Exception:
     """``exc`` as a TransientError when retrying may help: no answer (timeout, lost connection), or an HTTP
-    status of 408, 409, 429 or 5xx (529: overloaded); any other error is returned as it is."""
+    status of 408, 409, 429 or 5xx (529: overloaded), its message without credentials; any other error is
+    returned as it is (:mod:`mmaip_core.calls` redacts the message it stores)."""
     if isinstance(exc, no_answer):
-        return TransientError(str(exc), error_class=type(exc).__name__)
+        return TransientError(redact_text(str(exc)), error_class=type(exc).__name__)
     status = getattr(exc, "status_code", 0) if isinstance(exc, status_error) else 0
     if status in (408, 409, 429) or status >= 500:
         response = getattr(exc, "response", None)
-        return TransientError(str(exc), error_class=type(exc).__name__, retry_after=retry_after(response))
+        return TransientError(redact_text(str(exc)), error_class=type(exc).__name__, retry_after=retry_after(response))
     return exc
+
+
+def batch_error(detail: str) -> ErrorInfo:
+    """The error of a batch row that failed: the provider's ``detail`` without credentials, shortened."""
+    return ErrorInfo(error_class="BatchError", message=redact_text(detail)[:500])
 
 
 class ClientCache:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import ErrorInfo, Judgement, ScoreRequest, TokenUsage
+from mmaip_core import Judgement, ScoreRequest, TokenUsage
 from mmaip_plugins.apis.anthropic_api import (
     AnthropicFrames,
     anthropic_client,
@@ -19,7 +19,7 @@ from mmaip_plugins.apis.anthropic_api import (
     translate_error,
     usage,
 )
-from mmaip_plugins.apis.common import ClientCache, split_batches
+from mmaip_plugins.apis.common import ClientCache, batch_error, split_batches
 from mmaip_plugins.scorers.judge import (
     ApiJudge,
     JudgeOptions,
@@ -113,6 +113,6 @@ class AnthropicJudge(ApiJudge):
                 message = row.result.message
                 results[row.custom_id] = self.read_reply(request, reply_text(message), usage(message) or TokenUsage(), 1, self.structured)[0]
             else:
-                detail = f"{row.result.type}: {getattr(row.result, 'error', '')}"[:500]
-                results[row.custom_id] = self.failed(request, ErrorInfo(error_class="BatchError", message=detail))
+                detail = f"{row.result.type}: {getattr(row.result, 'error', '')}"
+                results[row.custom_id] = self.failed(request, batch_error(detail))
         return batch_results(batch_id, "ended", requests, results, self.failed)

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import ErrorInfo, Judgement, ScoreRequest, TokenUsage
-from mmaip_plugins.apis.common import ClientCache, split_batches
+from mmaip_core import Judgement, ScoreRequest, TokenUsage
+from mmaip_plugins.apis.common import ClientCache, batch_error, split_batches
 from mmaip_plugins.apis.openai_api import (
     OpenAIFrames,
     endpoint,
@@ -123,6 +123,6 @@ class OpenAIJudge(ApiJudge):
                 reply = body["choices"][0]["message"].get("content") or ""
                 results[row["custom_id"]] = self.read_reply(request, reply, spent, 1, self.structured)[0]
             else:
-                detail = json.dumps(row.get("error") or body.get("error") or response)[:500]
-                results[row["custom_id"]] = self.failed(request, ErrorInfo(error_class="BatchError", message=detail))
+                detail = json.dumps(row.get("error") or body.get("error") or response)
+                results[row["custom_id"]] = self.failed(request, batch_error(detail))
         return batch_results(batch_id, batch.status, requests, results, self.failed)
