@@ -20,16 +20,18 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import mmaip_core
 from mmaip_core import MmaipError, PluginManager, UserError, get_plugin_manager
 from mmaip_core.config import load_config
-from mmaip_core.errors import did_you_mean
-from mmaip_core.frames import FrameLoader, FrameSettings
+from mmaip_core.errors import PluginConfigError, did_you_mean
+from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
 from mmaip_core.interfaces import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
+from mmaip_core.redaction import redact, redact_text
 from mmaip_core.report import format_estimate, format_number, format_percent
 from mmaip_core.validation import render_validation_error
 
@@ -80,14 +82,22 @@ def _root(
 
 
 class _LowerLevelFormatter(logging.Formatter):
+    """'level: message' lines (with --debug: 'LEVEL logger: message' and tracebacks), every credential in
+    them redacted (the HTTP libraries' debug logs print request URLs as they are)."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.debug = debug
+
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        text = super().format(record) if self.debug else f"{record.levelname.lower()}: {record.getMessage()}"
+        return redact_text(text)
 
 
 def _setup_logging(debug: bool) -> None:
-    """Warnings (and with --debug, debug logs) go to stderr as 'level: message' lines."""
+    """Warnings (and with --debug, debug logs) go to stderr as 'level: message' lines, without credentials."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LowerLevelFormatter() if not debug else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LowerLevelFormatter(debug))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler], force=True)
 
 
@@ -138,10 +148,14 @@ class Backend(StrEnum):
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
+    """``-o KEY=VALUE``: the key and the value read as YAML (``8`` a number, ``[a, b]`` a list)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise typer.BadParameter(f"'{text}' is not KEY=VALUE")
-    return key.strip(), yaml.safe_load(value)
+    if not sep or not key.strip():
+        raise UserError(f"-o '{text}' is not KEY=VALUE")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise UserError(f"-o '{text}': the value is not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
 
 
 @app.command()
@@ -153,7 +167,9 @@ def frames(
         list[str] | None, typer.Option("--option", "-o", help="Other sampler option, KEY=VALUE (repeatable).")
     ] = None,
     backend: Annotated[Backend, typer.Option(help="Decoder.")] = Backend.auto,
-    max_side: Annotated[int | None, typer.Option(min=8, help="Resize so the longer side is at most this.")] = None,
+    max_side: Annotated[
+        int | None, typer.Option(help=f"Resize so the longer side is at most this (8 to {MAX_SIDE}).")
+    ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Frame cache folder.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the frame cache.")] = False,
     save: Annotated[Path | None, typer.Option(help="Also write the frames as PNG files into this folder.")] = None,
@@ -166,7 +182,10 @@ def frames(
     settings = FrameSettings.model_validate(
         {"sampler": sampler, "backend": backend.value, "max_side": max_side, "cache_dir": cache_dir, "cache": not no_cache}
     )
-    result = FrameLoader(settings, _manager()).load(video, sampler, options)
+    try:
+        result = FrameLoader(settings, _manager()).load(video, sampler, options)
+    except PluginConfigError as exc:  # the options of -k and -o, on one line
+        raise UserError("; ".join(exc.problems)) from exc
     if save is not None:
         from PIL import Image
 
@@ -191,7 +210,7 @@ def config_validate(file: Annotated[Path, typer.Argument(help="A YAML or TOML ru
     config = load_config(file, manager)
     console.print(f"[green]ok[/] {file}: {len(config.zoo)} zoo model(s)")
     if _state["debug"]:
-        _print_json(config.resolved(manager))
+        _print_json(redact(config.resolved(manager)))
 
 
 def _progress_bar() -> tuple[Progress, Callable[[str, int, int, float], None]]:
@@ -235,6 +254,11 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
     console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
 
 
+AllowChangeOption = Annotated[
+    bool,
+    typer.Option("--allow-config-change", help="Continue in a run folder started with another config (finished calls "
+                 "are reused; the outputs then follow the new config)."),
+]
 FramesOption = Annotated[
     list[str] | None,
     typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
@@ -254,6 +278,7 @@ def build(
         typer.Option("--max-cost", min=0, help="USD limit for the folder (earlier runs included); stop before it."),
     ] = None,
     frames: FramesOption = None,
+    allow_config_change: AllowChangeOption = False,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
     from mmaip_core.build import plan_build, run_build
@@ -267,7 +292,8 @@ def build(
 
         bar, update = _progress_bar()
         with bar:
-            ablate_build(run_config, frames, out, manager, progress=update, max_cost=max_cost)
+            ablate_build(run_config, frames, out, manager, progress=update, max_cost=max_cost,
+                         allow_config_change=allow_config_change)
         console.print(Markdown((out / "ablation.md").read_text()))
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
@@ -285,7 +311,8 @@ def build(
         return
     bar, update = _progress_bar()
     with bar:
-        summary = run_build(run_config, out, manager, progress=update, max_cost=max_cost)
+        summary = run_build(run_config, out, manager, progress=update, max_cost=max_cost,
+                            allow_config_change=allow_config_change)
     _print_summary(summary, out)
     if summary.refused_by_budget:
         err_console.print(
@@ -329,6 +356,7 @@ def evaluate(
                      "(no model is run) and report how much the numbers move (judge drift)."),
     ] = None,
     frames: FramesOption = None,
+    allow_config_change: AllowChangeOption = False,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.evaluate import run_evaluation
@@ -342,19 +370,19 @@ def evaluate(
         from mmaip_core.ablation import ablate_evaluation
 
         with bar:
-            ablate_evaluation(run_config, frames, out, manager, progress=update)
+            ablate_evaluation(run_config, frames, out, manager, progress=update, allow_config_change=allow_config_change)
         console.print(Markdown((out / "ablation.md").read_text()))
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
     if rejudge is None:
         with bar:
-            results = run_evaluation(run_config, out, manager, progress=update)
+            results = run_evaluation(run_config, out, manager, progress=update, allow_config_change=allow_config_change)
         _print_results(results, out)
         return
     from mmaip_core.drift import rejudge as run_rejudge
 
     with bar:
-        results, drift = run_rejudge(run_config, rejudge, out, manager, progress=update)
+        results, drift = run_rejudge(run_config, rejudge, out, manager, progress=update, allow_config_change=allow_config_change)
     _print_results(results, out)
     table = Table("benchmark", "model", "old → new", "n", "ratio % old → new", "score old → new", "same verdict", "kappa",
                   title="Judge drift")  # fmt: skip
@@ -413,22 +441,32 @@ class ExportFormat(StrEnum):
     trl = "trl"
     parquet = "parquet"
     hf = "hf"
+    llava_hound = "llava-hound"
 
 
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
-    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="trl (JSONL), parquet, or hf (Hub folder).")] = ExportFormat.trl,
+    format: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="trl (train.parquet, or train.jsonl with --video-path), parquet "
+                     "(train.parquet), hf (Hub folder) or llava-hound (LLaVA-Hound-DPO's train.jsonl + frames/)."),
+    ] = ExportFormat.trl,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN_DIR/export-FORMAT).")] = None,
     frames_as_images: Annotated[
-        bool, typer.Option("--frames-as-images", help="Store the frames the zoo saw as an images column.")
-    ] = False,
+        bool,
+        typer.Option("--frames-as-images/--video-path", help="Store the frames the zoo saw as images (what TRL's "
+                     "DPOTrainer trains on), or only the video's path and a video prompt part: for trainers with "
+                     "video support, not TRL's DPOTrainer. llava-hound always stores the frames."),
+    ] = True,
 ) -> None:
-    """Export a build's pairs for TRL's DPO trainer and datasets.load_dataset, with a dataset card."""
-    from mmaip_core.export import export_pairs
+    """Export a build's pairs for TRL's DPOTrainer, datasets.load_dataset or LLaVA-Hound-DPO, with a dataset card."""
+    from mmaip_core.export import FRAMES_FOLDER, export_pairs
 
     target = export_pairs(run_dir, out or run_dir / f"export-{format.value}", format.value, frames_as_images)
     console.print(f"Exported to {target} (dataset card: {target if target.is_dir() else target.parent}/README.md)")
+    if format is ExportFormat.llava_hound:
+        console.print(f"LLaVA-Hound-DPO: --data_path {target} --video_folder {target.parent / FRAMES_FOLDER}")
 
 
 def _alphas(alpha: float | None, alphas: str | None) -> list[float]:
@@ -682,14 +720,14 @@ def main() -> None:
 def _fail(exc: Exception, code: int, debug: bool) -> None:
     """Print one clear line (the traceback too with --debug) and exit with ``code``."""
     if debug:
-        traceback.print_exc()
+        sys.stderr.write(redact_text(traceback.format_exc()))
     if isinstance(exc, ValidationError):
         message = "; ".join(render_validation_error(exc, prefix=exc.title))
     elif isinstance(exc, OSError) and exc.filename:
         message = f"{exc.filename}: {exc.strerror or exc}"
     else:
         message = str(exc)
-    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    err_console.print(f"[red]error:[/] {escape(redact_text(message))}", highlight=False)
     sys.exit(code)
 
 

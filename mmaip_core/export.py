@@ -33,16 +33,13 @@ Every export has a dataset card (README.md) with the provenance. Every file is w
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from mmaip_core.build import require_build_files
 from mmaip_core.errors import ConfigError
-from mmaip_core.files import atomic_text, read_json, write_text_atomic
+from mmaip_core.files import atomic_file, atomic_text, read_json, write_text_atomic
 from mmaip_core.frames import FrameCache, default_cache_dir
 from mmaip_core.jsonl import read_jsonl
 from mmaip_core.records import FrameManifest, PreferencePair
@@ -108,23 +105,6 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
     return images
 
 
-@contextmanager
-def _replaced(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` for a writer that takes a file name; when the block ends without
-    error the file is fsynced and renamed onto ``path``. A failed write is an OSError naming ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_rows(target: Path, rows: list[dict[str, Any]], with_images: bool) -> None:
     """``rows`` as JSON Lines (a ``.jsonl`` target) or parquet, the ``images`` column as images."""
     if target.suffix == ".jsonl":
@@ -136,16 +116,16 @@ def _write_rows(target: Path, rows: list[dict[str, Any]], with_images: bool) -> 
     dataset = Dataset.from_list(rows)
     if with_images:
         dataset = dataset.cast_column("images", List(Image()))
-    with _replaced(target) as tmp:
-        dataset.to_parquet(str(tmp))
+    with atomic_file(target, "wb") as fh:
+        dataset.to_parquet(fh)
 
 
 def _write_frame_folders(folder: Path, images: dict[str, list[Any]]) -> None:
     """Each frame key's frames as ``folder/<key>/00000.png``, ... (lossless, in order: names sort as frames)."""
     for key, frames in images.items():
         for index, image in enumerate(frames):
-            with _replaced(folder / key / f"{index:05d}.png") as tmp:
-                image.save(tmp, format="PNG")
+            with atomic_file(folder / key / f"{index:05d}.png", "wb") as fh:
+                image.save(fh, format="PNG")
 
 
 def _data_file(fmt: ExportFormat, frames_as_images: bool) -> str:

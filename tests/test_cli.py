@@ -137,3 +137,23 @@ def test_file_system_problems_are_one_line_errors(demo_video: Path, tmp_path: Pa
     bad.write_bytes(b"samples: \xff\n")
     result = run("config", "validate", str(bad))
     assert result.returncode == 2 and "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-k", "1000000000"], "frame-sampler 'uniform': num_frames: Input should be less than or equal to 1024 (got 1000000000)"),
+        (["-o", "num_frames=2000"], "num_frames: Input should be less than or equal to 1024 (got 2000)"),
+        (["-o", "num_frames=abc"], "num_frames: Input should be a valid integer"),
+        (["--sampler", "fps", "-o", "fps=-1"], "frame-sampler 'fps': fps: Input should be greater than or equal to 0.0001 (got -1)"),
+        (["-o", "unknown=1"], "unknown: unknown key 'unknown'; allowed keys: num_frames"),
+        (["-o", "num_frames=[1"], "-o 'num_frames=[1': the value is not valid YAML"),
+        (["-o", "num_frames"], "-o 'num_frames' is not KEY=VALUE"),
+        (["--max-side", "100000"], "max_side: Input should be less than or equal to 8192 (got 100000)"),
+    ],
+)
+def test_frames_bad_options_are_one_line_errors(demo_video: Path, args: list[str], message: str) -> None:
+    result = run("frames", str(demo_video), "--no-cache", *args)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line, result.stderr
