@@ -24,6 +24,8 @@ from mmaip_core.pricing import Price
 from mmaip_core.validation import render_validation_error
 
 __all__ = [
+    "MAX_ANSWERS",
+    "MAX_ROUNDS",
     "BenchmarkConfig",
     "EvaluatorConfig",
     "PairsConfig",
@@ -38,6 +40,11 @@ __all__ = [
     "load_config",
     "read_config_file",
 ]
+
+MAX_ANSWERS = 256
+"""Most answers per question and zoo entry: every answer is a request object held for the whole stage."""
+MAX_ROUNDS = 100
+"""Most training rounds: each round keeps its checkpoints on disk."""
 
 
 class PluginChoice(BaseModel):
@@ -71,7 +78,7 @@ class ZooEntry(PluginChoice):
     selector: ClassVar[str] = "generator"
     name: str = Field(description="Unique name of this zoo member, recorded on every response.")
     generator: str = Field(description="Generator plugin (hf, openai, anthropic, smoke, ...).")
-    n: int = Field(default=1, ge=1, description="Answers per question.")
+    n: int = Field(default=1, ge=1, le=MAX_ANSWERS, description=f"Answers per question (at most {MAX_ANSWERS}).")
 
 
 class ScorerConfig(PluginChoice):
@@ -129,9 +136,10 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pairs: Path = Field(description="Pairs JSONL: a build's pairs.jsonl or {id, video, prompt, chosen, rejected} lines.")
-    rounds: int = Field(default=2, ge=1, description="Number of rounds T.")
+    rounds: int = Field(default=2, ge=1, le=MAX_ROUNDS, description=f"Number of rounds T (at most {MAX_ROUNDS}).")
     alpha: float = Field(
-        default=0.3, ge=0, description="ExPO alpha: strong = policy + alpha * (policy - anchor); 0 turns it off."
+        default=0.3, ge=0, allow_inf_nan=False,
+        description="ExPO alpha: strong = policy + alpha * (policy - anchor); 0 turns it off."
     )
     anchor: Literal["reference", "base"] = Field(
         default="reference", description="Extrapolate away from this round's reference or from the base model."
@@ -277,6 +285,10 @@ def _resolve_paths(choice: PluginChoice, options: PluginOptions, base: Path) -> 
             setattr(choice, name, str(value if value.is_absolute() else base / value))
 
 
+def _has_required(model: type[BaseModel], entry: Any) -> bool:
+    return isinstance(entry, dict) and all(k in entry for k, f in model.model_fields.items() if f.is_required())
+
+
 def _validate_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Validate each section (and each zoo entry) on its own, so one bad section hides no other error."""
     fields = RunConfig.model_fields
@@ -297,6 +309,8 @@ def _validate_sections(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
                     entries.append(_LISTS[name].model_validate(entry))
                 except ValidationError as exc:
                     problems.extend(render_validation_error(exc, _LISTS[name], prefix=f"{name}.{i}"))
+                    if _has_required(_LISTS[name], entry):  # kept unvalidated, so later entries keep their index
+                        entries.append(_LISTS[name].model_construct(**entry))
             valid[name] = entries
             continue
         if value is None:  # an empty section: as if absent

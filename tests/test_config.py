@@ -158,3 +158,19 @@ def test_non_utf8_file(tmp_path: Path, manager: PluginManager) -> None:
     path.write_bytes(b"samples: \xff\xfe\n")
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_config(path, manager)
+
+
+def test_sizes_that_would_exhaust_memory_are_bounded(tmp_path: Path, manager: PluginManager) -> None:
+    bad = (
+        "zoo:\n"
+        "  - {name: many, generator: smoke, n: 1000000000, batch_size: 100000}\n"
+        "  - {name: long, generator: hf, model: m, params: {max_new_tokens: 10000000}}\n"
+        "train: {pairs: p.jsonl, rounds: 1000000, alpha: .inf}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, bad), manager)
+    text = "\n".join(info.value.problems)
+    assert "zoo.0.n: Input should be less than or equal to 256" in text
+    assert "zoo.0: generator 'smoke': batch_size: Input should be less than or equal to 1024" in text
+    assert "zoo.1: generator 'hf': params.max_new_tokens: Input should be less than or equal to 32768" in text
+    assert "train.rounds: Input should be less than or equal to 100" in text and "finite number" in text

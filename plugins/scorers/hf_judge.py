@@ -21,7 +21,7 @@ class HFJudgeOptions(JudgeOptions):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field(default="auto", description="cpu, cuda, ... or auto.")
     device_map: str | None = None
-    batch_size: int = Field(default=4, ge=1, description="Answers judged per generate() call.")
+    batch_size: int = Field(default=4, ge=1, le=1024, description="Answers judged per generate() call.")
     frames_as: Literal["video", "images"] = "video"
     structured: bool = Field(
         default=False, description="Ask for JSON (no constrained decoding locally); default: 'Score: N' text."

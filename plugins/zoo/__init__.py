@@ -20,7 +20,7 @@ class SmokeOptions(PluginOptions):
     family: TinyFamily = Field(default="qwen2-vl", description="Architecture of the tiny model.")
     seed: int = Field(default=0, description="Seed of the random weights: different seeds, different models.")
     cache_dir: Path | None = Field(default=None, description="Where tiny models are built (default: cache).")
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=1024)
     params: GenerationParams = Field(
         default_factory=lambda: GenerationParams(temperature=1.0, max_new_tokens=16),
         description="Sampling parameters.",

@@ -38,7 +38,7 @@ class GenerationParams(PluginOptions):
     temperature: float = Field(default=0.0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=1)
-    max_new_tokens: int = Field(default=256, ge=1)
+    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="At most 32768: the KV cache grows with it.")
     repetition_penalty: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, description="Seed of the sampler; with it, a rerun gives the same answers.")
 
@@ -50,7 +50,7 @@ class HFOptions(PluginOptions):
     device: str = Field(default="auto", description="cpu, cuda, cuda:1, ... or auto (cuda when available).")
     device_map: str | None = Field(default=None, description="Passed to from_pretrained (e.g. 'auto').")
     attn_implementation: str | None = Field(default=None, description="e.g. sdpa or flash_attention_2.")
-    batch_size: int = Field(default=4, ge=1, description="Questions per generate() call (greedy decoding).")
+    batch_size: int = Field(default=4, ge=1, le=1024, description="Questions per generate() call (greedy decoding).")
     frames_as: Literal["video", "images"] = Field(
         default="video", description="Pass frames as one video, or as images for image-only models."
     )
