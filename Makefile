@@ -9,9 +9,9 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: install demo test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "setuptools>=69" wheel
+	$(BIN)/python -m pip install --quiet "setuptools>=77" wheel
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
