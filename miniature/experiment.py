@@ -218,8 +218,11 @@ def prepare_zoo(
 def run_miniature(
     out: str | Path, settings: MiniatureSettings, manager: PluginManager, cache: Path, progress: Progress | None = None
 ) -> MiniatureResults:
-    """Run the whole experiment into ``out`` (the zoo cached in ``cache``); see the module docstring."""
-    out, s = Path(out), settings
+    """Run the whole experiment into ``out`` (the zoo cached in ``cache``); see the module docstring.
+
+    Both folders are made absolute first: the configs it writes name files by absolute path, since relative
+    paths in a config are read from the config's own folder (``out/configs``)."""
+    out, cache, s = Path(out).resolve(), cache.resolve(), settings
     say = progress or (lambda *_: None)
     walls: dict[str, float] = {}
     clock = time.perf_counter()

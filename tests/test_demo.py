@@ -15,31 +15,33 @@ MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:
+    # as the README runs it: from a working folder, with a relative --out
     result = subprocess.run(
-        [MMAIP, "demo", "--out", str(tmp_path), "--videos", "2"], capture_output=True, text=True, timeout=600
+        [MMAIP, "demo", "--out", "demo-out", "--videos", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
+    out = tmp_path / "demo-out"
     assert "Build summary" in result.stdout
-    summary = json.loads((tmp_path / "build" / "summary.json").read_text())
+    summary = json.loads((out / "build" / "summary.json").read_text())
     assert summary["samples"] == 6
     assert summary["responses"]["tiny-qwen2vl-a"]["done"] == 12  # n = 2
     assert summary["judgements"]["ok"] == 24
-    pairs = list(read_jsonl(tmp_path / "build" / "pairs.jsonl", PreferencePair))
+    pairs = list(read_jsonl(out / "build" / "pairs.jsonl", PreferencePair))
     assert summary["pairs"] == len(pairs) > 0
     assert all(p.chosen_score > p.rejected_score and p.strategy == "best-worst" for p in pairs)
-    manifest = RunManifest.model_validate_json((tmp_path / "build" / "run-manifest.json").read_text())
+    manifest = RunManifest.model_validate_json((out / "build" / "run-manifest.json").read_text())
     assert manifest.config["scorer"]["name"] == "reference" and manifest.packages["torch"]
-    results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
+    results = json.loads((out / "evaluation" / "results.json").read_text())
     assert {(m["model"], m["evaluator"]) for m in results["metrics"]} == {
         (model, evaluator)
         for model in ("tiny-qwen2vl", "tiny-llava-ov", "tiny-qwen2vl-trained")
         for evaluator in ("reference", "exact-match")
     }
     assert all(m["metrics"]["n"] == 6 for m in results["metrics"])
-    assert (tmp_path / "evaluation" / "report.md").is_file() and "Evaluation" in result.stdout
+    assert (out / "evaluation" / "report.md").is_file() and "Evaluation" in result.stdout
     # the trained model is evaluated beside its base, with a paired difference
     assert any({p["model_a"], p["model_b"]} == {"tiny-qwen2vl", "tiny-qwen2vl-trained"} for p in results["paired"])
-    comparison = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    comparison = json.loads((out / "compare" / "comparison.json").read_text())
     assert [s["name"] for s in comparison["scorers"]] == ["reference", "exact-match"] and comparison["answers"] == 24
     assert comparison["scorers"][0]["reused"] == 24, "the build's judgements are reused"
 

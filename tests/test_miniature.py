@@ -1,10 +1,12 @@
-"""The paper in miniature, reduced (``QUICK``): the whole pipeline runs, the trained models differ from the
-base, every config it wrote loads, and a second run (through the CLI) trains and asks nothing again."""
+"""The paper in miniature, reduced (``QUICK``): the whole pipeline runs through the CLI with relative folders,
+the trained models differ from the base, every config it wrote loads, and a second run trains and asks nothing
+again."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,9 @@ from safetensors import safe_open
 from mmaip_core import PluginManager
 from mmaip_core.config import load_config
 from mmaip_core.extrapolate import VISION_PATTERN, tensor_files
-from mmaip_miniature import QUICK, run_miniature
+from mmaip_miniature import QUICK, MiniatureResults, run_miniature
+
+MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 def _language_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -27,14 +31,28 @@ def _language_weights(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _table_rows(stdout: str) -> dict[str, list[str]]:
+    """The printed results table: model -> its cells."""
+    rows = [line.strip().strip("|").split("|") for line in stdout.splitlines() if line.startswith("| llava-")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
 def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> None:
+    # as the README runs it: the CLI, from a working folder, with relative --out and --cache
+    first = subprocess.run([MMAIP, "miniature", "run", "--out", "mini", "--quick", "--cache", "cache"], cwd=tmp_path,
+                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)  # fmt: skip
+    assert first.returncode == 0, first.stderr
     out, cache = tmp_path / "mini", tmp_path / "cache"
-    results = run_miniature(out, QUICK, manager, cache)
+    results = MiniatureResults.model_validate_json((out / "results.json").read_text())
     names = [m.model for m in results.models]
     assert names[:3] == ["llava-weak", "qwen2vl", "llava-strong"]
     trained = {n for n in names if "+" in n} | set(results.untrained)
     assert trained == {f"llava-weak+{v}" for v in "abcd"}, "every variant is trained or says why not"
     assert {"llava-weak+a", "llava-weak+b", "llava-weak+c"} <= set(names) and results.pairs["zoo"] > 0
+    table, estimate = _table_rows(first.stdout), r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]"
+    assert re.fullmatch(estimate, table["llava-weak"][1]), table["llava-weak"]
+    for name in ("llava-weak+a", "llava-weak+b", "llava-weak+c"):  # held-out accuracy and change: numbers, not dashes
+        assert all(re.fullmatch(estimate, cell) for cell in table[name][1:3]), table[name]
     for model in results.models:
         summary = model.metrics["held-out/exact-match"]
         assert summary.n + summary.parse_failures + summary.errors == 18  # 6 videos, 3 questions each
@@ -54,11 +72,8 @@ def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> N
     assert "## The text-only judge against the truth" in report and (out / "results.png").stat().st_size > 0
     assert {r.benchmark for r in results.text_judge} == {"held-out", "ood"}
 
-    # a second run, through the CLI: the zoo is cached, the builds and the evaluation come from their ledgers
-    mmaip = str(Path(sys.executable).parent / "mmaip")
-    again = subprocess.run([mmaip, "miniature", "run", "--out", str(out), "--quick", "--cache", str(cache)],
-                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
-    assert again.returncode == 0, again.stderr
-    assert "llava-weak+c" in again.stdout
+    # a second run, from Python with the absolute folders: the same run, so nothing is trained or asked again
+    again = run_miniature(out, QUICK, manager, cache)
+    assert again.models == results.models
     summary = json.loads((out / "build-zoo" / "summary.json").read_text())
     assert all(counts["new"] == 0 for counts in summary["responses"].values())
