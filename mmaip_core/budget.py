@@ -21,6 +21,7 @@ class Budget:
         self.limit = limit
         self.spent = spent
         self.reserved = 0.0
+        self.in_flight = 0
         self.refused = 0
         self._lock = threading.Lock()
 
@@ -31,6 +32,7 @@ class Budget:
                 self.refused += 1
                 return False
             self.reserved += estimate
+            self.in_flight += 1
             return True
 
     async def wait_admit(self, estimate: float) -> bool:
@@ -40,16 +42,24 @@ class Budget:
             with self._lock:
                 if self.limit is None or self.spent + self.reserved + estimate <= self.limit:
                     self.reserved += estimate
+                    self.in_flight += 1
                     return True
-                if self.spent + estimate > self.limit or self.reserved <= 0:
+                # counted, not read off the float `reserved`, which settles to a rounding error, not to 0
+                if self.spent + estimate > self.limit or self.in_flight == 0:
                     self.refused += 1
                     return False
             await asyncio.sleep(0.02)
+
+    def record(self, actual: float) -> None:
+        """Spending of a call this run did not admit (e.g. a provider batch an earlier run submitted)."""
+        with self._lock:
+            self.spent += actual
 
     def settle(self, estimate: float, actual: float) -> None:
         """A call admitted with ``estimate`` ended and cost ``actual``."""
         with self._lock:
             self.reserved -= estimate
+            self.in_flight -= 1
             self.spent += actual
 
     @property

@@ -21,8 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.budget import Budget
-from mmaip_core.config import RunConfig
+from mmaip_core.config import RunConfig, ZooEntry
 from mmaip_core.errors import ConfigError, EmptyRunError
 from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.interfaces import (
@@ -37,9 +36,8 @@ from mmaip_core.interfaces import (
 )
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.judging import judgement_key, score_answers
-from mmaip_core.ledger import Ledger
 from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import BATCH_DISCOUNT, PriceTable
+from mmaip_core.pricing import BATCH_DISCOUNT
 from mmaip_core.records import (
     AnnotatedResponse,
     FrameManifest,
@@ -162,9 +160,7 @@ def run_build(
 
 
 def _build(config: RunConfig, out: Path, manager: PluginManager, progress: Progress, max_cost: float | None) -> StageRun:
-    with Ledger(out / "ledger.sqlite") as ledger:
-        budget = Budget(max_cost, spent=ledger.total_cost())
-        run = StageRun(config, out, manager, ledger, progress, PriceTable(config.prices), budget)
+    with StageRun.open(config, out, manager, progress, max_cost) as run:
         samples = read_samples(run)
         run.summary.samples = len(samples)
         frames = load_frames(run, samples)
@@ -177,8 +173,8 @@ def _build(config: RunConfig, out: Path, manager: PluginManager, progress: Progr
         ]
         pairs, skipped = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, annotated)
         run.summary.pairs, run.summary.skipped = len(pairs), dict(skipped)
-        run.summary.cost_usd = ledger.total_cost()
-        run.summary.refused_by_budget = budget.refused
+        run.summary.cost_usd = run.ledger.total_cost()
+        run.summary.refused_by_budget = run.budget.refused
     manifests: dict[str, FrameManifest] = {f.manifest.key: f.manifest for f in frames.values()}
     write_jsonl_atomic(out / "samples.jsonl", samples)
     write_jsonl_atomic(out / "frames.jsonl", manifests.values())
@@ -241,59 +237,63 @@ class BuildPlan(BaseModel):
 def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> BuildPlan:
     """The calls a build would make and an upper bound of their cost; calls nothing, writes nothing.
 
-    Frames are decoded (locally) to compute the call keys. Answers not generated yet are assumed to be
-    ``max_tokens`` long when the judge's cost is estimated.
+    Frames are decoded (locally) to compute the call keys. Answers not generated yet are assumed to be as long
+    as their generator allows (``max_output_tokens``) and all different, when the judge's cost is estimated.
     """
     _require_sections(config)
+    assert config.scorer is not None
     path = Path(out) / "ledger.sqlite"
-    ledger = Ledger(path) if path.is_file() else None
-    try:
-        run = StageRun(config, Path(out), manager, ledger, lambda *_: None, PriceTable(config.prices), Budget(None))  # type: ignore[arg-type]
+    with StageRun.open(config, Path(out), manager, ledger=path if path.is_file() else ":memory:") as run:
         samples = read_samples(run)
         frames = load_frames(run, samples)
-
-        def stored(keys: list[str]) -> dict[str, Any]:
-            return {k: e for k, e in (ledger.get_many(keys) if ledger else {}).items() if e.done}
-
-        assert config.scorer is not None
         scorer: Scorer = manager.create("scorer", config.scorer.plugin, config.scorer.options)
-        scorer_model = getattr(scorer, "model_id", None)
-        rows, judge_keys, to_price = [], [], {}
+        rows, judge_costs = [], {}
         for entry in config.zoo:
-            generator: ResponseGenerator = manager.create("generator", entry.plugin, entry.options)
-            requests = generation_requests(entry, generator, samples, frames)
-            done = stored([r.id for r in requests])
-            todo = [r for r in requests if r.id not in done]
-            estimate = 0.0
-            if isinstance(generator, AsyncResponseGenerator):
-                estimate = sum(run.prices.cost(generator.model_id, generator.estimate(r)) for r in todo)
-            rows.append(PlanRow(stage=f"generation {entry.name}", model_id=generator.model_id, calls=len(requests),
-                                stored=len(done), new=len(todo), estimated_usd=estimate))
-            length = 4 * int(getattr(getattr(generator, "params", None), "max_tokens", 256))
-            for r in requests:
-                answer = Response.model_validate(done[r.id].record).text if r.id in done else "x" * length
-                if answer is None:
-                    continue
-                key = judgement_key(r.sample, answer, scorer, r.frames)
-                judge_keys.append(key)
-                if isinstance(scorer, AsyncScorer):
-                    placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
-                                           generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)
-                    to_price[key] = run.prices.cost(scorer_model, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
-        judged = stored(judge_keys)
-        unique = list(dict.fromkeys(judge_keys))
+            row, costs = _plan_entry(run, entry, scorer, samples, frames)
+            rows.append(row)
+            judge_costs.update(costs)
+        judged = _finished(run, list(judge_costs))
         share = BATCH_DISCOUNT if isinstance(scorer, BatchScorer) and scorer.batch else 1.0
-        judge_estimate = share * sum(cost for key, cost in to_price.items() if key not in judged)
-        rows.append(PlanRow(stage="judgement", model_id=scorer_model, calls=len(unique),
-                            stored=len(judged), new=len(unique) - len(judged), estimated_usd=judge_estimate))
+        estimate = share * sum(cost for key, cost in judge_costs.items() if key not in judged)
+        rows.append(PlanRow(stage="judgement", model_id=getattr(scorer, "model_id", None), calls=len(judge_costs),
+                            stored=len(judged), new=len(judge_costs) - len(judged), estimated_usd=estimate))  # fmt: skip
         return BuildPlan(
             samples=len(samples), videos=len({f.manifest.key for f in frames.values()}),
             row_errors=run.summary.row_errors, video_errors=run.summary.video_errors, rows=rows,
-            spent_usd=ledger.total_cost() if ledger else 0.0,
-        )
-    finally:
-        if ledger is not None:
-            ledger.close()
+            spent_usd=run.ledger.total_cost(),
+        )  # fmt: skip
+
+
+def _finished(run: StageRun, keys: list[str]) -> dict[str, Any]:
+    return {k: e for k, e in run.ledger.get_many(keys).items() if e.done}
+
+
+def _plan_entry(
+    run: StageRun, entry: ZooEntry, scorer: Scorer, samples: Sequence[VideoQA], frames: dict[str, Frames]
+) -> tuple[PlanRow, dict[str, float]]:
+    """One zoo entry's planned calls, and the judgements of its answers with their estimated cost."""
+    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
+    requests = generation_requests(entry, generator, samples, frames)
+    done = _finished(run, [r.id for r in requests])
+    todo = [r for r in requests if r.id not in done]
+    estimate = 0.0
+    if isinstance(generator, AsyncResponseGenerator):
+        estimate = sum(run.prices.cost(generator.model_id, generator.estimate(r)) for r in todo)
+    row = PlanRow(stage=f"generation {entry.name}", model_id=generator.model_id, calls=len(requests),
+                  stored=len(done), new=len(todo), estimated_usd=estimate)  # fmt: skip
+    length = 4 * int(getattr(getattr(generator, "params", None), "max_tokens", 256))
+    costs: dict[str, float] = {}
+    for r in requests:  # an answer not made yet: as long as allowed, and its own (so no two keys collapse)
+        answer = Response.model_validate(done[r.id].record).text if r.id in done else (r.id * length)[:length]
+        if answer is None:
+            continue
+        key = judgement_key(r.sample, answer, scorer, r.frames)
+        costs[key] = 0.0
+        if isinstance(scorer, AsyncScorer):
+            placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
+                                   generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)  # fmt: skip
+            costs[key] = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
+    return row, costs
 
 
 def require_build_files(out: Path, *names: str) -> None:

@@ -22,17 +22,14 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from mmaip_core.agreement import cohen_kappa, kendall
-from mmaip_core.budget import Budget
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError, UserError
 from mmaip_core.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
 from mmaip_core.files import write_text_atomic
 from mmaip_core.interfaces import EvalRequest
 from mmaip_core.jsonl import read_jsonl
-from mmaip_core.ledger import Ledger
 from mmaip_core.metrics import Estimate, PairedDifference, paired_difference
 from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import PriceTable
 from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
 from mmaip_core.runfolder import check_config, locked
 from mmaip_core.stages import Progress, StageRun, load_frames, stage_sections
@@ -170,10 +167,9 @@ def rejudge(
     sections = {"previous": str(previous.resolve()), **stage_sections(config, manager, ("frames", "evaluators", "prices"))}
     with locked(out) as folder:
         check_config(folder, "rejudge", sections, allow_config_change)
-        with Ledger(folder / "ledger.sqlite") as ledger:
-            run = StageRun(config, folder, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+        with StageRun.open(config, folder, manager, progress) as run:
             records, benchmarks, models = _judge_again(run, _predictions(old))
-            results = summarise(records, benchmarks, models, [e.plugin for e in config.evaluators], run, ledger.total_cost())
+            results = summarise(records, benchmarks, models, [e.plugin for e in config.evaluators], run, run.ledger.total_cost())
         write_outputs(folder, config, manager, run, results, records)
         drift = judge_drift(str(previous), old, records)
         write_text_atomic(folder / "drift.json", drift.model_dump_json(indent=2))

@@ -20,17 +20,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.budget import Budget
+from mmaip_core.cached import CachedCalls
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError
 from mmaip_core.files import write_text_atomic
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import EvalRequest, Evaluator, Frames
 from mmaip_core.jsonl import write_jsonl_atomic
-from mmaip_core.ledger import DONE, FAILED, Ledger
 from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference, summarize
 from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import PriceTable
 from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.report import write_report
 from mmaip_core.runfolder import check_config, locked
@@ -106,21 +104,17 @@ def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
 def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
     """Verdicts of ``requests``, from the ledger where possible, committed chunk by chunk."""
     keyed = [(evaluation_key(evaluator, r), r) for r in requests]
-    stored = run.ledger.get_many(k for k, _ in keyed)
-    by_key = {k: EvalRecord.model_validate(e.record) for k, e in stored.items() if e.done}
-    todo = list({k: r for k, r in keyed if k not in by_key}.items())
+    calls = CachedCalls(run, "evaluation", label, (k for k, _ in keyed), EvalRecord)
+    todo = calls.todo(keyed)
     run.summary.judgements["reused"] = run.summary.judgements.get("reused", 0) + len(keyed) - len(todo)
     run.summary.judgements["new"] = run.summary.judgements.get("new", 0) + len(todo)
     for chunk in chunks(todo, EVAL_CHUNK):
         for (key, _), record in zip(chunk, evaluator.evaluate([r for _, r in chunk]), strict=True):
-            status = FAILED if record.status is ParseStatus.ERROR else DONE
             cost = run.prices.cost(record.model_id, record.usage)
-            run.ledger.put(key, "evaluation", status, record.model_dump(mode="json"), cost)
-            by_key[key] = record
-        run.progress(label, len(by_key), len(keyed), run.budget.spent)
+            calls.store(key, record, failed=record.status is ParseStatus.ERROR, cost=cost)
     # a verdict is about the text: restamp it with this request's sample, model and benchmark
     return [
-        by_key[k].model_copy(
+        calls.results[k].model_copy(
             update={"sample_id": r.sample.id, "video": r.sample.video, "model": r.model, "benchmark": r.benchmark,
                     "frames": r.frames.manifest.key if r.frames else None}
         )
@@ -160,11 +154,10 @@ def run_evaluation(
         raise ConfigError([f"{s}: evaluation needs this section" for s in missing])
     with locked(out) as folder:
         check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
-        with Ledger(folder / "ledger.sqlite") as ledger:
-            run = StageRun(config, folder, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+        with StageRun.open(config, folder, manager, progress) as run:
             records = _evaluate(run, create_evaluators(config, manager))
             results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
-                                [e.plugin for e in config.evaluators], run, ledger.total_cost())  # fmt: skip
+                                [e.plugin for e in config.evaluators], run, run.ledger.total_cost())  # fmt: skip
         write_outputs(folder, config, manager, run, results, records)
     require_verdicts(folder, records)
     return results

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mmaip_core.cached import Admission, CachedCalls
 from mmaip_core.calls import run_scoring_calls
 from mmaip_core.errors import ProviderError
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import AsyncScorer, BatchScorer, Frames, Scorer, ScoreRequest
-from mmaip_core.ledger import DONE, FAILED
 from mmaip_core.pricing import BATCH_DISCOUNT
 from mmaip_core.records import ErrorInfo, Judgement, ParseStatus, VideoQA
 from mmaip_core.stages import KEY_VERSION, StageRun, chunks
@@ -63,33 +63,23 @@ def score_answers(run: StageRun, scorer: Scorer, requests: Sequence[ScoreRequest
     """One judgement per request with text, from ``run``'s ledger where possible, new ones asked of ``scorer``
     (batch API, concurrent calls within the budget, or chunks) and committed at once."""
     keyed = [(judgement_key(r.sample, r.response.text, scorer, r.frames), r) for r in requests if r.response.text is not None]
-    stored = run.ledger.get_many(k for k, _ in keyed)
-    by_key = {k: Judgement.model_validate(e.record) for k, e in stored.items() if e.done}
-    todo = list({k: r for k, r in keyed if k not in by_key}.items())
-    total = len({k for k, _ in keyed})
+    calls = CachedCalls(run, "judgement", label, (k for k, _ in keyed), Judgement)
+    todo = calls.todo(keyed)
 
     def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
-        status = FAILED if judgement.status is ParseStatus.ERROR else DONE
         listed = judgement.cost_usd if judgement.cost_usd is not None else run.prices.cost(judgement.model_id, judgement.usage)
-        run.ledger.put(key, "judgement", status, judgement.model_dump(mode="json"), listed * price_share)
-        by_key[key] = judgement
-        run.progress(label, len(by_key), total, run.budget.spent)
+        calls.store(key, judgement, failed=judgement.status is ParseStatus.ERROR, cost=listed * price_share)
 
     if isinstance(scorer, BatchScorer) and scorer.batch:
         _score_in_batches(run, scorer, todo, store)
     elif isinstance(scorer, AsyncScorer):
-        reserved: dict[str, float] = {}
-
-        async def admit(item: tuple[str, ScoreRequest]) -> bool:
-            estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1]))
-            reserved[item[0]] = estimate
-            return await run.budget.wait_admit(estimate)
+        admission = _admission(run, scorer, share=1.0)
 
         def settle(key: str, judgement: Judgement) -> None:
             store(key, judgement)
-            run.budget.settle(reserved.pop(key, 0.0), run.prices.cost(judgement.model_id, judgement.usage))
+            admission.settle(key, run.prices.cost(judgement.model_id, judgement.usage))
 
-        run_scoring_calls(scorer, todo, settle, admit)
+        run_scoring_calls(scorer, todo, settle, admission.wait)
     else:
         for chunk in chunks(todo, SCORE_CHUNK):
             start = time.perf_counter()
@@ -98,12 +88,20 @@ def score_answers(run: StageRun, scorer: Scorer, requests: Sequence[ScoreRequest
             for (key, _), judgement in zip(chunk, judged, strict=True):
                 store(key, judgement.model_copy(update={"latency_s": latency}))
     judgements = {
-        request.response.id: by_key[key].model_copy(update={"response_id": request.response.id})
+        request.response.id: calls.results[key].model_copy(update={"response_id": request.response.id})
         for key, request in keyed
-        if key in by_key
+        if key in calls.results
     }
-    cost = sum(e.cost for e in run.ledger.get_many(k for k, _ in keyed).values())
-    return ScoredAnswers(judgements=judgements, reused=len(keyed) - len(todo), new=len(todo), cost_usd=cost)
+    return ScoredAnswers(judgements=judgements, reused=len(keyed) - len(todo), new=len(todo), cost_usd=calls.cost())
+
+
+def _admission(run: StageRun, scorer: AsyncScorer | BatchScorer, share: float) -> Admission[tuple[str, ScoreRequest]]:
+    """Budget admission of keyed score requests at ``share`` of the list price."""
+
+    def estimate(item: tuple[str, ScoreRequest]) -> float:
+        return run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1])) * share
+
+    return Admission(run.budget, estimate, lambda item: item[0])
 
 
 def _score_in_batches(
@@ -117,15 +115,8 @@ def _score_in_batches(
     requests = dict(todo)
     pending = run.ledger.open_batches(scorer.fingerprint)
     submitted = {key for keys in pending.values() for key in keys}
-    reserved: dict[str, float] = {}
-    fresh = []
-    for key, request in todo:
-        if key in submitted:
-            continue
-        estimate = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(request)) * BATCH_DISCOUNT
-        if run.budget.admit(estimate):
-            reserved[key] = estimate
-            fresh.append((key, request))
+    admission = _admission(run, scorer, share=BATCH_DISCOUNT)
+    fresh = admission.now([(key, request) for key, request in todo if key not in submitted])
     if fresh:
         for batch_id, keys in scorer.submit_batch(fresh):
             run.ledger.put_batch(batch_id, scorer.fingerprint, keys)
@@ -135,8 +126,7 @@ def _score_in_batches(
     def finish(batch_id: str, results: list[tuple[str, Judgement]]) -> None:
         for key, judgement in results:
             store(key, judgement, BATCH_DISCOUNT)
-            actual = run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT
-            run.budget.settle(reserved.pop(key, 0.0), actual)
+            admission.settle(key, run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT)
         run.ledger.close_batch(batch_id)
         del pending[batch_id]
 

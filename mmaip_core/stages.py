@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mmaip_core.budget import Budget
+from mmaip_core.cached import Admission, CachedCalls
 from mmaip_core.calls import run_generation_calls
 from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
 from mmaip_core.errors import VideoError
@@ -20,7 +22,7 @@ from mmaip_core.files import write_text_atomic
 from mmaip_core.frames import FrameLoader
 from mmaip_core.hashing import stable_hash
 from mmaip_core.interfaces import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
-from mmaip_core.ledger import DONE, FAILED, Ledger
+from mmaip_core.ledger import Ledger
 from mmaip_core.manifest import run_manifest
 from mmaip_core.plugins import PluginManager
 from mmaip_core.pricing import PriceTable
@@ -108,6 +110,28 @@ class StageRun:
     def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
         self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
 
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        config: RunConfig,
+        out: Path,
+        manager: PluginManager,
+        progress: Progress | None = None,
+        max_cost: float | None = None,
+        ledger: str | Path | None = None,
+    ) -> Iterator[StageRun]:
+        """A stage's run in ``out`` with its ledger (``out/ledger.sqlite`` unless ``ledger`` names another, e.g.
+        ``":memory:"`` for a plan that must write nothing), the config's prices and a budget of ``max_cost`` USD
+        that counts what the ledger already spent."""
+        with Ledger(ledger or out / "ledger.sqlite") as opened:
+            budget = Budget(max_cost, spent=opened.total_cost())
+            yield cls(config, out, manager, opened, progress or _silent, PriceTable(config.prices), budget)
+
+
+def _silent(stage: str, done: int, total: int, spent: float) -> None:
+    """Progress that reports nothing."""
+
 
 def first_error(run: StageRun, stage: str) -> str:
     """``"; first: CLASS: message"`` for the first item error of ``stage``, or an empty string."""
@@ -181,18 +205,15 @@ def run_generator(
     """Make the calls of ``todo``: concurrently for API generators (within the budget), batch by batch for
     local models."""
     if isinstance(generator, AsyncResponseGenerator):
-        reserved: dict[str, float] = {}
-
-        async def admit(request: GenerationRequest) -> bool:
-            estimate = run.prices.cost(generator.model_id, generator.estimate(request))
-            reserved[request.id] = estimate
-            return await run.budget.wait_admit(estimate)
+        admission: Admission[GenerationRequest] = Admission(
+            run.budget, lambda r: run.prices.cost(generator.model_id, generator.estimate(r)), lambda r: r.id
+        )
 
         def settle(response: Response) -> None:
             store(response)
-            run.budget.settle(reserved.pop(response.id, 0.0), run.prices.cost(response.model_id, response.usage))
+            admission.settle(response.id, run.prices.cost(response.model_id, response.usage))
 
-        run_generation_calls(generator, todo, name, settle, admit)
+        run_generation_calls(generator, todo, name, settle, admission.wait)
         return
     for chunk in chunks(todo, int(getattr(generator, "batch_size", 1))):
         for response in generator.generate(chunk, model=name):
@@ -222,26 +243,20 @@ def generate_entry(
     """One zoo entry's answers to every sample, from the ledger where possible."""
     generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
     requests = generation_requests(entry, generator, samples, frames)
-    stored = run.ledger.get_many(r.id for r in requests)
-    todo = [r for r in requests if not (r.id in stored and stored[r.id].done)]
-    by_key = {k: Response.model_validate(e.record) for k, e in stored.items() if e.done}
-    counts = Counter(reused=len(requests) - len(todo), new=len(todo))
     label = f"generation {entry.name}"
-    run.progress(label, counts["reused"], len(requests), run.budget.spent)
-
+    calls = CachedCalls(run, "generation", label, (r.id for r in requests), Response)
+    todo = [request for _, request in calls.todo((r.id, r) for r in requests)]
     priced = isinstance(generator, AsyncResponseGenerator)  # API models; local ones cost nothing
 
     def store(response: Response) -> None:
-        status = FAILED if response.error else DONE
         cost = run.prices.cost(response.model_id, response.usage) if priced else 0.0
-        run.ledger.put(response.id, "generation", status, response.model_dump(mode="json"), cost)
-        by_key[response.id] = response
-        run.progress(label, len(by_key), len(requests), run.budget.spent)
+        calls.store(response.id, response, failed=response.error is not None, cost=cost)
 
     run_generator(run, entry.name, generator, todo, store)
+    counts = Counter(reused=calls.reused, new=len(todo))
     answers = []
     for request in requests:
-        answer = by_key.get(request.id)
+        answer = calls.results.get(request.id)
         if answer is None:  # the generator returned no record for this request
             continue
         answers.append(answer)
@@ -249,7 +264,7 @@ def generate_entry(
         if answer.error:
             run.fail("generation", request.id, answer.error.error_class, answer.error.message)
     run.summary.responses[entry.name] = dict(counts)
-    run.summary.cost_by_stage[label] = sum(e.cost for e in run.ledger.get_many(r.id for r in requests).values())
+    run.summary.cost_by_stage[label] = calls.cost()
     return answers
 
 

@@ -231,6 +231,20 @@ def test_dry_run_estimates_and_calls_nothing(server: MockServer, manager: Plugin
     assert again.spent_usd > 0
 
 
+def test_dry_run_plans_a_judgement_for_every_answer_of_every_zoo_entry(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    from mmaip_core.build import plan_build
+
+    config = _api_config(tmp_path, demo_dir)
+    data = yaml.safe_load(config.read_text())
+    data["zoo"].append({**data["zoo"][0], "name": "mini-2", "n": 2})
+    config.write_text(yaml.safe_dump(data))
+    plan = plan_build(load_config(config, manager), tmp_path / "run", manager)
+    assert [(r.stage, r.calls) for r in plan.rows] == [("generation mini", 9), ("generation mini-2", 18), ("judgement", 27)]
+    assert server.requests == []
+
+
 def test_max_cost_stops_before_the_limit_and_a_rerun_goes_on(
     server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
 ) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from mmaip_core.budget import Budget
 from mmaip_core.build import make_pairs, require_build_files
 from mmaip_core.compare.stats import PairAgreement, QuestionAgreement, ScorerStats, all_agreements, scorer_stats
 from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
@@ -31,9 +30,7 @@ from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.interfaces import Frames, Scorer, ScoreRequest
 from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.judging import score_answers
-from mmaip_core.ledger import Ledger
 from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import PriceTable
 from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
 from mmaip_core.runfolder import locked
 from mmaip_core.stages import Progress, StageRun, load_frames
@@ -150,8 +147,7 @@ def _compare(
     created: dict[str, Scorer] = {label: manager.create("scorer", s.plugin, s.options) for label, s in scorers.items()}
     judgements: dict[str, dict[str, Judgement]] = {}
     counts: dict[str, tuple[int, int, float]] = {}
-    with Ledger(out / "ledger.sqlite") as ledger:
-        run = StageRun(config, out, manager, ledger, progress or (lambda *_: None), PriceTable(config.prices), Budget(None))
+    with StageRun.open(config, out, manager, progress) as run:
         frames: dict[str, Frames] = {}
         if any(s.uses_frames for s in created.values()):
             frames = load_frames(run, [*samples, *own_samples])
