@@ -82,7 +82,7 @@ def _score(
 ) -> dict[str, Judgement]:
     """One judgement per answered response (by response id), from the ledger where possible."""
     assert run.config.scorer is not None
-    scorer: Scorer = run.manager.create("scorer", run.config.scorer.plugin, run.config.scorer.options)
+    scorer: Scorer = run.manager.create("scorer", run.config.scorer.plugin, run.config.scorer.options, prices=run.prices)
     requests = [
         ScoreRequest(sample=sample, response=response, frames=frames.get(sample.id))
         for sample in samples
@@ -246,7 +246,7 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
     with StageRun.open(config, Path(out), manager, ledger=path if path.is_file() else ":memory:") as run:
         samples = read_samples(run)
         frames = load_frames(run, samples)
-        scorer: Scorer = manager.create("scorer", config.scorer.plugin, config.scorer.options)
+        scorer: Scorer = manager.create("scorer", config.scorer.plugin, config.scorer.options, prices=run.prices)
         rows, judge_costs = [], {}
         for entry in config.zoo:
             row, costs = _plan_entry(run, entry, scorer, samples, frames)

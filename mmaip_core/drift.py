@@ -185,7 +185,7 @@ def _judge_again(
     """The config's evaluators' verdicts on ``predictions``; with the benchmarks and models, in order."""
     benchmarks = list(dict.fromkeys(b for b, _, _ in predictions))
     models = list(dict.fromkeys(m for _, m, _ in predictions))
-    evaluators = create_evaluators(run.config, run.manager)
+    evaluators = create_evaluators(run)
     looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
     records: list[EvalRecord] = []
     for benchmark in benchmarks:

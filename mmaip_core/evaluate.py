@@ -155,7 +155,7 @@ def run_evaluation(
     with locked(out) as folder:
         check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
         with StageRun.open(config, folder, manager, progress) as run:
-            records = _evaluate(run, create_evaluators(config, manager))
+            records = _evaluate(run, create_evaluators(run))
             results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
                                 [e.plugin for e in config.evaluators], run, run.ledger.total_cost())  # fmt: skip
         write_outputs(folder, config, manager, run, results, records)
@@ -201,9 +201,9 @@ def require_verdicts(out: Path, records: Sequence[EvalRecord]) -> None:
     raise EmptyRunError(f"{out}: none of the {len(records)} verdicts is usable{cause}; see {out / 'errors.jsonl'} and verdicts.jsonl")
 
 
-def create_evaluators(config: RunConfig, manager: PluginManager) -> list[tuple[str, Evaluator]]:
+def create_evaluators(run: StageRun) -> list[tuple[str, Evaluator]]:
     """The config's evaluators, by name."""
-    return [(e.plugin, manager.create("evaluator", e.plugin, e.options)) for e in config.evaluators]
+    return [(e.plugin, run.manager.create("evaluator", e.plugin, e.options, prices=run.prices)) for e in run.config.evaluators]
 
 
 def summarise(

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from mmaip_core.calls import CallOptions
+    from mmaip_core.plugins import PluginManager
+    from mmaip_core.pricing import PriceTable
     from mmaip_core.records import ErrorInfo
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "PairStrategy",
     "PairStrategySpec",
     "PairingOutcome",
+    "PluginContext",
     "PluginOptions",
     "PluginSpec",
     "PolicyTrainer",
@@ -89,6 +92,16 @@ class PluginOptions(BaseModel):
 PluginT = TypeVar("PluginT")
 
 
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plugin whose spec sets ``context`` receives beside its options, instead of reaching for globals:
+    the plugin manager that creates it (to create its member or judge plugins, with the same ``prices``) and the
+    run's price table (the config's ``prices`` over the built-in list)."""
+
+    manager: PluginManager
+    prices: PriceTable
+
+
 class PluginSpec(BaseModel, Generic[PluginT]):
     """A selectable plugin: what users name in configs and on the command line."""
 
@@ -98,7 +111,14 @@ class PluginSpec(BaseModel, Generic[PluginT]):
     name: str = Field(description="Lower-case name, words joined by '-'.")
     description: str = Field(description="One line shown by `mmaip plugins`.")
     options: type[PluginOptions] = Field(default=PluginOptions, description="Options model.")
-    factory: Callable[[Any], PluginT] = Field(description="Builds the plugin from validated options.")
+    factory: Callable[..., PluginT] = Field(
+        description="Builds the plugin: factory(options), or factory(options, context) when `context` is true."
+    )
+    context: bool = Field(
+        default=False,
+        description="The factory also takes a PluginContext: for plugins that create other plugins (an ensemble, "
+        "a judge evaluator) or price calls.",
+    )
 
     @field_validator("name", mode="before")
     @classmethod

@@ -38,6 +38,7 @@ from mmaip_core.interfaces import (
     Evaluator,
     FrameSampler,
     PairStrategy,
+    PluginContext,
     PluginOptions,
     PluginSpec,
     PolicyTrainer,
@@ -46,6 +47,7 @@ from mmaip_core.interfaces import (
     SampleReader,
     Scorer,
 )
+from mmaip_core.pricing import PriceTable
 from mmaip_core.records import PluginInfo, TrainPair
 from mmaip_core.validation import render_validation_error
 
@@ -264,25 +266,29 @@ class PluginManager:
             raise PluginConfigError(kind, spec.name, render_validation_error(exc, spec.options)) from None
 
     @overload
-    def create(self, kind: Literal["generator"], name: str, values: Mapping[str, Any] | None = ...) -> ResponseGenerator: ...
+    def create(self, kind: Literal["generator"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> ResponseGenerator: ...
     @overload
-    def create(self, kind: Literal["scorer"], name: str, values: Mapping[str, Any] | None = ...) -> Scorer: ...
+    def create(self, kind: Literal["scorer"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> Scorer: ...
     @overload
-    def create(self, kind: Literal["pair-strategy"], name: str, values: Mapping[str, Any] | None = ...) -> PairStrategy: ...
+    def create(self, kind: Literal["pair-strategy"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> PairStrategy: ...
     @overload
-    def create(self, kind: Literal["reference-policy"], name: str, values: Mapping[str, Any] | None = ...) -> ReferencePolicy: ...
+    def create(self, kind: Literal["reference-policy"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> ReferencePolicy: ...
     @overload
-    def create(self, kind: Literal["evaluator"], name: str, values: Mapping[str, Any] | None = ...) -> Evaluator: ...
+    def create(self, kind: Literal["evaluator"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> Evaluator: ...
     @overload
-    def create(self, kind: Literal["frame-sampler"], name: str, values: Mapping[str, Any] | None = ...) -> FrameSampler: ...
+    def create(self, kind: Literal["frame-sampler"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> FrameSampler: ...
     @overload
-    def create(self, kind: Literal["sample-reader"], name: str, values: Mapping[str, Any] | None = ...) -> SampleReader: ...
+    def create(self, kind: Literal["sample-reader"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> SampleReader: ...
     @overload
-    def create(self, kind: Literal["trainer"], name: str, values: Mapping[str, Any] | None = ...) -> PolicyTrainer: ...
-    def create(self, kind: str, name: str, values: Mapping[str, Any] | None = None) -> Any:
-        """Validate options and build the plugin object (a Scorer, a FrameSampler, ...)."""
+    def create(self, kind: Literal["trainer"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> PolicyTrainer: ...
+    def create(self, kind: str, name: str, values: Mapping[str, Any] | None = None, prices: PriceTable | None = None) -> Any:
+        """Validate options and build the plugin object (a Scorer, a FrameSampler, ...). A plugin whose spec
+        asks for a :class:`PluginContext` gets this manager and ``prices`` (default: the built-in list)."""
         options = self.options(kind, name, values)
-        return self.get(kind, name).spec.factory(options)
+        spec = self.get(kind, name).spec
+        if spec.context:
+            return spec.factory(options, PluginContext(self, prices or PriceTable()))
+        return spec.factory(options)
 
     def list(self, kind: str | None = None) -> list[PluginInfo]:
         """Every registered plugin (of ``kind``), sorted by kind then name; duplicates appear twice."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from api_mock import MockServer
 from helpers import response, sample
 
 from mmaip_core import EvalRequest, ParseStatus, PluginManager, ScoreRequest
@@ -89,3 +90,16 @@ def test_ensemble_never_scores_when_a_member_fails(manager: PluginManager) -> No
     assert (j.status, j.score) == (ParseStatus.ERROR, None) and j.error and "member 0:exact-match" in j.error.message
     with pytest.raises(PluginConfigError, match="weighted needs 2 non-negative weights"):
         manager.create("scorer", "ensemble", {"members": members, "combine": "weighted", "weights": [1]})
+
+
+def test_ensemble_prices_its_members_with_the_run_prices(server: MockServer, manager: PluginManager) -> None:
+    from mmaip_core.pricing import Price, PriceTable
+
+    members = [{"name": "openai-judge", "model": "house-judge", "max_attempts": 1}, {"name": "exact-match"}]
+    requests = [ScoreRequest(sample(), response("red", "r1"))]
+    listed = manager.create("scorer", "ensemble", {"members": members}).score(requests)
+    assert listed[0].cost_usd == 0.0  # the built-in list does not know the model
+    prices = PriceTable({"house-judge": Price(input=1000.0, output=0.0)})
+    (judged,) = manager.create("scorer", "ensemble", {"members": members}, prices=prices).score(requests)
+    assert judged.status is ParseStatus.OK
+    assert judged.cost_usd == pytest.approx(10 * 1000.0 / 1e6)  # the local server reports 10 prompt tokens

@@ -144,10 +144,12 @@ def _compare(
         raise EmptyRunError(f"{Path(build_dir) / 'responses.jsonl'}: no answer to score")
     human_pairs, errors = read_train_pairs(human) if human is not None else ([], [])
     own_samples, human_answers = _human_requests(human_pairs, samples)
-    created: dict[str, Scorer] = {label: manager.create("scorer", s.plugin, s.options) for label, s in scorers.items()}
     judgements: dict[str, dict[str, Judgement]] = {}
     counts: dict[str, tuple[int, int, float]] = {}
     with StageRun.open(config, out, manager, progress) as run:
+        created: dict[str, Scorer] = {
+            label: manager.create("scorer", s.plugin, s.options, prices=run.prices) for label, s in scorers.items()
+        }
         frames: dict[str, Frames] = {}
         if any(s.uses_frames for s in created.values()):
             frames = load_frames(run, [*samples, *own_samples])

@@ -19,12 +19,14 @@ def mmaip_evaluators() -> list[EvaluatorSpec]:
             description="judge sees frames, question, ground truth and prediction: yes/no and 0-5 (the paper)",
             options=JudgeEvaluatorOptions,
             factory=VisionJudge,
+            context=True,
         ),
         EvaluatorSpec(
             name="text-judge",
             description="judge sees question, ground truth and prediction only (the Video-ChatGPT baseline)",
             options=JudgeEvaluatorOptions,
             factory=TextJudge,
+            context=True,
         ),
         EvaluatorSpec(
             name="reference",

@@ -18,12 +18,12 @@ from mmaip_core import (
     EvalRequest,
     Judgement,
     ParseStatus,
+    PluginContext,
     PluginOptions,
     Response,
     Scorer,
     ScoreRequest,
     ScoreScale,
-    get_plugin_manager,
     stable_hash,
 )
 
@@ -44,10 +44,11 @@ class JudgeEvaluator:
     name: ClassVar[str]
     vision: ClassVar[bool]
 
-    def __init__(self, options: JudgeEvaluatorOptions) -> None:
+    def __init__(self, options: JudgeEvaluatorOptions, context: PluginContext) -> None:
         values = {k: v for k, v in options.judge.items() if k != "name"}
         values.update(task="verdict", vision=self.vision, scale=options.scale.model_dump())
-        self.judge: Scorer = get_plugin_manager().create("scorer", str(options.judge.get("name", "")), values)
+        name = str(options.judge.get("name", ""))
+        self.judge: Scorer = context.manager.create("scorer", name, values, prices=context.prices)
         self.scale = options.scale
         self.uses_frames = self.vision
         self.fingerprint = stable_hash({"evaluator": self.name, "judge": self.judge.fingerprint})[:16]

@@ -40,6 +40,7 @@ def mmaip_scorers() -> list[ScorerSpec]:
             description="combines other scorers (mean, median, weighted) and records each member's score",
             options=EnsembleOptions,
             factory=EnsembleScorer,
+            context=True,
         ),
         ScorerSpec(
             name="exact-match",

@@ -12,14 +12,13 @@ from mmaip_core import (
     ErrorInfo,
     Judgement,
     ParseStatus,
+    PluginContext,
     PluginOptions,
     Scorer,
     ScoreRequest,
     ScoreScale,
-    get_plugin_manager,
     stable_hash,
 )
-from mmaip_core.pricing import PriceTable
 
 __all__ = ["EnsembleOptions", "EnsembleScorer"]
 
@@ -49,24 +48,25 @@ class EnsembleOptions(PluginOptions):
 class EnsembleScorer:
     """Each member scores every answer; scores are put on a common 0–1 footing by their own scales,
     combined (mean, median or weighted mean) and mapped onto this scorer's scale. Each member's score is
-    kept in ``criteria`` under ``<index>:<name>``. API members' costs are priced with the built-in table."""
+    kept in ``criteria`` under ``<index>:<name>``. Members are created by the context's plugin manager, and API
+    members' costs are priced with the run's price table (the config's ``prices``)."""
 
     name = "ensemble"
 
-    def __init__(self, options: EnsembleOptions) -> None:
+    def __init__(self, options: EnsembleOptions, context: PluginContext) -> None:
         self.options = options
         self.scale = options.scale
-        manager = get_plugin_manager()
         self.members: list[tuple[str, Scorer]] = []
         for i, member in enumerate(options.members):
             values = {k: v for k, v in member.items() if k != "name"}
-            self.members.append((f"{i}:{member['name']}", manager.create("scorer", member["name"], values)))
+            created = context.manager.create("scorer", member["name"], values, prices=context.prices)
+            self.members.append((f"{i}:{member['name']}", created))
         self.uses_frames = any(m.uses_frames for _, m in self.members)
         self.fingerprint = stable_hash(
             {"scorer": self.name, "members": [m.fingerprint for _, m in self.members],
              **options.model_dump(mode="json", exclude={"members"})}
         )[:16]
-        self._prices = PriceTable()
+        self._prices = context.prices
 
     def _combine(self, scores: list[tuple[int, float]]) -> float:
         if self.options.combine == "median":
