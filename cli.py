@@ -524,8 +524,8 @@ def extrapolate(
             policy, anchor, values, out, include_vision=include_vision,
             evaluation=load_config(eval_config, manager), manager=manager,
         )  # fmt: skip
-        for value, score in result.scores.items():
-            console.print(f"alpha {value}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
+        for label, score in result.scores.items():
+            console.print(f"alpha {label}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
         console.print(f"chosen alpha: {result.chosen} (written: {out / 'sweep.json'})")
         return
     for value in values:

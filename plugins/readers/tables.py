@@ -9,9 +9,8 @@ from typing import Any
 
 from pydantic import Field
 
-from mmaip_core import PluginOptions, RowError, VideoQA
+from mmaip_core import PluginOptions, RowError, SamplesFileError, VideoQA
 from mmaip_plugins.readers.common import (
-    SamplesFileError,
     json_rows,
     require_file,
     require_folder,

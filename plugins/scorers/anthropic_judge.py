@@ -92,7 +92,7 @@ class AnthropicJudge(ApiJudge):
         entries = []
         for key, request in items:
             system, messages = self.messages(request, self.structured)
-            entry = {"custom_id": key, "params": self._body(system, messages, self.structured)}
+            entry: dict[str, Any] = {"custom_id": key, "params": self._body(system, messages, self.structured)}
             entries.append((entry, json.dumps(entry).encode()))
         for chunk in split_batches(entries, max_count=100_000, max_bytes=250 * 2**20):
             batch = client.messages.batches.create(requests=[entry for entry, _ in chunk])

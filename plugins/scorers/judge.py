@@ -242,7 +242,8 @@ def _parse_json(reply: str, options: JudgeOptions) -> Parsed:
         return Parsed(ParseStatus.PARSE_FAILURE, problem="the reply is not JSON")
     if not isinstance(data, dict) or _number(data.get("score")) is None:
         return Parsed(ParseStatus.PARSE_FAILURE, problem="the reply has no numeric 'score'")
-    raw_criteria = data.get("criteria") if isinstance(data.get("criteria"), dict) else {}
+    raw = data.get("criteria")
+    raw_criteria = raw if isinstance(raw, dict) else {}
     criteria = {c: _number(raw_criteria.get(c)) for c in options.criteria}
     missing = [c for c, v in criteria.items() if v is None]
     if missing:

@@ -65,4 +65,5 @@ class TrlDpoObjective:
         """Chosen and rejected log-probs under the reference: ``model`` itself before training (a LoRA
         model with its adapter disabled), as TRL computes them."""
         self.model = model
-        return DPOTrainer.compute_ref_log_probs(self, model, batch)  # type: ignore[arg-type]
+        chosen, rejected = DPOTrainer.compute_ref_log_probs(self, model, batch)  # type: ignore[arg-type]
+        return chosen, rejected

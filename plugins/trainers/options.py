@@ -18,6 +18,11 @@ LOSS_TYPES = Literal[
 ]  # fmt: skip
 
 
+def _sigmoid_loss() -> list[LOSS_TYPES]:
+    """TRL's default loss_type (a function: mypy infers list[str] for a lambda there)."""
+    return ["sigmoid"]
+
+
 class LoraOptions(PluginOptions):
     """LoRA (peft) on the language model; the vision tower and projector are never adapted."""
 
@@ -77,7 +82,7 @@ class VideoDpoOptions(VideoTrainingOptions):
     lora: LoraOptions | None = Field(default=None, description="Train a LoRA adapter instead of all weights.")
     # DPO objective (TRL DPOConfig names and defaults)
     beta: float = Field(default=0.1, gt=0)
-    loss_type: list[LOSS_TYPES] = Field(default_factory=lambda: ["sigmoid"])
+    loss_type: list[LOSS_TYPES] = Field(default_factory=_sigmoid_loss)
     loss_weights: list[float] | None = None
     label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
     f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = "reverse_kl"

@@ -8,7 +8,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from mmaip_core import CallOptions, ErrorInfo, GenerationRequest, PluginOptions, Response, run_generation_calls
+from mmaip_core import (
+    CallOptions,
+    ErrorInfo,
+    GenerationRequest,
+    PluginOptions,
+    Response,
+    TokenUsage,
+    run_generation_calls,
+)
 from mmaip_plugins.apis.common import ClientCache
 
 __all__ = ["ApiGenerationParams", "ApiGenerator", "response_record"]
@@ -66,6 +74,10 @@ class ApiGenerator(ABC):
     @abstractmethod
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         """Answer one request; raise TransientError for failures worth retrying."""
+
+    @abstractmethod
+    def estimate(self, request: GenerationRequest) -> TokenUsage:
+        """An upper bound of the tokens the call will use (cost estimates and spending limits)."""
 
     def failed(self, request: GenerationRequest, *, model: str, error: ErrorInfo) -> Response:
         return self._response(request, model, error=error)

@@ -98,9 +98,11 @@ def _qwen(out: Path, family: str) -> None:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIAL}
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
     merge = {"spatial_merge_size": 2, "temporal_patch_size": 2}
-    text, vision = _text_config(tokenizer, rope_parameters=rope), {"depth": 2, "num_heads": 2, **merge}
+    text = _text_config(tokenizer, rope_parameters=rope)
+    vision: dict[str, Any] = {"depth": 2, "num_heads": 2, **merge}
     patch, pixels = 14, {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
-    video_pixels, video_processor = pixels, Qwen2VLVideoProcessor
+    video_processor: type[Qwen2VLVideoProcessor | Qwen3VLVideoProcessor] = Qwen2VLVideoProcessor
+    video_pixels = pixels
     if family == "qwen2-vl":
         names = ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor")
         vision.update(embed_dim=32, hidden_size=64, mlp_ratio=2, patch_size=patch)
@@ -126,8 +128,8 @@ def _qwen(out: Path, family: str) -> None:
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    sizes = {"patch_size": patch, "merge_size": 2, "temporal_patch_size": 2}
-    extra = {"cap_pixels_per_frame": True} if video_processor is Qwen2VLVideoProcessor else {}
+    sizes: dict[str, Any] = {"patch_size": patch, "merge_size": 2, "temporal_patch_size": 2}
+    extra: dict[str, Any] = {"cap_pixels_per_frame": True} if video_processor is Qwen2VLVideoProcessor else {}
     processor = processor_cls(
         image_processor=Qwen2VLImageProcessor(**sizes, size=pixels),
         video_processor=video_processor(**sizes, size=video_pixels, **extra),
