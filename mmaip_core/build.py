@@ -255,7 +255,7 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
         judged = _finished(run, list(judge_costs))
         share = BATCH_DISCOUNT if isinstance(scorer, BatchScorer) and scorer.batch else 1.0
         estimate = share * sum(cost for key, cost in judge_costs.items() if key not in judged)
-        rows.append(PlanRow(stage="judgement", model_id=getattr(scorer, "model_id", None), calls=len(judge_costs),
+        rows.append(PlanRow(stage="judgement", model_id=scorer.model_id, calls=len(judge_costs),
                             stored=len(judged), new=len(judge_costs) - len(judged), estimated_usd=estimate))  # fmt: skip
         return BuildPlan(
             samples=len(samples), videos=len({f.manifest.key for f in frames.values()}),
@@ -281,7 +281,7 @@ def _plan_entry(
         estimate = sum(run.prices.cost(generator.model_id, generator.estimate(r)) for r in todo)
     row = PlanRow(stage=f"generation {entry.name}", model_id=generator.model_id, calls=len(requests),
                   stored=len(done), new=len(todo), estimated_usd=estimate)  # fmt: skip
-    length = 4 * int(getattr(getattr(generator, "params", None), "max_tokens", 256))
+    length = 4 * generator.max_output_tokens
     costs: dict[str, float] = {}
     for r in requests:  # an answer not made yet: as long as allowed, and its own (so no two keys collapse)
         answer = Response.model_validate(done[r.id].record).text if r.id in done else (r.id * length)[:length]
@@ -292,7 +292,7 @@ def _plan_entry(
         if isinstance(scorer, AsyncScorer):
             placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
                                    generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)  # fmt: skip
-            costs[key] = run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
+            costs[key] = run.prices.cost(scorer.model_id, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
     return row, costs
 
 

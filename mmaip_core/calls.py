@@ -178,7 +178,7 @@ def run_generation_calls(
             assert outcome.error is not None
             store(generator.failed(outcome.item, model=model, error=outcome.error))
 
-    run_calls(requests, call, generator.call_options, done, admit, getattr(generator, "aclose", None))
+    run_calls(requests, call, generator.call_options, done, admit, generator.aclose)
 
 
 def run_scoring_calls(
@@ -203,4 +203,4 @@ def run_scoring_calls(
             assert outcome.error is not None
             store(key, scorer.failed(request, outcome.error))
 
-    run_calls(requests, call, scorer.call_options, done, admit, getattr(scorer, "aclose", None))
+    run_calls(requests, call, scorer.call_options, done, admit, scorer.aclose)

@@ -186,7 +186,7 @@ def _judge_again(
     benchmarks = list(dict.fromkeys(b for b, _, _ in predictions))
     models = list(dict.fromkeys(m for _, m, _ in predictions))
     evaluators = create_evaluators(run)
-    looks = any(getattr(e, "uses_frames", False) for _, e in evaluators)
+    looks = any(e.uses_frames for _, e in evaluators)
     records: list[EvalRecord] = []
     for benchmark in benchmarks:
         rows = [r for (b, _, _), r in predictions.items() if b == benchmark]

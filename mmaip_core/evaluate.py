@@ -96,7 +96,7 @@ def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
             "question": request.sample.question,
             "answer": request.sample.answer,
             "prediction": request.prediction,
-            "frames": request.frames.manifest.key if request.frames and getattr(evaluator, "uses_frames", False) else None,
+            "frames": request.frames.manifest.key if request.frames and evaluator.uses_frames else None,
         }
     )
 

@@ -233,6 +233,16 @@ class ResponseGenerator(Protocol):
     model_id: str
     fingerprint: str
 
+    @property
+    def batch_size(self) -> int:
+        """Requests per :meth:`generate` call (the stage commits after each); 1 for API generators."""
+        ...
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The most tokens one answer can have: what a cost plan assumes before the answers exist."""
+        ...
+
     def generate(self, requests: Sequence[GenerationRequest], *, model: str) -> list[Response]:
         """Answer every request, in order. ``model`` is the zoo entry name to record."""
         ...
@@ -255,6 +265,10 @@ class AsyncResponseGenerator(ResponseGenerator, Protocol):
 
     def estimate(self, request: GenerationRequest) -> TokenUsage:
         """An upper bound of the tokens the call will use (for cost estimates and spending limits)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the calls opened (connections), inside the event loop that ran them."""
         ...
 
 
@@ -286,6 +300,11 @@ class Scorer(Protocol):
     scale: ScoreScale
     uses_frames: bool
 
+    @property
+    def model_id(self) -> str | None:
+        """The model behind the scores, to price its calls (None for a scorer that calls no priced model)."""
+        ...
+
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
         """Return one Judgement per request, in order; failures are judgements with a failed status."""
         ...
@@ -307,6 +326,10 @@ class AsyncScorer(Scorer, Protocol):
 
     def estimate(self, request: ScoreRequest) -> TokenUsage:
         """An upper bound of the tokens one judgement will use (repairs not counted)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the calls opened (connections), inside the event loop that ran them."""
         ...
 
 
@@ -436,10 +459,12 @@ class EvalRequest:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """Judges predictions against the ground truth (yes/no and a score)."""
+    """Judges predictions against the ground truth (yes/no and a score). ``uses_frames``: whether it looks at
+    the video (then the frames' key is part of each verdict's ledger key)."""
 
     fingerprint: str
     scale: ScoreScale
+    uses_frames: bool
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
         """One EvalRecord per request, in order."""

@@ -99,7 +99,7 @@ def _admission(run: StageRun, scorer: AsyncScorer | BatchScorer, share: float) -
     """Budget admission of keyed score requests at ``share`` of the list price."""
 
     def estimate(item: tuple[str, ScoreRequest]) -> float:
-        return run.prices.cost(getattr(scorer, "model_id", None), scorer.estimate(item[1])) * share
+        return run.prices.cost(scorer.model_id, scorer.estimate(item[1])) * share
 
     return Admission(run.budget, estimate, lambda item: item[0])
 

@@ -24,6 +24,7 @@ class SimpleScorer(ABC):
 
     name: ClassVar[str]
     uses_frames = False
+    model_id: str | None = None
     runtime_options: ClassVar[frozenset[str]] = frozenset()
     """Options that do not change scores (e.g. the device) and are left out of the fingerprint."""
 

@@ -215,7 +215,7 @@ def run_generator(
 
         run_generation_calls(generator, todo, name, settle, admission.wait)
         return
-    for chunk in chunks(todo, int(getattr(generator, "batch_size", 1))):
+    for chunk in chunks(todo, generator.batch_size):
         for response in generator.generate(chunk, model=name):
             store(response)
 

@@ -34,6 +34,7 @@ class ScriptedOptions(PluginOptions):
 
 class ScriptedGenerator:
     batch_size = 1
+    max_output_tokens = 256
 
     def __init__(self, options: ScriptedOptions) -> None:
         self.options = options
@@ -62,6 +63,7 @@ class ParsingJudge:
     """5 for the ground truth, 1 otherwise; an answer starting with '???' is a reply it cannot parse."""
 
     uses_frames = False
+    model_id = None
     scale = ScoreScale()
     fingerprint = "parsing-judge"
 

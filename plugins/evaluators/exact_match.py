@@ -36,6 +36,7 @@ class ExactMatchEvaluator:
     """
 
     name = "exact-match"
+    uses_frames = False
 
     def __init__(self, options: ExactMatchEvaluatorOptions) -> None:
         self.options = options

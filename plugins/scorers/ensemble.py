@@ -52,6 +52,7 @@ class EnsembleScorer:
     members' costs are priced with the run's price table (the config's ``prices``)."""
 
     name = "ensemble"
+    model_id = None  # each member prices its own calls
 
     def __init__(self, options: EnsembleOptions, context: PluginContext) -> None:
         self.options = options

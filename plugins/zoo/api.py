@@ -53,6 +53,7 @@ class ApiGenerator(ABC):
     """One API call per answer; subclasses implement :meth:`agenerate`."""
 
     plugin: ClassVar[str]
+    batch_size = 1  # one answer per call; the calls run concurrently
 
     def __init__(
         self, model_id: str, params: ApiGenerationParams, call_options: CallOptions, fingerprint: str, clients: ClientCache
@@ -62,6 +63,10 @@ class ApiGenerator(ABC):
         self.params = params
         self.call_options = call_options
         self.fingerprint = fingerprint
+
+    @property
+    def max_output_tokens(self) -> int:
+        return self.params.max_tokens
 
     def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
         params = self.params.model_dump(mode="json")

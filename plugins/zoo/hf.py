@@ -86,6 +86,10 @@ class HFGenerator:
         """Questions per generate() call; the build stage commits results after each batch."""
         return self.options.batch_size
 
+    @property
+    def max_output_tokens(self) -> int:
+        return self.options.params.max_new_tokens
+
     def _load(self) -> None:
         import torch
 
