@@ -375,3 +375,22 @@ def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo
         assert not any(secret in record for record in failed), secret
         leaked = [p.name for p in out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
         assert leaked == [], secret
+
+
+def test_dry_run_assumes_each_local_generator_s_own_answer_length(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    from mmaip_core.build import plan_build
+
+    def judge_estimate(max_new_tokens: int) -> float:
+        config = _api_config(tmp_path, demo_dir)
+        data = yaml.safe_load(config.read_text())
+        data["zoo"] = [{"name": "tiny", "generator": "smoke", "cache_dir": str(tmp_path / "tiny"),
+                        "params": {"max_new_tokens": max_new_tokens}}]  # fmt: skip
+        config.write_text(yaml.safe_dump(data))
+        return plan_build(load_config(config, manager), tmp_path / "run", manager).rows[-1].estimated_usd
+
+    short, long = judge_estimate(16), judge_estimate(1024)
+    # the judge reads each answer in its first call and in each of its 2 repairs (openai-judge's upper bound):
+    # (1024 - 16) more tokens an answer, 3 times, 9 answers, at gpt-4o's $2.50 a million input tokens
+    assert long - short == pytest.approx(9 * 3 * (1024 - 16) * 2.5 / 1e6, rel=0.05)
