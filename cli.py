@@ -26,20 +26,20 @@ from rich.table import Table
 
 import mmaip_core
 from mmaip_core import MmaipError, PluginManager, UserError, get_plugin_manager
+from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 from mmaip_core.config import load_config
 from mmaip_core.errors import PluginConfigError, did_you_mean
 from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
-from mmaip_core.interfaces import PLUGIN_KINDS
+from mmaip_core.plugins.kinds import PLUGIN_KINDS
 from mmaip_core.records import RECORDS, record_schema
-from mmaip_core.redaction import redact, redact_text
-from mmaip_core.report import format_estimate, format_number, format_percent
+from mmaip_core.store.redaction import redact, redact_text
 from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
-    from mmaip_core.build import BuildSummary
-    from mmaip_core.compare import Comparison
-    from mmaip_core.evaluate import EvalResults
+    from mmaip_core.analysis.compare import Comparison
     from mmaip_core.records import TrainManifest
+    from mmaip_core.stages.build import BuildSummary
+    from mmaip_core.stages.evaluate import EvalResults
 
 app = typer.Typer(
     name="mmaip",
@@ -281,14 +281,14 @@ def build(
     allow_config_change: AllowChangeOption = False,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
-    from mmaip_core.build import plan_build, run_build
+    from mmaip_core.stages.build import plan_build, run_build
 
     manager = _manager()
     run_config = load_config(config, manager)
     if frames:
         if dry_run:
             raise typer.BadParameter("--dry-run plans one frame setting; leave out --frames")
-        from mmaip_core.ablation import ablate_build
+        from mmaip_core.stages.ablation import ablate_build
 
         bar, update = _progress_bar()
         with bar:
@@ -330,7 +330,7 @@ def pairs(
     ] = None,
 ) -> None:
     """Re-pair a finished build with another strategy, without any new model call."""
-    from mmaip_core.build import repair
+    from mmaip_core.stages.build import repair
 
     summary = repair(run_dir, _manager(), strategy, dict(_parse_option(o) for o in option or []))
     console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
@@ -359,7 +359,7 @@ def evaluate(
     allow_config_change: AllowChangeOption = False,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
-    from mmaip_core.evaluate import run_evaluation
+    from mmaip_core.stages.evaluate import run_evaluation
 
     manager = _manager()
     run_config = load_config(config, manager)
@@ -367,7 +367,7 @@ def evaluate(
     if frames:
         if rejudge is not None:
             raise typer.BadParameter("--rejudge judges fixed predictions; it takes no --frames")
-        from mmaip_core.ablation import ablate_evaluation
+        from mmaip_core.stages.ablation import ablate_evaluation
 
         with bar:
             ablate_evaluation(run_config, frames, out, manager, progress=update, allow_config_change=allow_config_change)
@@ -379,7 +379,7 @@ def evaluate(
             results = run_evaluation(run_config, out, manager, progress=update, allow_config_change=allow_config_change)
         _print_results(results, out)
         return
-    from mmaip_core.drift import rejudge as run_rejudge
+    from mmaip_core.stages.drift import rejudge as run_rejudge
 
     with bar:
         results, drift = run_rejudge(run_config, rejudge, out, manager, progress=update, allow_config_change=allow_config_change)
@@ -424,8 +424,8 @@ def compare_scorers(
 ) -> None:
     """Compare scoring functions on a build's answers: rank correlation, kappa, pair changes, biases, cost,
     latency and agreement with human pairs. Writes JSON and a Markdown report with PNG charts."""
-    from mmaip_core.compare import compare_scorers as run_comparison
-    from mmaip_core.compare import read_build, resolve_scorers
+    from mmaip_core.analysis.compare import compare_scorers as run_comparison
+    from mmaip_core.analysis.compare import read_build, resolve_scorers
 
     manager = _manager()
     build_config, _, _ = read_build(build_dir)
@@ -461,7 +461,7 @@ def export(
     ] = True,
 ) -> None:
     """Export a build's pairs for TRL's DPOTrainer, datasets.load_dataset or LLaVA-Hound-DPO, with a dataset card."""
-    from mmaip_core.export import FRAMES_FOLDER, export_pairs
+    from mmaip_core.stages.export import FRAMES_FOLDER, export_pairs
 
     target = export_pairs(run_dir, out or run_dir / f"export-{format.value}", format.value, frames_as_images)
     console.print(f"Exported to {target} (dataset card: {target if target.is_dir() else target.parent}/README.md)")
@@ -507,8 +507,8 @@ def extrapolate(
     the adapter is scaled by 1 + alpha, which is the same formula with the adapter's base as the anchor.
     Tools that write interpolation, anchor + lambda * (policy - anchor), use lambda = 1 + alpha.
     """
-    from mmaip_core.extrapolate import extrapolate as extrapolate_checkpoints
-    from mmaip_core.extrapolate import scale_lora_adapter
+    from mmaip_core.train.extrapolate import extrapolate as extrapolate_checkpoints
+    from mmaip_core.train.extrapolate import scale_lora_adapter
 
     values = list(dict.fromkeys(_alphas(alpha, alphas)))
     if not lora and anchor is None:
@@ -614,12 +614,12 @@ def demo(
     """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, two rounds of
     DPO with extrapolation on the pairs, an evaluation of the trained model beside its base with the offline
     evaluators, and a comparison of two offline scorers on the build."""
-    from mmaip_core.build import run_build
-    from mmaip_core.compare import compare_scorers as run_comparison
-    from mmaip_core.compare import resolve_scorers
+    from mmaip_core.analysis.compare import compare_scorers as run_comparison
+    from mmaip_core.analysis.compare import resolve_scorers
     from mmaip_core.config import ZooEntry
-    from mmaip_core.demo import prepare_demo
-    from mmaip_core.evaluate import run_evaluation
+    from mmaip_core.stages.build import run_build
+    from mmaip_core.stages.evaluate import run_evaluation
+    from mmaip_core.testbeds.demo import prepare_demo
     from mmaip_core.train import run_training
 
     manager = _manager()

@@ -30,10 +30,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 from mmaip_core import GenerationRequest, PluginManager, VideoQA
-from mmaip_core.build import run_build
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader, FrameSettings
-from mmaip_core.synthetic import make_demo_dataset
+from mmaip_core.stages.build import run_build
+from mmaip_core.testbeds.synthetic import make_demo_dataset
 
 
 def main() -> None:

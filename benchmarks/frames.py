@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmaip_core import PluginManager, VideoInfo
 from mmaip_core.frames import FrameLoader, FrameSettings, decode
-from mmaip_core.synthetic import ShapeClip, render_clip, write_video
+from mmaip_core.testbeds.synthetic import ShapeClip, render_clip, write_video
 from mmaip_plugins.samplers import uniform_indices
 
 

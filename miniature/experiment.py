@@ -35,14 +35,14 @@ import yaml
 from pydantic import BaseModel, Field
 
 from mmaip_core import EvalRecord, Frames, PluginManager, VideoQA, stable_hash
-from mmaip_core.build import run_build
+from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference
 from mmaip_core.config import load_config
-from mmaip_core.drift import DriftRow, judge_drift
-from mmaip_core.evaluate import EvalResults, run_evaluation
 from mmaip_core.frames import FrameLoader, FrameSettings
-from mmaip_core.jsonl import read_jsonl
-from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference
-from mmaip_core.shapesqa import make_shapesqa
+from mmaip_core.stages.build import run_build
+from mmaip_core.stages.drift import DriftRow, judge_drift
+from mmaip_core.stages.evaluate import EvalResults, run_evaluation
+from mmaip_core.store.jsonl import read_jsonl
+from mmaip_core.testbeds.shapesqa import make_shapesqa
 from mmaip_core.train import run_training
 from mmaip_miniature.zoo import DEFAULT_ZOO, ZooMember, build_zoo
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.metrics import Estimate
-from mmaip_core.report import format_estimate, format_number, format_percent
+from mmaip_core.analysis.metrics import Estimate
+from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 
 if TYPE_CHECKING:
     from mmaip_miniature.experiment import MiniatureResults

@@ -5,22 +5,13 @@ The public API of the core. Plugins import what they need from here, and only fr
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mmaip_core.calls import (
+from mmaip_core.calls.runner import (
     CallOptions,
     CallOutcome,
     TransientError,
     run_calls,
     run_generation_calls,
     run_scoring_calls,
-)
-from mmaip_core.checkpoints import (
-    VISION_PATTERN,
-    is_complete,
-    latest_complete,
-    mark_complete,
-    prune,
-    read_marker,
-    staged,
 )
 from mmaip_core.errors import (
     ConfigError,
@@ -42,10 +33,8 @@ from mmaip_core.errors import (
     UserError,
     VideoError,
 )
-from mmaip_core.files import write_text_atomic
-from mmaip_core.hashing import content_sha256, file_sha256, stable_hash, stable_json
-from mmaip_core.hookspecs import hookimpl
-from mmaip_core.interfaces import (
+from mmaip_core.plugins.hookspecs import hookimpl
+from mmaip_core.plugins.kinds import (
     PLUGIN_KINDS,
     AsyncResponseGenerator,
     AsyncScorer,
@@ -81,7 +70,8 @@ from mmaip_core.interfaces import (
     TrainerSpec,
     VideoInfo,
 )
-from mmaip_core.plugins import PluginManager, get_plugin_manager
+from mmaip_core.plugins.manager import PluginManager, get_plugin_manager
+from mmaip_core.plugins.scoring import SimpleScorer
 from mmaip_core.records import (
     RECORDS,
     AnnotatedResponse,
@@ -103,7 +93,17 @@ from mmaip_core.records import (
     TrainPair,
     VideoQA,
 )
-from mmaip_core.scoring import SimpleScorer
+from mmaip_core.store.checkpoints import (
+    VISION_PATTERN,
+    is_complete,
+    latest_complete,
+    mark_complete,
+    prune,
+    read_marker,
+    staged,
+)
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.store.hashing import content_sha256, file_sha256, stable_hash, stable_json
 
 try:
     __version__ = version("mmaip")

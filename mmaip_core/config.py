@@ -16,11 +16,11 @@ from typing import Any, ClassVar, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from mmaip_core.calls.pricing import Price
 from mmaip_core.errors import ConfigError, UserError
 from mmaip_core.frames.loader import FrameSettings
-from mmaip_core.interfaces import PluginOptions
-from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import Price
+from mmaip_core.plugins.kinds import PluginOptions
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.validation import render_validation_error
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmaip_core.errors import UnknownRecordError
-from mmaip_core.hashing import stable_hash
+from mmaip_core.store.hashing import stable_hash
 
 __all__ = [
     "RECORDS",

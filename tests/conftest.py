@@ -20,7 +20,7 @@ from api_mock import MockServer
 
 from mmaip_core import PluginManager
 from mmaip_core.frames import FrameLoader, FrameSettings, decode_stats
-from mmaip_core.synthetic import ShapeClip, make_demo_dataset, render_clip, write_video
+from mmaip_core.testbeds.synthetic import ShapeClip, make_demo_dataset, render_clip, write_video
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import yaml
 from api_mock import MockServer
 
 from mmaip_core import ConfigError, EvalRecord, FrameManifest, PluginManager
-from mmaip_core.ablation import ablate_build, ablate_evaluation, frame_variants, parse_frame_setting
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameSettings
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.ablation import ablate_build, ablate_evaluation, frame_variants, parse_frame_setting
+from mmaip_core.store.jsonl import read_jsonl
 
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
 

@@ -11,9 +11,9 @@ from api_mock import MockServer
 from helpers import response, sample
 
 from mmaip_core import EmptyRunError, GenerationRequest, ParseStatus, PluginManager, ScoreRequest, VideoQA
-from mmaip_core.build import BuildSummary, run_build
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader
+from mmaip_core.stages.build import BuildSummary, run_build
 
 SECRET = "sk-ant-test-DO-NOT-LEAK-42"
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5}

@@ -6,8 +6,8 @@ import inspect
 from pathlib import Path
 
 import mmaip_core
-from mmaip_core import hookspecs
-from mmaip_core.interfaces import PLUGIN_KINDS
+from mmaip_core.plugins import hookspecs
+from mmaip_core.plugins.kinds import PLUGIN_KINDS
 from mmaip_core.records import RECORDS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from mmaip_core.budget import Budget
+from mmaip_core.calls.budget import Budget
 
 
 def test_no_limit_always_admits_and_never_refuses() -> None:
@@ -235,7 +235,7 @@ def test_wait_admit_does_not_wait_forever_when_nothing_is_in_flight() -> None:
 
 
 def test_settling_a_call_this_run_did_not_admit_only_adds_its_cost() -> None:
-    from mmaip_core.cached import Admission
+    from mmaip_core.stages.cached import Admission
 
     budget = Budget(1.0)
     admission: Admission[str] = Admission(budget, lambda item: 0.4, lambda item: item)

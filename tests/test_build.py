@@ -17,9 +17,9 @@ from api_mock import MockServer
 from helpers import fake_distribution
 
 from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
-from mmaip_core.build import repair, run_build
 from mmaip_core.config import load_config
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.build import repair, run_build
+from mmaip_core.store.jsonl import read_jsonl
 
 MMAIP = str(Path(sys.executable).parent / "mmaip")
 
@@ -220,7 +220,7 @@ def test_same_question_twice_and_twin_zoo_entries_keep_their_own_answers(
 
 def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
     from mmaip_core import ConfigError
-    from mmaip_core.export import export_pairs
+    from mmaip_core.stages.export import export_pairs
 
     out = tmp_path / "run"
     _build(_config(tmp_path, demo_dir, ZOO[:1]), out, plugins)  # one model: no pairs
@@ -250,7 +250,7 @@ def test_a_second_process_into_the_same_folder_stops_and_a_killed_one_leaves_no_
     env, out = _scripted_env(tmp_path), tmp_path / "run"
     command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mmaip_core.runfolder import locked\n"
+        [sys.executable, "-c", "import sys, time\nfrom mmaip_core.store.runfolder import locked\n"
          "with locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(out)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -317,7 +317,7 @@ def test_a_build_whose_every_api_call_failed_exits_non_zero(server: MockServer, 
 
 def test_a_damaged_or_full_ledger_is_one_line_naming_it(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
     from mmaip_core import StorageError
-    from mmaip_core.ledger import Ledger
+    from mmaip_core.store.ledger import Ledger
 
     env, out = _scripted_env(tmp_path), tmp_path / "run"
     command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mmaip_core import calls
-from mmaip_core.calls import MAX_RETRY_AFTER_S, CallOptions, CallOutcome, TransientError, run_calls
+from mmaip_core.calls import runner as calls
+from mmaip_core.calls.runner import MAX_RETRY_AFTER_S, CallOptions, CallOutcome, TransientError, run_calls
 from mmaip_core.errors import UserError
 
 Outcome = CallOutcome[Any, Any]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mmaip_core.checkpoints import MARKER, is_complete, latest_complete, mark_complete, prune, read_marker, staged
+from mmaip_core.store.checkpoints import MARKER, is_complete, latest_complete, mark_complete, prune, read_marker, staged
 
 
 def _hidden(parent: Path) -> list[str]:

@@ -15,9 +15,9 @@ import yaml
 from api_mock import MockServer
 
 from mmaip_core import Judgement, ParseStatus, PluginManager, PreferencePair, Response
-from mmaip_core.build import run_build
-from mmaip_core.compare.stats import agreement, human_agreement, scorer_stats
+from mmaip_core.analysis.compare.stats import agreement, human_agreement, scorer_stats
 from mmaip_core.config import load_config
+from mmaip_core.stages.build import run_build
 
 TEXTS = {"r1": "red", "r2": "it is red", "r3": "blue maybe", "r4": "left", "r5": "it goes left now", "r6": "up",
          "r7": "??? unsure"}  # fmt: skip
@@ -188,7 +188,7 @@ def test_compare_scorers_command(build_dir: Path, tmp_path: Path, example_plugin
 
 def test_bad_scorers_are_named(manager: PluginManager, tmp_path: Path) -> None:
     from mmaip_core import ConfigError
-    from mmaip_core.compare import resolve_scorers
+    from mmaip_core.analysis.compare import resolve_scorers
     from mmaip_core.config import RunConfig
 
     build = RunConfig.model_validate({"scorer": {"name": "reference", "floor": 0.5}})

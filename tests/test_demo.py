@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from mmaip_core import PluginManager, PreferencePair, RunManifest
-from mmaip_core.build import run_build
 from mmaip_core.config import load_config
-from mmaip_core.demo import prepare_demo
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.build import run_build
+from mmaip_core.store.jsonl import read_jsonl
+from mmaip_core.testbeds.demo import prepare_demo
 
 MMAIP = str(Path(sys.executable).parent / "mmaip")
 

@@ -13,9 +13,9 @@ from api_mock import MockServer
 
 from mmaip_core import EvalRecord, ParseStatus, PluginManager, UserError
 from mmaip_core.config import load_config
-from mmaip_core.drift import judge_drift, rejudge
-from mmaip_core.evaluate import run_evaluation
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.drift import judge_drift, rejudge
+from mmaip_core.stages.evaluate import run_evaluation
+from mmaip_core.store.jsonl import read_jsonl
 
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
 

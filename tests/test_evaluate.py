@@ -9,8 +9,8 @@ import yaml
 
 from mmaip_core import ConfigError, EvalRecord, PluginManager
 from mmaip_core.config import load_config
-from mmaip_core.evaluate import run_evaluation
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.evaluate import run_evaluation
+from mmaip_core.store.jsonl import read_jsonl
 
 
 @pytest.fixture

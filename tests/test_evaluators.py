@@ -8,8 +8,8 @@ import pytest
 from api_mock import MockServer
 
 from mmaip_core import EvalRequest, ParseStatus, PluginConfigError, PluginManager, VideoQA
+from mmaip_core.analysis.metrics import summarize
 from mmaip_core.frames import FrameLoader
-from mmaip_core.metrics import summarize
 
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5}
 
@@ -73,7 +73,7 @@ def test_judge_evaluation_costs_are_recorded(server: MockServer, manager: Plugin
     import yaml
 
     from mmaip_core.config import load_config
-    from mmaip_core.evaluate import run_evaluation
+    from mmaip_core.stages.evaluate import run_evaluation
 
     config = tmp_path / "eval.yaml"
     config.write_text(yaml.safe_dump({

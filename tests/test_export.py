@@ -18,9 +18,9 @@ from transformers import AutoProcessor
 from trl.data_utils import is_conversational, maybe_apply_chat_template
 
 from mmaip_core import ConfigError, PluginManager
-from mmaip_core.build import run_build
 from mmaip_core.config import load_config
-from mmaip_core.export import export_pairs
+from mmaip_core.stages.build import run_build
+from mmaip_core.stages.export import export_pairs
 from mmaip_plugins.zoo.tiny import build_tiny_model
 
 

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mmaip_core import ModelError, UserError, is_complete, read_marker
-from mmaip_core.extrapolate import VISION_PATTERN, extrapolate, scale_lora_adapter, tensor_files
+from mmaip_core.train.extrapolate import VISION_PATTERN, extrapolate, scale_lora_adapter, tensor_files
 from mmaip_plugins.zoo.tiny import build_tiny_model
 
 
@@ -159,7 +159,7 @@ def test_alpha_sweep_evaluates_every_alpha_and_chooses_the_best(tmp_path: Path, 
     import subprocess
     import sys
 
-    from mmaip_core.synthetic import make_demo_dataset
+    from mmaip_core.testbeds.synthetic import make_demo_dataset
 
     policy, anchor = build_tiny_model("qwen2-vl", 1, tiny_models), build_tiny_model("qwen2-vl", 0, tiny_models)
     make_demo_dataset(tmp_path / "data", num_videos=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmaip_core.errors import StorageError
-from mmaip_core.ledger import DONE, FAILED, Entry, Ledger
+from mmaip_core.store.ledger import DONE, FAILED, Entry, Ledger
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mmaip_core import EvalRecord, ParseStatus
-from mmaip_core.metrics import paired_difference, summarize
+from mmaip_core.analysis.metrics import paired_difference, summarize
 
 
 def _record(sample: str, video: str, correct: bool | None, score: float | None, status: ParseStatus = ParseStatus.OK, model: str = "m") -> EvalRecord:

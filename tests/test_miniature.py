@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from mmaip_core import PluginManager
 from mmaip_core.config import load_config
-from mmaip_core.extrapolate import VISION_PATTERN, tensor_files
+from mmaip_core.train.extrapolate import VISION_PATTERN, tensor_files
 from mmaip_miniature import QUICK, MiniatureResults, run_miniature
 
 MMAIP = str(Path(sys.executable).parent / "mmaip")

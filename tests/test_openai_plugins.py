@@ -21,10 +21,10 @@ from mmaip_core import (
     UserError,
     VideoQA,
 )
-from mmaip_core.build import run_build
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader
-from mmaip_core.jsonl import read_jsonl
+from mmaip_core.stages.build import run_build
+from mmaip_core.store.jsonl import read_jsonl
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5}
@@ -215,7 +215,7 @@ def _api_config(tmp_path: Path, demo_dir: Path) -> Path:
 
 
 def test_dry_run_estimates_and_calls_nothing(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
-    from mmaip_core.build import plan_build
+    from mmaip_core.stages.build import plan_build
 
     config, out = _api_config(tmp_path, demo_dir), tmp_path / "run"
     plan = plan_build(load_config(config, manager), out, manager)
@@ -234,7 +234,7 @@ def test_dry_run_estimates_and_calls_nothing(server: MockServer, manager: Plugin
 def test_dry_run_plans_a_judgement_for_every_answer_of_every_zoo_entry(
     server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
 ) -> None:
-    from mmaip_core.build import plan_build
+    from mmaip_core.stages.build import plan_build
 
     config = _api_config(tmp_path, demo_dir)
     data = yaml.safe_load(config.read_text())
@@ -307,7 +307,7 @@ def test_every_closing_tag_variant_is_escaped(server: MockServer, manager: Plugi
 def test_unknown_batch_is_closed_and_its_calls_asked_again(
     server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mmaip_core.ledger import Ledger
+    from mmaip_core.store.ledger import Ledger
 
     config = _api_config(tmp_path, demo_dir)
     data = yaml.safe_load(config.read_text())
@@ -380,7 +380,7 @@ def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo
 def test_dry_run_assumes_each_local_generator_s_own_answer_length(
     server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
 ) -> None:
-    from mmaip_core.build import plan_build
+    from mmaip_core.stages.build import plan_build
 
     def judge_estimate(max_new_tokens: int) -> float:
         config = _api_config(tmp_path, demo_dir)

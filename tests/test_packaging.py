@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmaip_core.demo import prepare_demo
+from mmaip_core.testbeds.demo import prepare_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "demo-out")

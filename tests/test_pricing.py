@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmaip_core.pricing import BATCH_DISCOUNT, DEFAULT_PRICES, Price, PriceTable
+from mmaip_core.calls.pricing import BATCH_DISCOUNT, DEFAULT_PRICES, Price, PriceTable
 from mmaip_core.records import TokenUsage
 
 
@@ -84,7 +84,7 @@ def test_prices_are_validated() -> None:
 
 def test_local_models_and_calls_without_usage_cost_nothing(caplog: pytest.LogCaptureFixture) -> None:
     table = PriceTable()
-    with caplog.at_level(logging.WARNING, logger="mmaip_core.pricing"):
+    with caplog.at_level(logging.WARNING, logger="mmaip_core.calls.pricing"):
         assert table.cost(None, usage(1_000, 1_000)) == 0.0
         assert table.cost("gpt-4o", None) == 0.0
     assert caplog.records == []  # nothing to warn about
@@ -92,7 +92,7 @@ def test_local_models_and_calls_without_usage_cost_nothing(caplog: pytest.LogCap
 
 def test_an_unknown_model_is_free_and_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
     table = PriceTable()
-    with caplog.at_level(logging.WARNING, logger="mmaip_core.pricing"):
+    with caplog.at_level(logging.WARNING, logger="mmaip_core.calls.pricing"):
         assert table.price("mystery-model") is None
         assert table.cost("mystery-model", usage(1_000, 1_000)) == 0.0
         assert table.cost("mystery-model", usage(5_000, 0)) == 0.0

@@ -222,7 +222,7 @@ def test_videochatgpt_layout(manager: PluginManager, demo_dir: Path, tmp_path: P
 
 
 def test_sharegptvideo_rows_with_frame_folders_and_captions(manager: PluginManager, tmp_path: Path) -> None:
-    from mmaip_core.synthetic import ShapeClip, render_clip
+    from mmaip_core.testbeds.synthetic import ShapeClip, render_clip
 
     folder = tmp_path / "frames" / "video7671"
     folder.mkdir(parents=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmaip_core import redaction
-from mmaip_core.redaction import add_secret, redact, redact_text
+from mmaip_core.store import redaction
+from mmaip_core.store.redaction import add_secret, redact, redact_text
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import torch
 from pydantic import ValidationError
 
 from mmaip_core import PluginManager, ReferenceUpdate
-from mmaip_core.weights import combine_state_dicts, extrapolation_weights
+from mmaip_core.train.weights import combine_state_dicts, extrapolation_weights
 
 
 def _state(value: float) -> dict[str, torch.Tensor]:

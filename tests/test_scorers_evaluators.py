@@ -93,7 +93,7 @@ def test_ensemble_never_scores_when_a_member_fails(manager: PluginManager) -> No
 
 
 def test_ensemble_prices_its_members_with_the_run_prices(server: MockServer, manager: PluginManager) -> None:
-    from mmaip_core.pricing import Price, PriceTable
+    from mmaip_core.calls.pricing import Price, PriceTable
 
     members = [{"name": "openai-judge", "model": "house-judge", "max_attempts": 1}, {"name": "exact-match"}]
     requests = [ScoreRequest(sample(), response("red", "r1"))]

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from mmaip_core import VISION_PATTERN, Frames, GenerationRequest, PluginManager, TrainingError, VideoQA, is_complete
-from mmaip_core.extrapolate import extrapolate, tensor_files
 from mmaip_core.frames import FrameLoader, FrameSettings
+from mmaip_core.train.extrapolate import extrapolate, tensor_files
 from mmaip_plugins.trainers.options import VideoDpoOptions
 from mmaip_plugins.trainers.sft import SftOptions, sft
 from mmaip_plugins.trainers.trainer import VideoDpoTrainer

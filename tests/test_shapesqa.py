@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from mmaip_core import PluginManager, UserError, VideoQA
 from mmaip_core.config import load_config
-from mmaip_core.shapesqa import (
+from mmaip_core.testbeds.shapesqa import (
     BACKGROUND,
     MANIFEST,
     OOD_COMBOS,
@@ -27,7 +27,7 @@ from mmaip_core.shapesqa import (
     read_manifest,
     render_scene,
 )
-from mmaip_core.synthetic import COLOURS, DIRECTIONS, SHAPES
+from mmaip_core.testbeds.synthetic import COLOURS, DIRECTIONS, SHAPES
 from mmaip_plugins.matching import normalise
 from mmaip_plugins.samplers import uniform_indices
 

@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 
 from mmaip_core import VISION_PATTERN, PluginManager, TrainingError, UserError, is_complete, latest_complete
 from mmaip_core.config import load_config
-from mmaip_core.extrapolate import scale_lora_adapter, tensor_files
 from mmaip_core.frames import FrameLoader, FrameSettings
-from mmaip_core.interfaces import RoundRequest
+from mmaip_core.plugins.kinds import RoundRequest
 from mmaip_core.records import TrainPair
 from mmaip_core.train import read_train_pairs, round_shard, run_training
+from mmaip_core.train.extrapolate import scale_lora_adapter, tensor_files
 from mmaip_plugins.trainers.options import VideoDpoOptions
 from mmaip_plugins.trainers.trainer import VideoDpoTrainer
 

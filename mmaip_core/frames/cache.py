@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmaip_core.interfaces import Frames
+from mmaip_core.plugins.kinds import Frames
 from mmaip_core.records import FrameManifest
 
 __all__ = ["FrameCache", "default_cache_dir"]

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mmaip_core.errors import VideoError
-from mmaip_core.interfaces import VideoInfo
+from mmaip_core.plugins.kinds import VideoInfo
 
 __all__ = ["BACKENDS", "FOLDER_FPS", "DecodeFailure", "DecodeResult", "DecodeStats", "FolderVideo", "OpenVideo", "decode", "decode_stats"]
 

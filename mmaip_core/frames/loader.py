@@ -1,4 +1,4 @@
-"""From a video and a frame sampler to :class:`~mmaip_core.interfaces.Frames`, through the cache."""
+"""From a video and a frame sampler to :class:`~mmaip_core.plugins.kinds.Frames`, through the cache."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmaip_core.errors import PluginError
 from mmaip_core.frames.cache import FrameCache, default_cache_dir
 from mmaip_core.frames.decoders import decode
-from mmaip_core.hashing import content_sha256, stable_hash
-from mmaip_core.interfaces import Frames, FrameSource, VideoInfo
-from mmaip_core.plugins import PluginManager, get_plugin_manager
+from mmaip_core.plugins.kinds import Frames, FrameSource, VideoInfo
+from mmaip_core.plugins.manager import PluginManager, get_plugin_manager
 from mmaip_core.records import FrameManifest
+from mmaip_core.store.hashing import content_sha256, stable_hash
 
 __all__ = ["MAX_FRAMES", "MAX_SIDE", "FrameLoader", "FrameSettings", "resize_max_side"]
 

@@ -8,7 +8,7 @@
     final <- strong_T (policy_T when alpha = 0)
 
 The trainer is a plugin; the extrapolation and the reference combinations are streamed over the safetensors
-files (:mod:`mmaip_core.extrapolate`). Every checkpoint is complete or absent (:mod:`mmaip_core.checkpoints`),
+files (:mod:`mmaip_core.train.extrapolate`). Every checkpoint is complete or absent (:mod:`mmaip_core.store.checkpoints`),
 and ``OUT/manifest.json`` records each round once it is complete, so ``resume`` continues from the last
 complete round (and the trainer from its last complete step inside the round).
 
@@ -23,18 +23,18 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-from mmaip_core.checkpoints import is_complete, read_marker
 from mmaip_core.config import RunConfig, TrainConfig
 from mmaip_core.errors import TrainingError, UserError
-from mmaip_core.extrapolate import combine_checkpoints, extrapolate
-from mmaip_core.files import read_record, write_text_atomic
 from mmaip_core.frames import FrameLoader
-from mmaip_core.interfaces import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
-from mmaip_core.jsonl import write_jsonl_atomic
-from mmaip_core.manifest import run_manifest
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.kinds import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import RoundRecord, RoundResult, TrainManifest, TrainPair
-from mmaip_core.runfolder import locked
+from mmaip_core.store.checkpoints import is_complete, read_marker
+from mmaip_core.store.files import read_record, write_text_atomic
+from mmaip_core.store.jsonl import write_jsonl_atomic
+from mmaip_core.store.manifest import run_manifest
+from mmaip_core.store.runfolder import locked
+from mmaip_core.train.extrapolate import combine_checkpoints, extrapolate
 from mmaip_core.train.pairs import read_train_pairs, round_shard
 from mmaip_core.train.plot import plot_curves
 
@@ -97,7 +97,7 @@ def run_training(
 ) -> TrainManifest:
     """Run (or resume) every round of the config's ``train`` section into ``out``; return the manifest.
 
-    The main process holds ``out`` while it runs (:func:`mmaip_core.runfolder.locked`): a second training
+    The main process holds ``out`` while it runs (:func:`mmaip_core.store.runfolder.locked`): a second training
     into the same folder stops at once."""
     main, _ = _main_process()
     with locked(out) if main else nullcontext(Path(out)) as folder:

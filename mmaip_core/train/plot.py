@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmaip_core.files import save_figure
 from mmaip_core.records import TrainManifest
+from mmaip_core.store.files import save_figure
 
 __all__ = ["plot_curves"]
 

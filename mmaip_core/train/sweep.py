@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.config import RunConfig, ZooEntry
 from mmaip_core.errors import ConfigError
-from mmaip_core.evaluate import run_evaluation
-from mmaip_core.extrapolate import extrapolate
-from mmaip_core.files import write_text_atomic
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.manager import PluginManager
+from mmaip_core.stages.evaluate import run_evaluation
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.train.extrapolate import extrapolate
 
 __all__ = ["SweepResult", "sweep_alphas"]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from mmaip_core import ErrorInfo, TransientError, UserError
-from mmaip_core.redaction import add_secret, redact_text
+from mmaip_core.store.redaction import add_secret, redact_text
 
 __all__ = ["ClientCache", "api_key", "batch_error", "retry_after", "split_batches", "transient"]
 
@@ -39,7 +39,7 @@ def retry_after(response: Any) -> float | None:
 def transient(exc: Exception, no_answer: tuple[type[Exception], ...], status_error: type[Exception]) -> Exception:
     """``exc`` as a TransientError when retrying may help: no answer (timeout, lost connection), or an HTTP
     status of 408, 409, 429 or 5xx (529: overloaded), its message without credentials; any other error is
-    returned as it is (:mod:`mmaip_core.calls` redacts the message it stores)."""
+    returned as it is (:mod:`mmaip_core.calls.runner` redacts the message it stores)."""
     if isinstance(exc, no_answer):
         return TransientError(redact_text(str(exc)), error_class=type(exc).__name__)
     status = getattr(exc, "status_code", 0) if isinstance(exc, status_error) else 0

@@ -58,7 +58,7 @@ def openai_client(options: OpenAIConnection, *, sync: bool = False) -> Any:
     return (OpenAI if sync else AsyncOpenAI)(
         api_key=api_key(options.api_key_env),
         base_url=options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
-        max_retries=0,  # mmaip retries (mmaip_core.calls), knowing what is already stored
+        max_retries=0,  # mmaip retries (mmaip_core.calls.runner), knowing what is already stored
         timeout=options.timeout_s,
     )
 

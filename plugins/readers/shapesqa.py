@@ -1,4 +1,4 @@
-"""The ``shapesqa`` reader: one split of a folder written by :func:`mmaip_core.shapesqa.make_shapesqa`."""
+"""The ``shapesqa`` reader: one split of a folder written by :func:`mmaip_core.testbeds.shapesqa.make_shapesqa`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 from pydantic import Field
 
 from mmaip_core import PluginOptions, RowError, SamplesFileError, VideoQA
-from mmaip_core.shapesqa import QuestionType, Split
+from mmaip_core.testbeds.shapesqa import QuestionType, Split
 from mmaip_plugins.readers.common import json_rows, resolve_video, sample_or_error
 
 __all__ = ["ShapesQAOptions", "ShapesQAReader"]
 
 
 class ShapesQAOptions(PluginOptions):
-    path: Path = Field(description="Folder written by mmaip_core.shapesqa.make_shapesqa (holds <split>.jsonl).")
+    path: Path = Field(description="Folder written by mmaip_core.testbeds.shapesqa.make_shapesqa (holds <split>.jsonl).")
     split: Split = Field(default="train", description="Split to read: train, held-out or ood.")
     question_types: list[QuestionType] | None = Field(
         default=None, description="Only questions of these types: colour, shape, count, direction, temporal."
@@ -35,7 +35,7 @@ class ShapesQAReader:
         o = self.options
         file = o.path / f"{o.split}.jsonl"
         if not file.exists():
-            raise SamplesFileError(file, "file not found; write the dataset with mmaip_core.shapesqa.make_shapesqa")
+            raise SamplesFileError(file, "file not found; write the dataset with mmaip_core.testbeds.shapesqa.make_shapesqa")
         wanted = set(o.question_types or QuestionType)
         count = 0
         for number, row in json_rows(file):

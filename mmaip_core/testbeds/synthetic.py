@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from mmaip_core.files import write_text_atomic
+from mmaip_core.store.files import write_text_atomic
 
 __all__ = [
     "COLOURS",

@@ -20,19 +20,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.cached import CachedCalls
+from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference, summarize
+from mmaip_core.analysis.report import write_report
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError
-from mmaip_core.files import write_text_atomic
-from mmaip_core.hashing import stable_hash
-from mmaip_core.interfaces import EvalRequest, Evaluator, Frames
-from mmaip_core.jsonl import write_jsonl_atomic
-from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference, summarize
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.kinds import EvalRequest, Evaluator, Frames
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus
-from mmaip_core.report import write_report
-from mmaip_core.runfolder import check_config, locked
-from mmaip_core.stages import (
+from mmaip_core.stages.cached import CachedCalls
+from mmaip_core.stages.run import (
     KEY_VERSION,
     Progress,
     StageRun,
@@ -44,6 +40,10 @@ from mmaip_core.stages import (
     stage_sections,
     write_run_manifest,
 )
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.store.hashing import stable_hash
+from mmaip_core.store.jsonl import write_jsonl_atomic
+from mmaip_core.store.runfolder import check_config, locked
 
 __all__ = [
     "EvalResults",
@@ -133,7 +133,7 @@ def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str,
 
 
 EVALUATE_SECTIONS = ("frames", "benchmarks", "models", "evaluators", "prices")
-"""The config sections an evaluation reads: a run folder remembers them (:mod:`mmaip_core.runfolder`)."""
+"""The config sections an evaluation reads: a run folder remembers them (:mod:`mmaip_core.store.runfolder`)."""
 
 
 def run_evaluation(
@@ -145,7 +145,7 @@ def run_evaluation(
 ) -> EvalResults:
     """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger).
 
-    The folder is held by this process and remembers its config (see :func:`mmaip_core.build.run_build`).
+    The folder is held by this process and remembers its config (see :func:`mmaip_core.stages.build.run_build`).
     A benchmark without a usable question, or an evaluation without a single usable verdict, is an
     EmptyRunError (raised once the outputs are written).
     """

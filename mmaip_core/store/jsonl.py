@@ -10,7 +10,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mmaip_core.errors import ConfigError
-from mmaip_core.files import atomic_text
+from mmaip_core.store.files import atomic_text
 
 __all__ = ["read_jsonl", "write_jsonl_atomic"]
 
@@ -18,7 +18,7 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[BaseModel]) -> int:
-    """Write one record per line to ``path`` atomically (:func:`mmaip_core.files.atomic_text`); returns the count."""
+    """Write one record per line to ``path`` atomically (:func:`mmaip_core.store.files.atomic_text`); returns the count."""
     count = 0
     with atomic_text(path) as fh:
         for record in records:

@@ -24,18 +24,18 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from mmaip_core.build import run_build
+from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference
+from mmaip_core.analysis.report import format_estimate, format_number
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, UserError
-from mmaip_core.evaluate import run_evaluation
-from mmaip_core.files import write_text_atomic
 from mmaip_core.frames import FrameSettings
-from mmaip_core.jsonl import read_jsonl
-from mmaip_core.metrics import MetricSummary, PairedDifference, paired_difference
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, EvalRecord, ParseStatus, PreferencePair
-from mmaip_core.report import format_estimate, format_number
-from mmaip_core.stages import Progress
+from mmaip_core.stages.build import run_build
+from mmaip_core.stages.evaluate import run_evaluation
+from mmaip_core.stages.run import Progress
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.store.jsonl import read_jsonl
 
 __all__ = [
     "BuildAblation",

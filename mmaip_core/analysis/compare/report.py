@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.files import save_figure, write_text_atomic
+from mmaip_core.analysis.report import format_number, format_percent
 from mmaip_core.records import Judgement, ParseStatus, Response
-from mmaip_core.report import format_number, format_percent
+from mmaip_core.store.files import save_figure, write_text_atomic
 
 if TYPE_CHECKING:
-    from mmaip_core.compare.run import Comparison
+    from mmaip_core.analysis.compare.run import Comparison
 
 __all__ = ["write_comparison_report"]
 
@@ -86,7 +86,7 @@ def write_comparison_report(
     lines = [
         "# Scorer comparison", "",
         f"Build `{comparison.build}`: {comparison.answers} answers to {comparison.questions} questions; pairs made "
-        f"with the build's `{comparison.strategy}` strategy. Definitions: `mmaip_core/compare/stats.py` and "
+        f"with the build's `{comparison.strategy}` strategy. Definitions: `mmaip_core/analysis/compare/stats.py` and "
         "docs/evaluation.md.", "",
         "## Scorers", "",
         "| scorer | plugin | judged | parse failures | errors | pairs | length bias rho (r) | position bias | "

@@ -21,18 +21,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.agreement import cohen_kappa, kendall
+from mmaip_core.analysis.agreement import cohen_kappa, kendall
+from mmaip_core.analysis.metrics import Estimate, PairedDifference, paired_difference
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError, UserError
-from mmaip_core.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
-from mmaip_core.files import write_text_atomic
-from mmaip_core.interfaces import EvalRequest
-from mmaip_core.jsonl import read_jsonl
-from mmaip_core.metrics import Estimate, PairedDifference, paired_difference
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.kinds import EvalRequest
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
-from mmaip_core.runfolder import check_config, locked
-from mmaip_core.stages import Progress, StageRun, load_frames, stage_sections
+from mmaip_core.stages.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
+from mmaip_core.stages.run import Progress, StageRun, load_frames, stage_sections
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.store.jsonl import read_jsonl
+from mmaip_core.store.runfolder import check_config, locked
 
 __all__ = ["DriftReport", "DriftRow", "RankingRow", "drift_section", "judge_drift", "rejudge"]
 
@@ -153,7 +153,7 @@ def rejudge(
     allow_config_change: bool = False,
 ) -> tuple[EvalResults, DriftReport]:
     """Judge the predictions of the evaluation in ``previous`` with ``config``'s evaluators into ``out`` (held by
-    this process, remembering its config and ``previous``: see :mod:`mmaip_core.runfolder`)."""
+    this process, remembering its config and ``previous``: see :mod:`mmaip_core.store.runfolder`)."""
     if not config.evaluators:
         raise ConfigError(["evaluators: rejudging needs this section"])
     previous, out = Path(previous), Path(out)
@@ -206,7 +206,7 @@ def _judge_again(
 
 def drift_section(drift: DriftReport) -> list[str]:
     """The report's judge-drift section (Markdown lines)."""
-    from mmaip_core.report import format_estimate, format_number, format_percent
+    from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 
     lines = ["", f"## Judge drift against `{drift.previous}`", "",
              "| benchmark | model | old → new | n | ratio % old → new | score old → new | score difference | same verdict | kappa | mean abs. score change |",

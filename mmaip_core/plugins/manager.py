@@ -31,9 +31,10 @@ from typing import Any, Literal, overload
 import pluggy
 from pydantic import ValidationError
 
-from mmaip_core import hookspecs
+from mmaip_core.calls.pricing import PriceTable
 from mmaip_core.errors import DuplicatePluginError, PluginConfigError, PluginError, UnknownPluginError
-from mmaip_core.interfaces import (
+from mmaip_core.plugins import hookspecs
+from mmaip_core.plugins.kinds import (
     PLUGIN_KINDS,
     Evaluator,
     FrameSampler,
@@ -47,7 +48,6 @@ from mmaip_core.interfaces import (
     SampleReader,
     Scorer,
 )
-from mmaip_core.pricing import PriceTable
 from mmaip_core.records import PluginInfo, TrainPair
 from mmaip_core.validation import render_validation_error
 

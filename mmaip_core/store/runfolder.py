@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmaip_core.errors import UserError
-from mmaip_core.files import read_json, write_text_atomic
+from mmaip_core.store.files import read_json, write_text_atomic
 
 __all__ = [
     "CONFIG_FILE",

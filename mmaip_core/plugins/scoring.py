@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from mmaip_core.errors import InputError
-from mmaip_core.hashing import stable_hash
-from mmaip_core.interfaces import PluginOptions, ScoreRequest
+from mmaip_core.plugins.kinds import PluginOptions, ScoreRequest
 from mmaip_core.records import ErrorInfo, Judgement, ParseStatus, ScoreScale, VideoQA
+from mmaip_core.store.hashing import stable_hash
 
 __all__ = ["SimpleScorer"]
 

@@ -5,7 +5,7 @@ every answer with every scorer (judgements the build already made with the same 
 taken from it; new ones go through ``out/ledger.sqlite``, so a rerun pays for nothing twice), makes each
 scorer's pairs with the build's pair strategy, and writes into ``out``:
 
-- ``comparison.json`` (:class:`Comparison`: every figure of :mod:`mmaip_core.compare.stats`);
+- ``comparison.json`` (:class:`Comparison`: every figure of :mod:`mmaip_core.analysis.compare.stats`);
 - ``judgements.jsonl`` (every scorer's Judgement of every answer, human pairs' answers included);
 - ``report.md`` with ``agreement.png`` (heat maps) and ``bias.png`` (length bias, parse failures);
 - ``errors.jsonl`` (human pairs that could not be read).
@@ -22,18 +22,24 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from mmaip_core.build import make_pairs, require_build_files
-from mmaip_core.compare.stats import PairAgreement, QuestionAgreement, ScorerStats, all_agreements, scorer_stats
+from mmaip_core.analysis.compare.stats import (
+    PairAgreement,
+    QuestionAgreement,
+    ScorerStats,
+    all_agreements,
+    scorer_stats,
+)
 from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
 from mmaip_core.errors import ConfigError, EmptyRunError, UserError
-from mmaip_core.files import read_record, write_text_atomic
-from mmaip_core.interfaces import Frames, Scorer, ScoreRequest
-from mmaip_core.jsonl import read_jsonl, write_jsonl_atomic
-from mmaip_core.judging import score_answers
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.kinds import Frames, Scorer, ScoreRequest
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
-from mmaip_core.runfolder import locked
-from mmaip_core.stages import Progress, StageRun, load_frames
+from mmaip_core.stages.build import make_pairs, require_build_files
+from mmaip_core.stages.judging import score_answers
+from mmaip_core.stages.run import Progress, StageRun, load_frames
+from mmaip_core.store.files import read_record, write_text_atomic
+from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic
+from mmaip_core.store.runfolder import locked
 from mmaip_core.train.pairs import read_train_pairs
 
 __all__ = ["Comparison", "compare_scorers", "read_build", "resolve_scorers"]
@@ -188,7 +194,7 @@ def _compare(
     write_text_atomic(out / "comparison.json", comparison.model_dump_json(indent=2))
     write_jsonl_atomic(out / "judgements.jsonl", [j for label in created for j in judgements[label].values()])
     write_jsonl_atomic(out / "errors.jsonl", errors)
-    from mmaip_core.compare.report import write_comparison_report
+    from mmaip_core.analysis.compare.report import write_comparison_report
 
     write_comparison_report(out, comparison, responses, judgements)
     return comparison

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mmaip_core.plugins import PluginManager
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import RunManifest
-from mmaip_core.redaction import redact
+from mmaip_core.store.redaction import redact
 
 __all__ = ["KEY_PACKAGES", "library_versions", "run_manifest"]
 

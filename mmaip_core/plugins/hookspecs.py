@@ -7,7 +7,7 @@ mmaip through an entry point in the ``mmaip`` group::
     shorter = "mmaip_shorter"
 
 Each ``mmaip_*`` hook below except :func:`mmaip_register_commands` returns a list of typed spec records
-(see :mod:`mmaip_core.interfaces`); mmaip calls every plugin's implementation, so several plugins can
+(see :mod:`mmaip_core.plugins.kinds`); mmaip calls every plugin's implementation, so several plugins can
 contribute plugins of the same kind. Names must be unique per kind. Argument names are public API:
 arguments may be added, never renamed.
 """
@@ -21,7 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from mmaip_core.interfaces import (
+    from mmaip_core.plugins.kinds import (
         EvaluatorSpec,
         FrameSamplerSpec,
         GeneratorSpec,
@@ -59,7 +59,7 @@ def mmaip_response_generators() -> list[GeneratorSpec]:
 
     Called once, when the plugin manager loads. Every implementation is called; the results are
     collected. A generator's factory receives its validated options (which include ``model``) and
-    returns a :class:`~mmaip_core.interfaces.ResponseGenerator`.
+    returns a :class:`~mmaip_core.plugins.kinds.ResponseGenerator`.
 
     :return: the generator specs this plugin provides.
 
@@ -77,7 +77,7 @@ def mmaip_scorers() -> list[ScorerSpec]:
     """Register scoring functions: rate a candidate answer on a numeric scale.
 
     Called once, when the plugin manager loads; every implementation is called. A scorer's factory
-    returns a :class:`~mmaip_core.interfaces.Scorer`, whose judgements carry a score only when their
+    returns a :class:`~mmaip_core.plugins.kinds.Scorer`, whose judgements carry a score only when their
     reply was parsed and in range.
 
     :return: the scorer specs this plugin provides.
@@ -166,7 +166,7 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
     """Register sample readers: dataset formats that yield VideoQA samples.
 
     Called once, when the plugin manager loads; every implementation is called. Readers report a
-    bad row as a :class:`~mmaip_core.interfaces.RowError` and go on with the rest; a file that cannot be
+    bad row as a :class:`~mmaip_core.plugins.kinds.RowError` and go on with the rest; a file that cannot be
     read as a table at all (missing, empty, no rows, an object instead of rows) raises
     :class:`~mmaip_core.errors.SamplesFileError` naming it.
 

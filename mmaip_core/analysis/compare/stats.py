@@ -28,7 +28,7 @@ from itertools import combinations
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.agreement import cohen_kappa, kendall, pairwise_preferences, pearson, spearman
+from mmaip_core.analysis.agreement import cohen_kappa, kendall, pairwise_preferences, pearson, spearman
 from mmaip_core.records import Judgement, ParseStatus, PreferencePair, Response
 
 __all__ = [

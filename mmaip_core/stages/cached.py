@@ -3,7 +3,7 @@
     content key -> ledger lookup -> what is left -> call (within the budget) -> store at once -> progress
 
 :class:`CachedCalls` holds one stage's keys: results the ledger already has as finished are reused, the rest
-are asked by the caller (locally in chunks, concurrently through :mod:`mmaip_core.calls`, or through a batch
+are asked by the caller (locally in chunks, concurrently through :mod:`mmaip_core.calls.runner`, or through a batch
 API), and each result is committed the moment it exists, so a killed run loses nothing and a rerun pays for
 nothing twice. :class:`Admission` reserves each API call's estimated cost in the run's budget before the call
 starts and settles it with the actual cost when it ends.
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from mmaip_core.ledger import DONE, FAILED, LedgerKind
+from mmaip_core.store.ledger import DONE, FAILED, LedgerKind
 
 if TYPE_CHECKING:
-    from mmaip_core.budget import Budget
-    from mmaip_core.stages import StageRun
+    from mmaip_core.calls.budget import Budget
+    from mmaip_core.stages.run import StageRun
 
 __all__ = ["Admission", "CachedCalls"]
 

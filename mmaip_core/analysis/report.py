@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.files import save_figure, write_text_atomic
-from mmaip_core.hashing import stable_hash
-from mmaip_core.metrics import Estimate
+from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
+from mmaip_core.store.files import save_figure, write_text_atomic
+from mmaip_core.store.hashing import stable_hash
 
 if TYPE_CHECKING:
-    from mmaip_core.evaluate import EvalResults
+    from mmaip_core.stages.evaluate import EvalResults
 
 __all__ = ["format_estimate", "format_number", "format_percent", "write_report"]
 

@@ -14,7 +14,7 @@ ExPO alpha; 0.3–0.5 is typical, 0 returns the policy), applied tensor by tenso
 - a missing, truncated or damaged safetensors file or index is one :class:`~mmaip_core.errors.ModelError`
   naming the file.
 
-The output is complete or absent (:mod:`mmaip_core.checkpoints`): written to a temporary folder, marked and
+The output is complete or absent (:mod:`mmaip_core.store.checkpoints`): written to a temporary folder, marked and
 renamed only when every tensor is there.
 
 All sources must be folders written the same way (``save_pretrained``): the names on disk are compared
@@ -34,9 +34,9 @@ from typing import Any
 
 import torch
 
-from mmaip_core.checkpoints import MARKER, VISION_PATTERN, staged
 from mmaip_core.errors import ModelError, UserError
-from mmaip_core.weights import combine_tensors, extrapolation_weights
+from mmaip_core.store.checkpoints import MARKER, VISION_PATTERN, staged
+from mmaip_core.train.weights import combine_tensors, extrapolation_weights
 
 __all__ = [
     "VISION_PATTERN",
@@ -209,7 +209,7 @@ def combine_checkpoints(
     Tensors ``include`` rejects, and non-floating tensors, are copied from ``copy_from`` (and must be equal
     in every source when they are non-floating and included). A combined tensor with inf or NaN is refused
     (a UserError that names it as ``label``, default: the weights). ``out`` is written to a temporary folder
-    and renamed when complete, with a completion marker (:mod:`mmaip_core.checkpoints`); on any error nothing
+    and renamed when complete, with a completion marker (:mod:`mmaip_core.store.checkpoints`); on any error nothing
     is written and an older ``out`` stays as it was.
     """
     from safetensors.torch import save_file

@@ -15,14 +15,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mmaip_core.cached import Admission, CachedCalls
-from mmaip_core.calls import run_scoring_calls
+from mmaip_core.calls.pricing import BATCH_DISCOUNT
+from mmaip_core.calls.runner import run_scoring_calls
 from mmaip_core.errors import ProviderError
-from mmaip_core.hashing import stable_hash
-from mmaip_core.interfaces import AsyncScorer, BatchScorer, Frames, Scorer, ScoreRequest
-from mmaip_core.pricing import BATCH_DISCOUNT
+from mmaip_core.plugins.kinds import AsyncScorer, BatchScorer, Frames, Scorer, ScoreRequest
 from mmaip_core.records import ErrorInfo, Judgement, ParseStatus, VideoQA
-from mmaip_core.stages import KEY_VERSION, StageRun, chunks
+from mmaip_core.stages.cached import Admission, CachedCalls
+from mmaip_core.stages.run import KEY_VERSION, StageRun, chunks
+from mmaip_core.store.hashing import stable_hash
 
 __all__ = ["ScoredAnswers", "judgement_key", "score_answers"]
 

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-    from mmaip_core.calls import CallOptions
-    from mmaip_core.plugins import PluginManager
-    from mmaip_core.pricing import PriceTable
+    from mmaip_core.calls.pricing import PriceTable
+    from mmaip_core.calls.runner import CallOptions
+    from mmaip_core.plugins.manager import PluginManager
     from mmaip_core.records import ErrorInfo
 
 __all__ = [
@@ -251,12 +251,12 @@ class ResponseGenerator(Protocol):
 @runtime_checkable
 class AsyncResponseGenerator(ResponseGenerator, Protocol):
     """A generator that answers one request per API call. The build stage runs its calls concurrently
-    under ``call_options`` (see :mod:`mmaip_core.calls`) and stores each answer the moment it arrives."""
+    under ``call_options`` (see :mod:`mmaip_core.calls.runner`) and stores each answer the moment it arrives."""
 
     call_options: CallOptions
 
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
-        """Answer one request; raise :class:`~mmaip_core.calls.TransientError` for a failure worth retrying."""
+        """Answer one request; raise :class:`~mmaip_core.calls.runner.TransientError` for a failure worth retrying."""
         ...
 
     def failed(self, request: GenerationRequest, *, model: str, error: ErrorInfo) -> Response:
@@ -317,7 +317,7 @@ class AsyncScorer(Scorer, Protocol):
     call_options: CallOptions
 
     async def ascore(self, request: ScoreRequest) -> Judgement:
-        """Judge one answer; raise :class:`~mmaip_core.calls.TransientError` for a failure worth retrying."""
+        """Judge one answer; raise :class:`~mmaip_core.calls.runner.TransientError` for a failure worth retrying."""
         ...
 
     def failed(self, request: ScoreRequest, error: ErrorInfo) -> Judgement:
@@ -484,7 +484,7 @@ class RoundRequest:
     """One round of preference optimisation: start from ``reference`` (a checkpoint folder, which is also
     the frozen reference of the round), train on ``pairs``, and write the policy to ``out``.
 
-    ``out`` must be written completely or not at all (see :mod:`mmaip_core.checkpoints`). ``work`` is this
+    ``out`` must be written completely or not at all (see :mod:`mmaip_core.store.checkpoints`). ``work`` is this
     round's scratch folder (step checkpoints, reference log-probs); with ``resume`` the trainer continues
     from the last complete step checkpoint found there. ``cache`` is shared by every round (e.g. vision
     features of a frozen tower). ``frames(video)`` returns the training frames of a pair's video.

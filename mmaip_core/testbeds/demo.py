@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmaip_core.files import write_text_atomic
-from mmaip_core.synthetic import make_demo_dataset
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.testbeds.synthetic import make_demo_dataset
 
 __all__ = ["DEMO_CONFIG", "prepare_demo"]
 

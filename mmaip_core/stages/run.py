@@ -13,21 +13,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.budget import Budget
-from mmaip_core.cached import Admission, CachedCalls
-from mmaip_core.calls import run_generation_calls
+from mmaip_core.calls.budget import Budget
+from mmaip_core.calls.pricing import PriceTable
+from mmaip_core.calls.runner import run_generation_calls
 from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
 from mmaip_core.errors import VideoError
-from mmaip_core.files import write_text_atomic
 from mmaip_core.frames import FrameLoader
-from mmaip_core.hashing import stable_hash
-from mmaip_core.interfaces import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
-from mmaip_core.ledger import Ledger
-from mmaip_core.manifest import run_manifest
-from mmaip_core.plugins import PluginManager
-from mmaip_core.pricing import PriceTable
+from mmaip_core.plugins.kinds import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
+from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import ItemError, Response, VideoQA
-from mmaip_core.redaction import redact
+from mmaip_core.stages.cached import Admission, CachedCalls
+from mmaip_core.store.files import write_text_atomic
+from mmaip_core.store.hashing import stable_hash
+from mmaip_core.store.ledger import Ledger
+from mmaip_core.store.manifest import run_manifest
+from mmaip_core.store.redaction import redact
 
 __all__ = [
     "KEY_VERSION",

@@ -37,12 +37,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from mmaip_core.build import require_build_files
 from mmaip_core.errors import ConfigError
-from mmaip_core.files import atomic_file, atomic_text, read_json, write_text_atomic
 from mmaip_core.frames import FrameCache, default_cache_dir
-from mmaip_core.jsonl import read_jsonl
 from mmaip_core.records import FrameManifest, PreferencePair
+from mmaip_core.stages.build import require_build_files
+from mmaip_core.store.files import atomic_file, atomic_text, read_json, write_text_atomic
+from mmaip_core.store.jsonl import read_jsonl
 
 __all__ = ["FRAMES_FOLDER", "ExportFormat", "export_pairs"]
 

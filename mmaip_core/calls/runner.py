@@ -11,7 +11,7 @@ theirs is a new, billed generation; mmaip's API plugins therefore create their c
   number of attempts (no infinite retry); a :class:`~mmaip_core.errors.UserError` (a missing API key, say)
   stops the whole run at once instead, since every call would fail the same way; the message of a failed
   call, which often quotes the server's error body, has its credentials redacted
-  (:func:`~mmaip_core.redaction.redact_text`) before anything stores it;
+  (:func:`~mmaip_core.store.redaction.redact_text`) before anything stores it;
 - hands each outcome to ``on_outcome`` the moment the call ends, so the caller can commit it at once.
 """
 
@@ -28,9 +28,9 @@ from typing import Generic, TypeVar
 from pydantic import Field
 
 from mmaip_core.errors import MmaipError, UserError
-from mmaip_core.interfaces import AsyncResponseGenerator, AsyncScorer, GenerationRequest, PluginOptions, ScoreRequest
+from mmaip_core.plugins.kinds import AsyncResponseGenerator, AsyncScorer, GenerationRequest, PluginOptions, ScoreRequest
 from mmaip_core.records import ErrorInfo, Judgement, Response
-from mmaip_core.redaction import redact_text
+from mmaip_core.store.redaction import redact_text
 
 __all__ = ["CallOptions", "CallOutcome", "TransientError", "run_calls", "run_generation_calls", "run_scoring_calls"]
 

@@ -1,0 +1,1 @@
+"""Data made here: synthetic demo videos, ShapesQA (video QA with known truth), the offline demo."""
