@@ -330,9 +330,9 @@ def pairs(
     ] = None,
 ) -> None:
     """Re-pair a finished build with another strategy, without any new model call."""
-    from mmaip_core.stages.build import repair
+    from mmaip_core.stages.build import re_pair
 
-    summary = repair(run_dir, _manager(), strategy, dict(_parse_option(o) for o in option or []))
+    summary = re_pair(run_dir, _manager(), strategy, dict(_parse_option(o) for o in option or []))
     console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
 
 

@@ -18,7 +18,7 @@ from helpers import fake_distribution
 
 from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
 from mmaip_core.config import load_config
-from mmaip_core.stages.build import repair, run_build
+from mmaip_core.stages.build import re_pair, run_build
 from mmaip_core.store.jsonl import read_jsonl
 
 MMAIP = str(Path(sys.executable).parent / "mmaip")
@@ -137,7 +137,7 @@ def test_repairing_makes_no_call(plugins: PluginManager, demo_dir: Path, tmp_pat
     out = tmp_path / "run"
     _build(_config(tmp_path, demo_dir, ZOO), out, plugins)
     entries = sqlite3.connect(out / "ledger.sqlite").execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-    summary = repair(out, plugins, "margin", {"min_margin": 1})
+    summary = re_pair(out, plugins, "margin", {"min_margin": 1})
     assert summary.pairs == 9
     assert all(p.strategy == "margin" for p in read_jsonl(out / "pairs.jsonl", PreferencePair))
     assert sqlite3.connect(out / "ledger.sqlite").execute("SELECT COUNT(*) FROM entries").fetchone()[0] == entries
@@ -228,7 +228,7 @@ def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: P
         export_pairs(out, tmp_path / "export")
     (out / "responses.jsonl").write_text('{"response": {"id": "x"}\n')
     with pytest.raises(ConfigError, match="line 1: not a valid AnnotatedResponse"):
-        repair(out, plugins, "best-worst", {})
+        re_pair(out, plugins, "best-worst", {})
 
 
 def _scripted_env(tmp_path: Path) -> dict[str, str]:
@@ -351,7 +351,7 @@ def test_outputs_are_replaced_whole_and_a_failed_write_names_the_file(
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left on device") as failed:
-        repair(out, plugins, "best-worst", {})
+        re_pair(out, plugins, "best-worst", {})
     assert failed.value.filename == str(out / "pairs.jsonl")
     monkeypatch.undo()
     assert {name: (out / name).read_bytes() for name in before} == before

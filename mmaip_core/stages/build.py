@@ -72,7 +72,7 @@ __all__ = [
     "judgement_key",
     "make_pairs",
     "plan_build",
-    "repair",
+    "re_pair",
     "require_build_files",
     "run_build",
 ]
@@ -303,7 +303,7 @@ def require_build_files(out: Path, *names: str) -> None:
         raise ConfigError([f"{out / name}: not found; is {out} a finished build?" for name in missing])
 
 
-def repair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
+def re_pair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
     """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl`` (holding
     the folder, so it cannot interleave with a build)."""
     out = Path(out)
