@@ -3,7 +3,8 @@
 ``vision-judge`` is the paper's scheme: the judge sees the frames of the video, the question, the ground
 truth and the prediction. ``text-judge`` is the Video-ChatGPT baseline the paper criticises: question, ground
 truth and prediction only. Both use any judge scorer (``openai-judge`` by default, ``anthropic-judge``,
-``hf-judge``) asked for a verdict instead of a rating, with its parsing, repairs and retries.
+``hf-judge``) asked for a verdict instead of a rating, with its parsing, repairs and retries: the prompt and
+the reading of a verdict are in :mod:`mmaip_plugins.judging` (``prompts``, ``parsing``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mmaip_core import (
     ScoreScale,
     stable_hash,
 )
+from mmaip_plugins.judging import CORRECT
 
 __all__ = ["JudgeEvaluator", "JudgeEvaluatorOptions", "TextJudge", "VisionJudge"]
 
@@ -68,7 +70,7 @@ class JudgeEvaluator:
             sample_id=request.sample.id, video=request.sample.video, benchmark=request.benchmark,
             model=request.model, evaluator=self.name, fingerprint=self.fingerprint,
             question=request.sample.question, answer=request.sample.answer, prediction=request.prediction,
-            correct=verdict.criteria.get("correct") == 1.0 if ok else None, score=verdict.score if ok else None,
+            correct=verdict.criteria.get(CORRECT) == 1.0 if ok else None, score=verdict.score if ok else None,
             scale=self.scale, rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
             raw_reply=verdict.raw_reply, status=verdict.status,
             frames=request.frames.manifest.key if request.frames else None, judge_frames=verdict.frames,

@@ -20,7 +20,7 @@ from mmaip_plugins.apis.anthropic_api import (
     usage,
 )
 from mmaip_plugins.apis.common import ClientCache, batch_error, split_batches
-from mmaip_plugins.scorers.judge import (
+from mmaip_plugins.judging import (
     ApiJudge,
     JudgeOptions,
     StructuredOutputRefused,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mmaip_core import ErrorInfo, Judgement, ParseStatus, ScoreRequest, TokenUsage
-from mmaip_plugins.scorers.judge import JudgeBase, JudgeOptions, judge_fingerprint, repair_turn
+from mmaip_plugins.judging import JudgeBase, JudgeOptions, add_usage, judge_fingerprint, repair_turn
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
 
 __all__ = ["HFJudge", "HFJudgeOptions"]
@@ -62,10 +62,7 @@ class HFJudge(JudgeBase):
                 frames = [requests[i].frames if self.uses_frames else None for i in batch]
                 replies = self.generator.complete([(chats[i], f) for i, f in zip(batch, frames, strict=True)], seed_key=batch)
                 for i, (reply, used) in zip(batch, replies, strict=True):
-                    spent[i] = TokenUsage(
-                        prompt_tokens=spent[i].prompt_tokens + used.prompt_tokens,
-                        completion_tokens=spent[i].completion_tokens + used.completion_tokens,
-                    )
+                    spent[i] = add_usage(spent[i], used)
                     judgement, parsed = self.read_reply(requests[i], reply, spent[i], attempt, self.structured)
                     if parsed.status is ParseStatus.OK or attempt == self.options.max_repairs + 1:
                         done[i] = judgement

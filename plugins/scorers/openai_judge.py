@@ -19,7 +19,7 @@ from mmaip_plugins.apis.openai_api import (
     translate_error,
     usage,
 )
-from mmaip_plugins.scorers.judge import (
+from mmaip_plugins.judging import (
     ApiJudge,
     JudgeOptions,
     StructuredOutputRefused,
