@@ -614,37 +614,16 @@ def demo(
     """Run the bundled offline demo: synthetic videos, a build with a zoo of tiny random models, two rounds of
     DPO with extrapolation on the pairs, an evaluation of the trained model beside its base with the offline
     evaluators, and a comparison of two offline scorers on the build."""
-    from mmaip_core.analysis.compare import compare_scorers as run_comparison
-    from mmaip_core.analysis.compare import resolve_scorers
-    from mmaip_core.config import ZooEntry
-    from mmaip_core.stages.build import run_build
-    from mmaip_core.stages.evaluate import run_evaluation
-    from mmaip_core.testbeds.demo import prepare_demo
-    from mmaip_core.train import run_training
+    from mmaip_core.testbeds.demo import run_demo
 
-    manager = _manager()
-    config_path = prepare_demo(out, num_videos=videos)
-    console.print(f"Demo data and config written: {config_path}")
-    demo_config = load_config(config_path, manager)
     bar, update = _progress_bar()
     with bar:
-        summary = run_build(demo_config, out / "build", manager, progress=update)
-    _print_summary(summary, out / "build")
-    manifest = _with_bar(lambda progress: run_training(demo_config, out / "train", manager, resume=True, progress=progress))
-    _print_training(manifest, out / "train")
-    if manifest.final is not None:  # the evaluation compares the trained model with its base
-        trained = ZooEntry.model_validate({"name": "tiny-qwen2vl-trained", "generator": "hf", "model": manifest.final,
-                                           "device": "cpu", "params": {"temperature": 0, "max_new_tokens": 8}})  # fmt: skip
-        demo_config = demo_config.model_copy(update={"models": [*demo_config.models, trained]})
-    bar, update = _progress_bar()
-    with bar:
-        results = run_evaluation(demo_config, out / "evaluation", manager, progress=update)
-    _print_results(results, out / "evaluation")
-    scorers = resolve_scorers(["reference", "exact-match"], None, demo_config, manager)
-    bar, update = _progress_bar()
-    with bar:
-        comparison = run_comparison(out / "build", scorers, out / "compare", manager, progress=update)
-    _print_comparison(comparison, out / "compare")
+        demo = run_demo(out, _manager(), videos, progress=update, train_progress=lambda t, d, n: update(t, d, n, 0.0))
+    console.print(f"Demo data and config written: {demo.config}")
+    _print_summary(demo.build, out / "build")
+    _print_training(demo.training, out / "train")
+    _print_results(demo.evaluation, out / "evaluation")
+    _print_comparison(demo.comparison, out / "compare")
 
 
 miniature_app = typer.Typer(help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.",

@@ -10,12 +10,22 @@ machinery, not the method.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.testbeds.synthetic import make_demo_dataset
 
-__all__ = ["DEMO_CONFIG", "prepare_demo"]
+if TYPE_CHECKING:
+    from mmaip_core.analysis.compare import Comparison
+    from mmaip_core.plugins.manager import PluginManager
+    from mmaip_core.records import TrainManifest
+    from mmaip_core.stages.evaluate import EvalResults
+    from mmaip_core.stages.run import BuildSummary, Progress
+    from mmaip_core.train.loop import TrainProgress
+
+__all__ = ["DEMO_CONFIG", "DemoRun", "prepare_demo", "run_demo"]
 
 DEMO_CONFIG = """\
 # The bundled demo run config (see docs/config.md for every key).
@@ -83,3 +93,45 @@ def prepare_demo(out: str | Path, num_videos: int = 6) -> Path:
     config = out / "demo.yaml"
     write_text_atomic(config, DEMO_CONFIG)
     return config
+
+
+@dataclass
+class DemoRun:
+    """What :func:`run_demo` made: the config, and each stage's result (its folder is ``out/<stage>``)."""
+
+    config: Path
+    build: BuildSummary
+    training: TrainManifest
+    evaluation: EvalResults
+    comparison: Comparison
+
+
+def run_demo(
+    out: str | Path,
+    manager: PluginManager,
+    num_videos: int = 6,
+    progress: Progress | None = None,
+    train_progress: TrainProgress | None = None,
+) -> DemoRun:
+    """The whole demo into ``out``: data and config, a build (``build/``), two rounds of training on its pairs
+    (``train/``, resumed on a rerun), an evaluation of the trained model beside its base and another tiny model
+    (``evaluation/``), and the build's answers scored by ``reference`` and ``exact-match`` (``compare/``)."""
+    from mmaip_core.analysis.compare import compare_scorers, resolve_scorers
+    from mmaip_core.config import ZooEntry, load_config
+    from mmaip_core.stages.build import run_build
+    from mmaip_core.stages.evaluate import run_evaluation
+    from mmaip_core.train import run_training
+
+    out = Path(out)
+    config_path = prepare_demo(out, num_videos=num_videos)
+    config = load_config(config_path, manager)
+    summary = run_build(config, out / "build", manager, progress=progress)
+    manifest = run_training(config, out / "train", manager, resume=True, progress=train_progress)
+    if manifest.final is not None:  # the evaluation compares the trained model with its base
+        trained = ZooEntry.model_validate({"name": "tiny-qwen2vl-trained", "generator": "hf", "model": manifest.final,
+                                           "device": "cpu", "params": {"temperature": 0, "max_new_tokens": 8}})  # fmt: skip
+        config = config.model_copy(update={"models": [*config.models, trained]})
+    results = run_evaluation(config, out / "evaluation", manager, progress=progress)
+    scorers = resolve_scorers(["reference", "exact-match"], None, config, manager)
+    comparison = compare_scorers(out / "build", scorers, out / "compare", manager, progress=progress)
+    return DemoRun(config_path, summary, manifest, results, comparison)
