@@ -41,6 +41,8 @@ from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.stages.build import run_build
 from mmaip_core.stages.drift import DriftRow, judge_drift
 from mmaip_core.stages.evaluate import EvalResults, run_evaluation
+from mmaip_core.store import layout
+from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
 from mmaip_core.testbeds.shapesqa import make_shapesqa
 from mmaip_core.train import run_training
@@ -124,13 +126,13 @@ def _split_train(data: Path, zoo_videos: int) -> tuple[Path, Path]:
     zoo_set = set(videos[:zoo_videos])
     paths = data / "zoo-train.jsonl", data / "build-train.jsonl"
     for path, keep in zip(paths, (True, False), strict=True):
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows if (r["video"] in zoo_set) == keep))
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows if (r["video"] in zoo_set) == keep))
     return paths
 
 
 def _write(path: Path, config: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -152,7 +154,7 @@ def _configs(out: Path, s: MiniatureSettings, folders: dict[str, Path]) -> dict[
         "build-single": _write(out / "configs" / "build-single.yaml", {**build, "zoo": zoo([weakest], s.single_model_answers)}),
     }  # fmt: skip
     for variant, (_, train) in VARIANTS.items():
-        pairs = out / ("build-single" if variant == "d" else "build-zoo") / "pairs.jsonl"
+        pairs = out / ("build-single" if variant == "d" else "build-zoo") / layout.PAIRS
         section = {"pairs": str(pairs), "rounds": s.rounds, "alpha": s.alpha, "seed": s.seed, **train,
                    "trainer": {"name": "video-dpo", "model": str(folders[weakest]), "seed": s.seed, **s.dpo}}  # fmt: skip
         configs[f"train-{variant}"] = _write(out / "configs" / f"train-{variant}.yaml", {"frames": frames, "train": section})
@@ -188,7 +190,7 @@ def _zoo_data(out: Path, s: MiniatureSettings, manager: PluginManager, path: Pat
 def _results(
     out: Path, s: MiniatureSettings, descriptions: dict[str, str], evaluation: EvalResults
 ) -> tuple[list[ModelResult], list[DriftRow]]:
-    records = list(read_jsonl(out / "eval" / "verdicts.jsonl", EvalRecord))
+    records = list(read_jsonl(out / "eval" / layout.VERDICTS, EvalRecord))
     groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
     for r in records:
         groups[(r.model, r.benchmark, r.evaluator)].append(r)
@@ -266,7 +268,7 @@ def run_miniature(
         date=datetime.now(UTC).strftime("%Y-%m-%d"), wall_s=walls, pairs=pairs, models=models, untrained=untrained,
         text_judge=text_judge,
     )  # fmt: skip
-    (out / "results.json").write_text(results.model_dump_json(indent=2))
+    write_text_atomic(out / layout.RESULTS, results.model_dump_json(indent=2))
     from mmaip_miniature.report import write_results
 
     write_results(out, results)

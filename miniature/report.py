@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
+from mmaip_core.store.files import save_figure, write_text_atomic
 
 if TYPE_CHECKING:
     from mmaip_miniature.experiment import MiniatureResults
@@ -60,8 +61,7 @@ def _plot(out: Path, results: MiniatureResults) -> str:
     axis.set_title("ShapesQA miniature: zoo members and the weakest model trained (a)-(d)", fontsize=9)
     axis.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(out / "results.png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, out / "results.png")
     return "results.png"
 
 
@@ -89,5 +89,5 @@ def write_results(out: Path, results: MiniatureResults) -> Path:
     walls = ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_s.items())
     lines += ["", f"Wall time: {walls}.", "", f"![results]({_plot(out, results)})", ""]
     path = out / "results.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

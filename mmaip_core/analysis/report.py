@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
+from mmaip_core.store import layout
 from mmaip_core.store.files import save_figure, write_text_atomic
 from mmaip_core.store.hashing import stable_hash
 
@@ -109,6 +110,6 @@ def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord])
         lines += ["", *[f"![{name}]({name})" for name in _charts(out, results, records, evaluator)], ""]
     unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
     lines += [f"{len(records)} verdicts ({unreadable} unreadable); API cost ${results.cost_usd:.4f}.", ""]
-    path = out / "report.md"
+    path = out / layout.REPORT
     write_text_atomic(path, "\n".join(lines))
     return path

@@ -34,6 +34,7 @@ from mmaip_core.records import AnnotatedResponse, EvalRecord, ParseStatus, Prefe
 from mmaip_core.stages.build import run_build
 from mmaip_core.stages.evaluate import run_evaluation
 from mmaip_core.stages.run import Progress
+from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
 
@@ -128,8 +129,8 @@ class BuildAblation(BaseModel):
 
 
 def _build_setting(label: str, config: RunConfig, folder: Path, cost: float) -> BuildSetting:
-    lines = list(read_jsonl(folder / "responses.jsonl", AnnotatedResponse))
-    pairs = list(read_jsonl(folder / "pairs.jsonl", PreferencePair))
+    lines = list(read_jsonl(folder / layout.RESPONSES, AnnotatedResponse))
+    pairs = list(read_jsonl(folder / layout.PAIRS, PreferencePair))
     scores: dict[str, list[float]] = defaultdict(list)
     judged = [j for line in lines for j in line.judgements]
     for line in lines:
@@ -166,7 +167,7 @@ def ablate_build(
                             allow_config_change=allow_config_change)
         settings.append(_build_setting(label, variant, folder, summary.cost_usd))
     ablation = BuildAblation(settings=settings)
-    write_text_atomic(out / "ablation.json", ablation.model_dump_json(indent=2))
+    write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
     models = [e.name for e in config.zoo]
     lines = ["# Frame ablation: build", "",
              f"| setting | samples | answers | judged | unreadable | pairs | mean margin | {' | '.join(f'mean score {m}' for m in models)} | cost $ |",
@@ -223,7 +224,7 @@ def ablate_evaluation(
             row = rows.setdefault((m.benchmark, m.model, m.evaluator), EvalSettingRow(benchmark=m.benchmark, model=m.model,
                                                                                      evaluator=m.evaluator, metrics={}))  # fmt: skip
             row.metrics[label] = m.metrics
-        for record in read_jsonl(folder / "verdicts.jsonl", EvalRecord):
+        for record in read_jsonl(folder / layout.VERDICTS, EvalRecord):
             verdicts[(record.benchmark, record.model, record.evaluator, label)].append(record)
     first = variants[0][0]
     for (benchmark, model, evaluator), row in rows.items():
@@ -231,7 +232,7 @@ def ablate_evaluation(
             row.versus_first[label] = paired_difference(verdicts[(benchmark, model, evaluator, label)],
                                                         verdicts[(benchmark, model, evaluator, first)])  # fmt: skip
     ablation = EvalAblation(settings={label: v.frames.model_dump(mode="json") for label, v in variants}, rows=list(rows.values()))
-    write_text_atomic(out / "ablation.json", ablation.model_dump_json(indent=2))
+    write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
     labels = [label for label, _ in variants]
     lines = ["# Frame ablation: evaluation", "",
              "Ratio % and mean score per setting (95% bootstrap intervals over videos); the last columns: each "

@@ -59,6 +59,7 @@ from mmaip_core.stages.run import (
     stage_sections,
     write_run_manifest,
 )
+from mmaip_core.store import layout
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.store.runfolder import check_config, locked
@@ -176,13 +177,13 @@ def _build(config: RunConfig, out: Path, manager: PluginManager, progress: Progr
         run.summary.cost_usd = run.ledger.total_cost()
         run.summary.refused_by_budget = run.budget.refused
     manifests: dict[str, FrameManifest] = {f.manifest.key: f.manifest for f in frames.values()}
-    write_jsonl_atomic(out / "samples.jsonl", samples)
-    write_jsonl_atomic(out / "frames.jsonl", manifests.values())
-    write_jsonl_atomic(out / "responses.jsonl", annotated)
-    write_jsonl_atomic(out / "pairs.jsonl", pairs)
-    write_jsonl_atomic(out / "errors.jsonl", run.errors)
+    write_jsonl_atomic(out / layout.SAMPLES, samples)
+    write_jsonl_atomic(out / layout.FRAMES, manifests.values())
+    write_jsonl_atomic(out / layout.RESPONSES, annotated)
+    write_jsonl_atomic(out / layout.PAIRS, pairs)
+    write_jsonl_atomic(out / layout.ERRORS, run.errors)
     write_run_manifest(out, config, manager)
-    write_text_atomic(out / "summary.json", run.summary.model_dump_json(indent=2))
+    write_text_atomic(out / layout.SUMMARY, run.summary.model_dump_json(indent=2))
     return run
 
 
@@ -242,7 +243,7 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
     """
     _require_sections(config)
     assert config.scorer is not None
-    path = Path(out) / "ledger.sqlite"
+    path = Path(out) / layout.LEDGER
     with StageRun.open(config, Path(out), manager, ledger=path if path.is_file() else ":memory:") as run:
         samples = read_samples(run)
         frames = load_frames(run, samples)
@@ -307,13 +308,13 @@ def re_pair(out: str | Path, manager: PluginManager, strategy: str, options: dic
     """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl`` (holding
     the folder, so it cannot interleave with a build)."""
     out = Path(out)
-    require_build_files(out, "samples.jsonl", "responses.jsonl", "summary.json")
+    require_build_files(out, layout.SAMPLES, layout.RESPONSES, layout.SUMMARY)
     with locked(out):
-        summary = read_record(out / "summary.json", BuildSummary)
-        samples = list(read_jsonl(out / "samples.jsonl", VideoQA))
-        annotated = read_jsonl(out / "responses.jsonl", AnnotatedResponse)
+        summary = read_record(out / layout.SUMMARY, BuildSummary)
+        samples = list(read_jsonl(out / layout.SAMPLES, VideoQA))
+        annotated = read_jsonl(out / layout.RESPONSES, AnnotatedResponse)
         pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
-        write_jsonl_atomic(out / "pairs.jsonl", pairs)
+        write_jsonl_atomic(out / layout.PAIRS, pairs)
         summary.pairs, summary.skipped = len(pairs), dict(skipped)
-        write_text_atomic(out / "summary.json", summary.model_dump_json(indent=2))
+        write_text_atomic(out / layout.SUMMARY, summary.model_dump_json(indent=2))
     return summary

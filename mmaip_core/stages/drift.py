@@ -30,6 +30,7 @@ from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
 from mmaip_core.stages.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
 from mmaip_core.stages.run import Progress, StageRun, load_frames, stage_sections
+from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
 from mmaip_core.store.runfolder import check_config, locked
@@ -159,9 +160,9 @@ def rejudge(
     previous, out = Path(previous), Path(out)
     if previous.resolve() == out.resolve():
         raise UserError("--rejudge needs a new --out folder; the earlier evaluation stays as it is")
-    if not (previous / "verdicts.jsonl").is_file():
+    if not (previous / layout.VERDICTS).is_file():
         raise UserError(f"{previous / 'verdicts.jsonl'} not found; is {previous} a finished evaluation?")
-    old = list(read_jsonl(previous / "verdicts.jsonl", EvalRecord))
+    old = list(read_jsonl(previous / layout.VERDICTS, EvalRecord))
     if not old:
         raise EmptyRunError(f"{previous / 'verdicts.jsonl'} holds no verdicts")
     sections = {"previous": str(previous.resolve()), **stage_sections(config, manager, ("frames", "evaluators", "prices"))}
@@ -172,9 +173,9 @@ def rejudge(
             results = summarise(records, benchmarks, models, [e.plugin for e in config.evaluators], run, run.ledger.total_cost())
         write_outputs(folder, config, manager, run, results, records)
         drift = judge_drift(str(previous), old, records)
-        write_text_atomic(folder / "drift.json", drift.model_dump_json(indent=2))
-        report = (folder / "report.md").read_text(encoding="utf-8")
-        write_text_atomic(folder / "report.md", report + "\n".join(drift_section(drift)))
+        write_text_atomic(folder / layout.DRIFT, drift.model_dump_json(indent=2))
+        report = (folder / layout.REPORT).read_text(encoding="utf-8")
+        write_text_atomic(folder / layout.REPORT, report + "\n".join(drift_section(drift)))
     require_verdicts(folder, records)
     return results, drift
 

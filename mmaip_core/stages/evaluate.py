@@ -40,6 +40,7 @@ from mmaip_core.stages.run import (
     stage_sections,
     write_run_manifest,
 )
+from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import stable_hash
 from mmaip_core.store.jsonl import write_jsonl_atomic
@@ -233,8 +234,8 @@ def write_outputs(
     out: Path, config: RunConfig, manager: PluginManager, run: StageRun, results: EvalResults, records: Sequence[EvalRecord]
 ) -> None:
     """``verdicts.jsonl``, ``errors.jsonl``, ``results.json``, ``run-manifest.json`` and the report."""
-    write_jsonl_atomic(out / "verdicts.jsonl", records)
-    write_jsonl_atomic(out / "errors.jsonl", run.errors)
-    write_text_atomic(out / "results.json", results.model_dump_json(indent=2))
+    write_jsonl_atomic(out / layout.VERDICTS, records)
+    write_jsonl_atomic(out / layout.ERRORS, run.errors)
+    write_text_atomic(out / layout.RESULTS, results.model_dump_json(indent=2))
     write_run_manifest(out, config, manager)
     write_report(out, results, records)

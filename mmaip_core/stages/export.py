@@ -41,6 +41,7 @@ from mmaip_core.errors import ConfigError
 from mmaip_core.frames import FrameCache, default_cache_dir
 from mmaip_core.records import FrameManifest, PreferencePair
 from mmaip_core.stages.build import require_build_files
+from mmaip_core.store import layout
 from mmaip_core.store.files import atomic_file, atomic_text, read_json, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
 
@@ -89,8 +90,8 @@ def _frames_by_key(build: Path, frame_keys: set[str]) -> dict[str, list[Any]]:
 
     from mmaip_core.frames import FrameLoader, FrameSettings
 
-    manifests = {m.key: m for m in read_jsonl(build / "frames.jsonl", FrameManifest)}
-    settings = FrameSettings.model_validate(read_json(build / "run-manifest.json")["config"]["frames"])
+    manifests = {m.key: m for m in read_jsonl(build / layout.FRAMES, FrameManifest)}
+    settings = FrameSettings.model_validate(read_json(build / layout.RUN_MANIFEST)["config"]["frames"])
     cache = FrameCache(settings.cache_dir or default_cache_dir())
     loader = FrameLoader(settings.model_copy(update={"cache_dir": cache.root}))
     images: dict[str, list[Any]] = {}
@@ -134,7 +135,7 @@ def _data_file(fmt: ExportFormat, frames_as_images: bool) -> str:
     return "train.jsonl" if fmt == "llava-hound" or (fmt == "trl" and not frames_as_images) else "train.parquet"
 
 
-def _layout(fmt: ExportFormat, frames_as_images: bool) -> str:
+def _rows_layout(fmt: ExportFormat, frames_as_images: bool) -> str:
     """What the card says the rows are."""
     if fmt == "llava-hound":
         return (
@@ -153,9 +154,9 @@ def _layout(fmt: ExportFormat, frames_as_images: bool) -> str:
     )
 
 
-def _card(build: Path, pairs: list[PreferencePair], data_file: str, layout: str) -> str:
-    manifest = read_json(build / "run-manifest.json")
-    summary = read_json(build / "summary.json")
+def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -> str:
+    manifest = read_json(build / layout.RUN_MANIFEST)
+    summary = read_json(build / layout.SUMMARY)
     config = manifest["config"]
     scores = Counter(f"{p.chosen_score:g} > {p.rejected_score:g}" for p in pairs)
     models = Counter(p.chosen_model for p in pairs)
@@ -173,7 +174,7 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, layout: str)
         "",
         f"{len(pairs)} chosen/rejected pairs built by mmaip {manifest['mmaip_version']} on {manifest['created_at'][:10]}: "
         "answers from a zoo of video models, scored by an external scoring function, paired by a pair strategy. "
-        + layout,
+        + rows,
         "",
         "## Provenance",
         "",
@@ -214,8 +215,8 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
 
     disable_progress_bars()
     build, out = Path(build), Path(out)
-    require_build_files(build, "pairs.jsonl", "frames.jsonl", "run-manifest.json", "summary.json")
-    pairs = list(read_jsonl(build / "pairs.jsonl", PreferencePair))
+    require_build_files(build, layout.PAIRS, layout.FRAMES, layout.RUN_MANIFEST, layout.SUMMARY)
+    pairs = list(read_jsonl(build / layout.PAIRS, PreferencePair))
     if not pairs:
         raise ConfigError([f"{build / 'pairs.jsonl'}: no pairs to export"])
     if fmt == "llava-hound" and not frames_as_images:
@@ -228,5 +229,5 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
         _write_rows(target, [_llava_hound_row(p) for p in pairs], with_images=False)
     else:
         _write_rows(target, [_row(p, images.get(p.frames)) for p in pairs], with_images=frames_as_images)
-    write_text_atomic(out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _layout(fmt, frames_as_images)))
+    write_text_atomic(out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _rows_layout(fmt, frames_as_images)))
     return out if fmt == "hf" else target

@@ -23,6 +23,7 @@ from mmaip_core.plugins.kinds import AsyncResponseGenerator, Frames, GenerationR
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import ItemError, Response, VideoQA
 from mmaip_core.stages.cached import Admission, CachedCalls
+from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import stable_hash
 from mmaip_core.store.ledger import Ledger
@@ -124,7 +125,7 @@ class StageRun:
         """A stage's run in ``out`` with its ledger (``out/ledger.sqlite`` unless ``ledger`` names another, e.g.
         ``":memory:"`` for a plan that must write nothing), the config's prices and a budget of ``max_cost`` USD
         that counts what the ledger already spent."""
-        with Ledger(ledger or out / "ledger.sqlite") as opened:
+        with Ledger(ledger or out / layout.LEDGER) as opened:
             budget = Budget(max_cost, spent=opened.total_cost())
             yield cls(config, out, manager, opened, progress or _silent, PriceTable(config.prices), budget)
 
@@ -150,7 +151,7 @@ def stage_sections(config: RunConfig, manager: PluginManager, names: Sequence[st
 def write_run_manifest(out: Path, config: RunConfig, manager: PluginManager) -> None:
     """``out/run-manifest.json``: versions, plugins, the resolved config and the command."""
     manifest = run_manifest(config.resolved(manager), manager, sys.argv)
-    write_text_atomic(out / "run-manifest.json", manifest.model_dump_json(indent=2))
+    write_text_atomic(out / layout.RUN_MANIFEST, manifest.model_dump_json(indent=2))
 
 
 def read_samples(run: StageRun, choice: PluginChoice | None = None) -> list[VideoQA]:

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from mmaip_core.errors import UserError
+from mmaip_core.store import layout
 from mmaip_core.store.files import read_json, write_text_atomic
 
 __all__ = [
-    "CONFIG_FILE",
-    "LOCK_FILE",
     "ConfigChangedError",
     "RunFolderBusyError",
     "check_config",
@@ -34,8 +33,6 @@ __all__ = [
     "locked",
 ]
 
-LOCK_FILE = ".mmaip.lock"
-CONFIG_FILE = "run-config.json"
 SHOWN_DIFFERENCES = 12
 
 
@@ -57,7 +54,7 @@ class ConfigChangedError(UserError):
         shown = "\n".join(f"  - {d}" for d in differences[:SHOWN_DIFFERENCES])
         more = f"\n  (and {len(differences) - SHOWN_DIFFERENCES} more)" if len(differences) > SHOWN_DIFFERENCES else ""
         super().__init__(
-            f"{out} holds a {stage} run of another config ({out / CONFIG_FILE}); what differs:\n{shown}{more}\n"
+            f"{out} holds a {stage} run of another config ({out / layout.RUN_CONFIG}); what differs:\n{shown}{more}\n"
             f"Choose another --out, or pass --allow-config-change to continue here (finished calls are reused; "
             f"the folder's outputs and cost then follow the new config)."
         )
@@ -68,7 +65,7 @@ def locked(out: str | Path) -> Iterator[Path]:
     """Hold ``out`` (created if missing) for this process while the block runs."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(out / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -111,7 +108,7 @@ def check_config(out: str | Path, stage: str, sections: Mapping[str, Any], allow
     remember ``sections`` as the folder's config. Call it while holding the folder (:func:`locked`)."""
     out = Path(out)
     current = json.loads(json.dumps({"stage": stage, "config": dict(sections)}, default=str))
-    path = out / CONFIG_FILE
+    path = out / layout.RUN_CONFIG
     if path.is_file() and not allow_change:
         differences = config_differences(read_json(path), current)
         if differences:

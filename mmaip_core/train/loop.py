@@ -29,6 +29,7 @@ from mmaip_core.frames import FrameLoader
 from mmaip_core.plugins.kinds import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import RoundRecord, RoundResult, TrainManifest, TrainPair
+from mmaip_core.store import layout
 from mmaip_core.store.checkpoints import is_complete, read_marker
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import write_jsonl_atomic
@@ -113,7 +114,7 @@ def _run_rounds(
     trainer = manager.create("trainer", train.trainer.plugin, train.trainer.options)
     policy = manager.create("reference-policy", train.reference.plugin, train.reference.options)
     main, barrier = _main_process()
-    manifest_path = out / "manifest.json"
+    manifest_path = out / layout.TRAIN_MANIFEST
     manifest = _load_manifest(manifest_path, trainer, resume)
     pairs, bad = read_train_pairs(train.pairs)
     if not pairs:
@@ -141,7 +142,7 @@ def _run_rounds(
         folder = out / f"round-{t}"
         round_pairs = _round_pairs(train, pairs, t, reference, manager)
         if main:
-            write_jsonl_atomic(folder / "pairs.jsonl", round_pairs)
+            write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
         policy_dir = folder / "policy"
         if is_complete(policy_dir):  # trained before a kill that came before the round was recorded
             result = RoundResult.model_validate(read_marker(policy_dir)["result"])
@@ -205,6 +206,6 @@ def _finish_round(
         next_reference=str(next_reference),
         next_reference_weights=dict(update.weights),
         shard=t if train.schedule == "shards" else None,
-        pairs_file=str(folder / "pairs.jsonl"),
+        pairs_file=str(folder / layout.PAIRS),
         result=result,
     )

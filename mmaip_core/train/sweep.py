@@ -13,6 +13,7 @@ from mmaip_core.config import RunConfig, ZooEntry
 from mmaip_core.errors import ConfigError
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.stages.evaluate import run_evaluation
+from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.train.extrapolate import extrapolate
 
@@ -67,5 +68,5 @@ def sweep_alphas(
             result.scores[f"{alpha:g}"] = sum(values) / len(values) if values else None
         scored = {a: s for a, s in result.scores.items() if s is not None}
         result.chosen = float(max(scored, key=lambda a: scored[a])) if scored else None
-    write_text_atomic(out / "sweep.json", json.dumps(result.model_dump(mode="json"), indent=2))
+    write_text_atomic(out / layout.SWEEP, json.dumps(result.model_dump(mode="json"), indent=2))
     return result

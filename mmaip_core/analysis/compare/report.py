@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mmaip_core.analysis.report import format_number, format_percent
 from mmaip_core.records import Judgement, ParseStatus, Response
+from mmaip_core.store import layout
 from mmaip_core.store.files import save_figure, write_text_atomic
 
 if TYPE_CHECKING:
@@ -117,6 +118,6 @@ def write_comparison_report(
                 lines.append(f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |")
     lines += ["", f"![agreement]({_heatmap(out, comparison)})", "",
               f"![bias]({_bias(out, comparison, responses, judgements)})", ""]  # fmt: skip
-    path = out / "report.md"
+    path = out / layout.REPORT
     write_text_atomic(path, "\n".join(lines))
     return path

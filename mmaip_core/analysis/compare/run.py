@@ -37,6 +37,7 @@ from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Res
 from mmaip_core.stages.build import make_pairs, require_build_files
 from mmaip_core.stages.judging import score_answers
 from mmaip_core.stages.run import Progress, StageRun, load_frames
+from mmaip_core.store import layout
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.store.runfolder import locked
@@ -62,11 +63,11 @@ class Comparison(BaseModel):
 def read_build(build_dir: str | Path) -> tuple[RunConfig, list[VideoQA], list[AnnotatedResponse]]:
     """The config, samples and answers of a finished build."""
     build_dir = Path(build_dir)
-    require_build_files(build_dir, "run-manifest.json", "samples.jsonl", "responses.jsonl")
-    manifest = read_record(build_dir / "run-manifest.json", RunManifest)
+    require_build_files(build_dir, layout.RUN_MANIFEST, layout.SAMPLES, layout.RESPONSES)
+    manifest = read_record(build_dir / layout.RUN_MANIFEST, RunManifest)
     config = RunConfig.model_validate(manifest.config)
-    samples = list(read_jsonl(build_dir / "samples.jsonl", VideoQA))
-    return config, samples, list(read_jsonl(build_dir / "responses.jsonl", AnnotatedResponse))
+    samples = list(read_jsonl(build_dir / layout.SAMPLES, VideoQA))
+    return config, samples, list(read_jsonl(build_dir / layout.RESPONSES, AnnotatedResponse))
 
 
 def resolve_scorers(
@@ -191,9 +192,9 @@ def _compare(
         questions=len({r.sample_id for r in responses}), scorers=stats, agreement=summaries,
         per_question=per_question, human_file=str(human) if human is not None else None, human_pairs=len(human_pairs),
     )  # fmt: skip
-    write_text_atomic(out / "comparison.json", comparison.model_dump_json(indent=2))
-    write_jsonl_atomic(out / "judgements.jsonl", [j for label in created for j in judgements[label].values()])
-    write_jsonl_atomic(out / "errors.jsonl", errors)
+    write_text_atomic(out / layout.COMPARISON, comparison.model_dump_json(indent=2))
+    write_jsonl_atomic(out / layout.JUDGEMENTS, [j for label in created for j in judgements[label].values()])
+    write_jsonl_atomic(out / layout.ERRORS, errors)
     from mmaip_core.analysis.compare.report import write_comparison_report
 
     write_comparison_report(out, comparison, responses, judgements)
