@@ -107,8 +107,7 @@ def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[Ev
     keyed = [(evaluation_key(evaluator, r), r) for r in requests]
     calls = CachedCalls(run, "evaluation", label, (k for k, _ in keyed), EvalRecord)
     todo = calls.todo(keyed)
-    run.summary.judgements["reused"] = run.summary.judgements.get("reused", 0) + len(keyed) - len(todo)
-    run.summary.judgements["new"] = run.summary.judgements.get("new", 0) + len(todo)
+    run.verdicts.update(reused=len(keyed) - len(todo), new=len(todo))
     for chunk in chunks(todo, EVAL_CHUNK):
         for (key, _), record in zip(chunk, evaluator.evaluate([r for _, r in chunk]), strict=True):
             cost = run.prices.cost(record.model_id, record.usage)
@@ -227,7 +226,7 @@ def summarise(
         for e in evaluators
         for x, y in combinations(models, 2)
     ]  # fmt: skip
-    return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.summary.judgements), cost_usd=cost)
+    return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.verdicts), cost_usd=cost)
 
 
 def write_outputs(

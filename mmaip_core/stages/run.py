@@ -106,6 +106,9 @@ class StageRun:
     prices: PriceTable
     budget: Budget
     summary: BuildSummary = field(default_factory=BuildSummary)
+    """What the shared steps count (rows, videos, answers, cost) and, in a build, its judgements and pairs."""
+    verdicts: Counter[str] = field(default_factory=Counter)
+    """An evaluation's verdicts: reused from the ledger and new."""
     errors: list[ItemError] = field(default_factory=list)
 
     def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
