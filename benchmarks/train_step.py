@@ -99,7 +99,7 @@ def _run_variant(
     from mmaip_core import VISION_PATTERN
     from mmaip_plugins.trainers.data import VideoPreferenceCollator
     from mmaip_plugins.trainers.features import FeatureStore, encode_video
-    from mmaip_plugins.trainers.loss import TrlDpoObjective
+    from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
 
     gc.collect()
     if device.type == "cuda":
@@ -144,7 +144,7 @@ def _run_variant(
 def main() -> None:
     from accelerate import Accelerator
 
-    from mmaip_plugins.trainers.options import VideoDpoOptions
+    from mmaip_plugins.trainers.video_dpo.config import VideoDpoOptions
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", choices=["tiny", "qwen2vl-2b"], default="tiny")

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 from mmaip_core import VISION_PATTERN, Frames, GenerationRequest, PluginManager, TrainingError, VideoQA, is_complete
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.train.extrapolate import extrapolate, tensor_files
-from mmaip_plugins.trainers.options import VideoDpoOptions
 from mmaip_plugins.trainers.sft import SftOptions, sft
-from mmaip_plugins.trainers.trainer import VideoDpoTrainer
+from mmaip_plugins.trainers.video_dpo.config import VideoDpoOptions
+from mmaip_plugins.trainers.video_dpo.trainer import VideoDpoTrainer
 from mmaip_plugins.zoo.tiny import build_tiny_model
 
 FAMILIES = ["qwen2-vl", "llava-onevision"]

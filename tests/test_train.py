@@ -24,8 +24,8 @@ from mmaip_core.plugins.kinds import RoundRequest
 from mmaip_core.records import TrainPair
 from mmaip_core.train import read_train_pairs, round_shard, run_training
 from mmaip_core.train.extrapolate import scale_lora_adapter, tensor_files
-from mmaip_plugins.trainers.options import VideoDpoOptions
-from mmaip_plugins.trainers.trainer import VideoDpoTrainer
+from mmaip_plugins.trainers.video_dpo.config import VideoDpoOptions
+from mmaip_plugins.trainers.video_dpo.trainer import VideoDpoTrainer
 
 ANSWERS = ["red", "it moves left", "a blue circle", "green", "up", "a yellow square"]
 
@@ -86,7 +86,7 @@ def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tin
 
     from mmaip_plugins.trainers.data import VideoPreferenceCollator, prepare_pairs, video_token_of
     from mmaip_plugins.trainers.features import FeatureStore, encode_video
-    from mmaip_plugins.trainers.loss import TrlDpoObjective
+    from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
     from mmaip_plugins.zoo.hf import load_pretrained
     from mmaip_plugins.zoo.tiny import build_tiny_model
 
@@ -248,8 +248,8 @@ def _trainer(tiny_models: Path, **extra: Any) -> VideoDpoTrainer:
 def test_resume_after_a_kill_gives_the_uninterrupted_result(
     where: str, pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmaip_plugins.trainers.trainer as trainer_module
-    from mmaip_plugins.trainers.loss import TrlDpoObjective
+    import mmaip_plugins.trainers.video_dpo.trainer as trainer_module
+    from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
 
     clean = _trainer(tiny_models).train_round(_round_request(tmp_path / "clean", pairs_file, _trainer(tiny_models), manager))
     request = _round_request(tmp_path / "killed", pairs_file, _trainer(tiny_models), manager)
@@ -292,7 +292,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(
 def test_non_finite_steps_are_skipped_then_stop_the_run(
     pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmaip_plugins.trainers.loss import TrlDpoObjective
+    from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
 
     original = TrlDpoObjective.loss
     nan_calls: set[int] = {3}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmaip_core import Frames, ItemError, TrainingError, VideoQA, staged
-from mmaip_plugins.trainers.options import VideoTrainingOptions
+from mmaip_plugins.trainers.common import VideoTrainingOptions, check_finite, is_vision, resolve_dtype
 
 if TYPE_CHECKING:
     from mmaip_plugins.trainers.data import PreparedAnswers
@@ -91,7 +91,6 @@ def _encode_videos(model: Any, prepared: PreparedAnswers, folder: Path) -> tuple
     """A feature store for the frozen tower of ``model``, holding every video of ``prepared``; the number
     of videos encoded now (those not already stored)."""
     from mmaip_plugins.trainers.features import FeatureStore, encode_video, weights_hash
-    from mmaip_plugins.trainers.trainer import is_vision
 
     store = FeatureStore(folder / "vision" / weights_hash(model, is_vision)[:16])
     token_type_id = prepared.video_token_id if prepared.token_types else None
@@ -107,7 +106,6 @@ def _train(net: Any, processor: Any, prepared: PreparedAnswers, options: SftOpti
     from transformers.trainer_callback import PrinterCallback
 
     from mmaip_plugins.trainers.data import VideoLanguageModelingCollator
-    from mmaip_plugins.trainers.trainer import is_vision
 
     o = options
     with tempfile.TemporaryDirectory(prefix="mmaip-sft-") as work:
@@ -143,7 +141,6 @@ def sft(
     ``video``) and save it to ``out`` as a complete checkpoint folder. Raises TrainingError when no sample
     can be trained on."""
     from mmaip_plugins.trainers.data import prepare_answers
-    from mmaip_plugins.trainers.trainer import check_finite, resolve_dtype
     from mmaip_plugins.zoo.hf import load_pretrained
 
     start = time.perf_counter()

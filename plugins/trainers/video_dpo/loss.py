@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from trl import DPOTrainer
 
-from mmaip_plugins.trainers.options import VideoDpoOptions
+from mmaip_plugins.trainers.video_dpo.config import VideoDpoOptions
 
 __all__ = ["FUSED_OUTPUTS", "TrlDpoObjective"]
 
