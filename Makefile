@@ -33,6 +33,7 @@ lint: $(STAMP)
 	ln -sfn ../../miniature $(MYPY_PATH)/mmaip_miniature
 	ln -sfn ../../../cli.py $(MYPY_PATH)/mmaip_cli/cli.py
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint

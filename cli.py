@@ -180,7 +180,13 @@ def frames(
     if num_frames is not None:
         options["num_frames"] = num_frames
     settings = FrameSettings.model_validate(
-        {"sampler": sampler, "backend": backend.value, "max_side": max_side, "cache_dir": cache_dir, "cache": not no_cache}
+        {
+            "sampler": sampler,
+            "backend": backend.value,
+            "max_side": max_side,
+            "cache_dir": cache_dir,
+            "cache": not no_cache,
+        }
     )
     try:
         result = FrameLoader(settings, _manager()).load(video, sampler, options)
@@ -240,8 +246,14 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
     table = Table("zoo model", "answers", "failed", "from ledger", "new calls", "USD", title="Build summary")
     for name, counts in summary.responses.items():
         cost = summary.cost_by_stage.get(f"generation {name}", 0.0)
-        table.add_row(name, str(counts.get("done", 0)), str(counts.get("failed", 0)),
-                      str(counts.get("reused", 0)), str(counts.get("new", 0)), f"{cost:.4f}")
+        table.add_row(
+            name,
+            str(counts.get("done", 0)),
+            str(counts.get("failed", 0)),
+            str(counts.get("reused", 0)),
+            str(counts.get("new", 0)),
+            f"{cost:.4f}",
+        )
     console.print(table)
     j = summary.judgements
     console.print(
@@ -256,13 +268,19 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
 
 AllowChangeOption = Annotated[
     bool,
-    typer.Option("--allow-config-change", help="Continue in a run folder started with another config (finished calls "
-                 "are reused; the outputs then follow the new config)."),
+    typer.Option(
+        "--allow-config-change",
+        help="Continue in a run folder started with another config (finished calls "
+        "are reused; the outputs then follow the new config).",
+    ),
 ]
 FramesOption = Annotated[
     list[str] | None,
-    typer.Option("--frames", help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
-                 "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side."),
+    typer.Option(
+        "--frames",
+        help="Frame ablation: one setting per option (8, uniform:16, scene-change:8, "
+        "fps:fps=1,max_frames=32); each runs into OUT/frames-LABEL, reported side by side.",
+    ),
 ]
 
 
@@ -292,8 +310,15 @@ def build(
 
         bar, update = _progress_bar()
         with bar:
-            ablate_build(run_config, frames, out, manager, progress=update, max_cost=max_cost,
-                         allow_config_change=allow_config_change)
+            ablate_build(
+                run_config,
+                frames,
+                out,
+                manager,
+                progress=update,
+                max_cost=max_cost,
+                allow_config_change=allow_config_change,
+            )
         console.print(Markdown((out / "ablation.md").read_text()))
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
@@ -301,7 +326,9 @@ def build(
         plan = plan_build(run_config, out, manager)
         table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
         for row in plan.rows:
-            table.add_row(row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new), f"{row.estimated_usd:.4f}")
+            table.add_row(
+                row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new), f"{row.estimated_usd:.4f}"
+            )
         console.print(table)
         console.print(
             f"{plan.samples} questions on {plan.videos} videos ({plan.row_errors} bad rows, {plan.video_errors} "
@@ -311,8 +338,9 @@ def build(
         return
     bar, update = _progress_bar()
     with bar:
-        summary = run_build(run_config, out, manager, progress=update, max_cost=max_cost,
-                            allow_config_change=allow_config_change)
+        summary = run_build(
+            run_config, out, manager, progress=update, max_cost=max_cost, allow_config_change=allow_config_change
+        )
     _print_summary(summary, out)
     if summary.refused_by_budget:
         err_console.print(
@@ -337,13 +365,17 @@ def pairs(
 
 
 def _print_results(results: EvalResults, out: Path) -> None:
-    table = Table("evaluator", "benchmark", "model", "n", "ratio % [95% CI]", "score [95% CI]", "unreadable", title="Evaluation")
+    table = Table(
+        "evaluator", "benchmark", "model", "n", "ratio % [95% CI]", "score [95% CI]", "unreadable", title="Evaluation"
+    )
     for row in sorted(results.metrics, key=lambda r: (r.evaluator, r.benchmark, r.model)):
         m = row.metrics
         ratio, score = format_estimate(m.ratio, percent=True), format_estimate(m.score)
         table.add_row(row.evaluator, row.benchmark, row.model, str(m.n), ratio, score, str(m.parse_failures))
     console.print(table)
-    console.print(f"verdicts: {results.verdicts}; cost ${results.cost_usd:.4f}. Output: {out}/results.json, verdicts.jsonl, report.md")
+    console.print(
+        f"verdicts: {results.verdicts}; cost ${results.cost_usd:.4f}. Output: {out}/results.json, verdicts.jsonl, report.md"
+    )
 
 
 @app.command()
@@ -352,8 +384,10 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
     rejudge: Annotated[
         Path | None,
-        typer.Option(help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
-                     "(no model is run) and report how much the numbers move (judge drift)."),
+        typer.Option(
+            help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
+            "(no model is run) and report how much the numbers move (judge drift)."
+        ),
     ] = None,
     frames: FramesOption = None,
     allow_config_change: AllowChangeOption = False,
@@ -370,7 +404,9 @@ def evaluate(
         from mmaip_core.stages.ablation import ablate_evaluation
 
         with bar:
-            ablate_evaluation(run_config, frames, out, manager, progress=update, allow_config_change=allow_config_change)
+            ablate_evaluation(
+                run_config, frames, out, manager, progress=update, allow_config_change=allow_config_change
+            )
         console.print(Markdown((out / "ablation.md").read_text()))
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
@@ -382,28 +418,64 @@ def evaluate(
     from mmaip_core.stages.drift import rejudge as run_rejudge
 
     with bar:
-        results, drift = run_rejudge(run_config, rejudge, out, manager, progress=update, allow_config_change=allow_config_change)
+        results, drift = run_rejudge(
+            run_config, rejudge, out, manager, progress=update, allow_config_change=allow_config_change
+        )
     _print_results(results, out)
-    table = Table("benchmark", "model", "old → new", "n", "ratio % old → new", "score old → new", "same verdict", "kappa",
-                  title="Judge drift")  # fmt: skip
+    table = Table(
+        "benchmark",
+        "model",
+        "old → new",
+        "n",
+        "ratio % old → new",
+        "score old → new",
+        "same verdict",
+        "kappa",
+        title="Judge drift",
+    )
     for r in drift.rows:
         same = format_percent(r.verdict_agreement)
-        table.add_row(r.benchmark, r.model, f"{r.old} → {r.new}", str(r.n), f"{format_number(r.ratio_old, scale=100)} → {format_number(r.ratio_new, scale=100)}",
-                      f"{format_number(r.score_old)} → {format_number(r.score_new)}", same, format_number(r.kappa))  # fmt: skip
+        table.add_row(
+            r.benchmark,
+            r.model,
+            f"{r.old} → {r.new}",
+            str(r.n),
+            f"{format_number(r.ratio_old, scale=100)} → {format_number(r.ratio_new, scale=100)}",
+            f"{format_number(r.score_old)} → {format_number(r.score_new)}",
+            same,
+            format_number(r.kappa),
+        )
     console.print(table)
     console.print(f"Drift: {out}/drift.json and report.md")
 
 
 def _print_comparison(comparison: Comparison, out: Path) -> None:
-    scorers = Table("scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers")
+    scorers = Table(
+        "scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers"
+    )
     for s in comparison.scorers:
         human = "–" if s.human is None or s.human.rate is None else f"{100 * s.human.rate:.1f}% of {s.human.pairs}"
-        scorers.add_row(s.name, str(s.judged), str(s.parse_failures), str(s.pairs), format_number(s.length_bias.spearman), human,
-                        f"{s.cost_usd:.4f}")
+        scorers.add_row(
+            s.name,
+            str(s.judged),
+            str(s.parse_failures),
+            str(s.pairs),
+            format_number(s.length_bias.spearman),
+            human,
+            f"{s.cost_usd:.4f}",
+        )
     agreement = Table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
     for a in comparison.agreement:
         same = f"{a.same_pairs}/{a.pair_questions}"
-        agreement.add_row(a.a, a.b, format_number(a.spearman), format_number(a.kendall), format_number(a.kappa), same, f"{a.changed_a_to_b} / {a.changed_b_to_a}")
+        agreement.add_row(
+            a.a,
+            a.b,
+            format_number(a.spearman),
+            format_number(a.kendall),
+            format_number(a.kappa),
+            same,
+            f"{a.changed_a_to_b} / {a.changed_b_to_a}",
+        )
     console.print(scorers, agreement)
     console.print(f"Output: {out}/comparison.json, judgements.jsonl, report.md (agreement.png, bias.png)")
 
@@ -415,8 +487,10 @@ def compare_scorers(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; a rerun reuses its judgements.")],
     scorer_config: Annotated[
         Path | None,
-        typer.Option(help="YAML/TOML mapping label -> scorer section ({name: plugin, options}); a label not in it "
-                     "is a plugin name (with the build's options for the build's own scorer)."),
+        typer.Option(
+            help="YAML/TOML mapping label -> scorer section ({name: plugin, options}); a label not in it "
+            "is a plugin name (with the build's options for the build's own scorer)."
+        ),
     ] = None,
     human: Annotated[
         Path | None, typer.Option(help="Human-labelled pairs (JSONL: id, video, prompt|question, chosen, rejected).")
@@ -449,15 +523,24 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
     format: Annotated[
         ExportFormat,
-        typer.Option("--format", "-f", help="trl (train.parquet, or train.jsonl with --video-path), parquet "
-                     "(train.parquet), hf (Hub folder) or llava-hound (LLaVA-Hound-DPO's train.jsonl + frames/)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="trl (train.parquet, or train.jsonl with --video-path), parquet "
+            "(train.parquet), hf (Hub folder) or llava-hound (LLaVA-Hound-DPO's train.jsonl + frames/).",
+        ),
     ] = ExportFormat.trl,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN_DIR/export-FORMAT).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN_DIR/export-FORMAT).")
+    ] = None,
     frames_as_images: Annotated[
         bool,
-        typer.Option("--frames-as-images/--video-path", help="Store the frames the zoo saw as images (what TRL's "
-                     "DPOTrainer trains on), or only the video's path and a video prompt part: for trainers with "
-                     "video support, not TRL's DPOTrainer. llava-hound always stores the frames."),
+        typer.Option(
+            "--frames-as-images/--video-path",
+            help="Store the frames the zoo saw as images (what TRL's "
+            "DPOTrainer trains on), or only the video's path and a video prompt part: for trainers with "
+            "video support, not TRL's DPOTrainer. llava-hound always stores the frames.",
+        ),
     ] = True,
 ) -> None:
     """Export a build's pairs for TRL's DPOTrainer, datasets.load_dataset or LLaVA-Hound-DPO, with a dataset card."""
@@ -493,11 +576,15 @@ def extrapolate(
     include_vision: Annotated[
         bool, typer.Option("--include-vision", help="Extrapolate the vision tower and projector too.")
     ] = False,
-    lora: Annotated[bool, typer.Option("--lora", help="POLICY is a LoRA adapter trained on top of the anchor.")] = False,
+    lora: Annotated[
+        bool, typer.Option("--lora", help="POLICY is a LoRA adapter trained on top of the anchor.")
+    ] = False,
     eval_config: Annotated[
         Path | None,
-        typer.Option(help="With --alphas: evaluate each model with this config's benchmarks and evaluators "
-                     "(its first `models` entry, an hf generator, is the template) and choose alpha."),
+        typer.Option(
+            help="With --alphas: evaluate each model with this config's benchmarks and evaluators "
+            "(its first `models` entry, an hf generator, is the template) and choose alpha."
+        ),
     ] = None,
 ) -> None:
     """Weak-to-strong extrapolation (ExPO): strong = policy + alpha * (policy - anchor).
@@ -521,9 +608,14 @@ def extrapolate(
         assert anchor is not None
         manager = _manager()
         result = sweep_alphas(
-            policy, anchor, values, out, include_vision=include_vision,
-            evaluation=load_config(eval_config, manager), manager=manager,
-        )  # fmt: skip
+            policy,
+            anchor,
+            values,
+            out,
+            include_vision=include_vision,
+            evaluation=load_config(eval_config, manager),
+            manager=manager,
+        )
         for label, score in result.scores.items():
             console.print(f"alpha {label}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
         console.print(f"chosen alpha: {result.chosen} (written: {out / 'sweep.json'})")
@@ -548,7 +640,9 @@ def train(
     ] = False,
     processes: Annotated[
         int | None,
-        typer.Option("--launch", min=1, help="Start this many processes with `accelerate launch` (GPUs, or CPU with gloo)."),
+        typer.Option(
+            "--launch", min=1, help="Start this many processes with `accelerate launch` (GPUs, or CPU with gloo)."
+        ),
     ] = None,
 ) -> None:
     """Iter-W2S-RLAIF: rounds of DPO on video, reference updates and weak-to-strong extrapolation.
@@ -577,9 +671,15 @@ def _print_training(manifest: TrainManifest, out: Path) -> None:
         curves = r.result.curves
         last = {k: f"{curves[k][-1]:.3f}" if curves.get(k) else "–" for k in ("loss", "margin")}
         table.add_row(
-            str(r.round), str(r.result.steps), str(r.result.skipped_steps), str(r.result.pairs),
-            str(len(r.result.skipped)), last["loss"], last["margin"], f"{r.result.wall_s:.1f}",
-        )  # fmt: skip
+            str(r.round),
+            str(r.result.steps),
+            str(r.result.skipped_steps),
+            str(r.result.pairs),
+            str(len(r.result.skipped)),
+            last["loss"],
+            last["margin"],
+            f"{r.result.wall_s:.1f}",
+        )
     console.print(table)
     console.print(f"final model: {manifest.final}\nmanifest: {out / 'manifest.json'}; curves: {out / 'curves.png'}")
 
@@ -626,8 +726,9 @@ def demo(
     _print_comparison(demo.comparison, out / "compare")
 
 
-miniature_app = typer.Typer(help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.",
-                             no_args_is_help=True)  # fmt: skip
+miniature_app = typer.Typer(
+    help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.", no_args_is_help=True
+)
 app.add_typer(miniature_app, name="miniature")
 
 
@@ -651,7 +752,8 @@ def _cache(cache: Path | None) -> Path:
 
 QuickOption = Annotated[bool, typer.Option("--quick", help="A reduced run (seconds; the numbers are noise).")]
 CacheOption = Annotated[
-    Path | None, typer.Option(help="Where the zoo is cached (default: $MMAIP_CACHE_DIR/miniature or ~/.cache/mmaip/miniature).")
+    Path | None,
+    typer.Option(help="Where the zoo is cached (default: $MMAIP_CACHE_DIR/miniature or ~/.cache/mmaip/miniature)."),
 ]
 
 
@@ -664,7 +766,9 @@ def miniature_zoo(
     """Generate ShapesQA and fine-tune (or find cached) the zoo of tiny models."""
     from mmaip_miniature import prepare_zoo
 
-    folders = _with_bar(lambda progress: prepare_zoo(out, _miniature_settings(quick), _manager(), _cache(cache), progress))
+    folders = _with_bar(
+        lambda progress: prepare_zoo(out, _miniature_settings(quick), _manager(), _cache(cache), progress)
+    )
     for name, folder in folders.items():
         console.print(f"{name}: {folder}")
 
@@ -678,7 +782,9 @@ def miniature_run(
     """Run the miniature end to end (build, train (a)-(d), evaluate) and print the results table."""
     from mmaip_miniature import results_table, run_miniature
 
-    results = _with_bar(lambda progress: run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache), progress))
+    results = _with_bar(
+        lambda progress: run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache), progress)
+    )
     console.print("\n".join(results_table(results)), markup=False, highlight=False, soft_wrap=True)  # Markdown, as is
     console.print(f"Full results: {out}/results.md (text-only judge, wall times, plot results.png), {out}/results.json")
 

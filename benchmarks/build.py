@@ -58,32 +58,50 @@ def main() -> None:
 def _run(args: argparse.Namespace, tmp: Path, qa: Path, manager: PluginManager) -> None:
     frames = FrameLoader(FrameSettings(cache_dir=tmp / "frames"), manager).load(tmp / "data/videos/clip000.mp4")
     sample = VideoQA(id="q", video="v", question="What moves?")
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores; {date.today()}; server latency {args.latency} s; "
-          f"{args.calls} calls, 1 frame each")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; {date.today()}; server latency {args.latency} s; "
+        f"{args.calls} calls, 1 frame each"
+    )
     print("\n| concurrency | seconds | requests/s | ideal requests/s | achieved / ideal |\n|---|---|---|---|---|")
     for concurrency in (1, 4, 16, 64):
         calls = args.calls if concurrency > 1 else max(16, args.calls // 16)
-        requests = [GenerationRequest(id=f"c{concurrency}-{i}", sample=sample, frames=frames, sample_index=i)
-                    for i in range(calls)]
-        generator = manager.create("generator", "openai", {
-            "model": "gpt-4o-mini", "concurrency": concurrency, "max_frames": 1,
-            "params": {"seed": concurrency * 100000},
-        })
+        requests = [
+            GenerationRequest(id=f"c{concurrency}-{i}", sample=sample, frames=frames, sample_index=i)
+            for i in range(calls)
+        ]
+        generator = manager.create(
+            "generator",
+            "openai",
+            {
+                "model": "gpt-4o-mini",
+                "concurrency": concurrency,
+                "max_frames": 1,
+                "params": {"seed": concurrency * 100000},
+            },
+        )
         start = time.perf_counter()
         responses = generator.generate(requests, model="bench")
         seconds = time.perf_counter() - start
         assert all(r.error is None for r in responses)
         ideal = min(concurrency, calls) / args.latency
-        print(f"| {concurrency} | {seconds:.2f} | {calls / seconds:.1f} | {ideal:.1f} | {calls / seconds / ideal:.2f} |")
+        print(
+            f"| {concurrency} | {seconds:.2f} | {calls / seconds:.1f} | {ideal:.1f} | {calls / seconds / ideal:.2f} |"
+        )
 
     config = tmp / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(qa)},
-        "frames": {"num_frames": 8, "cache_dir": str(tmp / "frames")},
-        "zoo": [{"name": "a", "generator": "openai", "model": "gpt-4o-mini", "n": 2, "concurrency": 16},
-                {"name": "b", "generator": "openai", "model": "gpt-4o", "concurrency": 16}],
-        "scorer": {"name": "openai-judge", "model": "gpt-4o", "vision": True, "concurrency": 16},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(qa)},
+                "frames": {"num_frames": 8, "cache_dir": str(tmp / "frames")},
+                "zoo": [
+                    {"name": "a", "generator": "openai", "model": "gpt-4o-mini", "n": 2, "concurrency": 16},
+                    {"name": "b", "generator": "openai", "model": "gpt-4o", "concurrency": 16},
+                ],
+                "scorer": {"name": "openai-judge", "model": "gpt-4o", "vision": True, "concurrency": 16},
+            }
+        )
+    )
     timings = []
     for _ in range(2):
         start = time.perf_counter()
@@ -91,7 +109,9 @@ def _run(args: argparse.Namespace, tmp: Path, qa: Path, manager: PluginManager) 
         new_calls = sum(c["new"] for c in summary.responses.values()) + summary.judgements["new"]
         timings.append((time.perf_counter() - start, new_calls, summary))
     (first, first_calls, s), (again, again_calls, _) = timings
-    print("\n| build (18 questions, 3 answers each, 54 judgements; concurrency 16) | seconds | API calls |\n|---|---|---|")
+    print(
+        "\n| build (18 questions, 3 answers each, 54 judgements; concurrency 16) | seconds | API calls |\n|---|---|---|"
+    )
     print(f"| first run | {first:.2f} | {first_calls} |")
     print(f"| rerun of the finished build | {again:.2f} | {again_calls} |")
     print(f"\nRerun / first run: {again / first:.3f}; pairs {s.pairs}; cost ${s.cost_usd:.4f} (list prices)")

@@ -64,8 +64,10 @@ def main() -> None:
     cold_s = median_seconds(cold, args.repeats)
     warm_s = median_seconds(lambda: warm_loader.load(video), args.repeats)
 
-    print(f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; {date.today()}; "
-          f"video {args.size}x{args.size}, 300 frames, H.264; median of {args.repeats}")
+    print(
+        f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; {date.today()}; "
+        f"video {args.size}x{args.size}, 300 frames, H.264; median of {args.repeats}"
+    )
     print("\n| decode | decord (s) | PyAV (s) | PyAV / decord |\n|---|---|---|---|")
     for label, d, p in rows:
         print(f"| {label} | {d:.4f} | {p:.4f} | {p / d:.2f} |")

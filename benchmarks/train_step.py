@@ -33,15 +33,33 @@ def _qwen2vl_2b() -> Any:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     config = Qwen2VLConfig(
-        text_config={"hidden_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
-                     "intermediate_size": 8960, "vocab_size": 151936, "max_position_embeddings": 32768,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-                     "tie_word_embeddings": True},
-        vision_config={"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
-        video_token_id=151656, image_token_id=151655, vision_start_token_id=151652, vision_end_token_id=151653,
+        text_config={
+            "hidden_size": 1536,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 12,
+            "num_key_value_heads": 2,
+            "intermediate_size": 8960,
+            "vocab_size": 151936,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+            "tie_word_embeddings": True,
+        },
+        vision_config={
+            "depth": 32,
+            "embed_dim": 1280,
+            "hidden_size": 1536,
+            "num_heads": 16,
+            "mlp_ratio": 4,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        video_token_id=151656,
+        image_token_id=151655,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
         attn_implementation="sdpa",
-    )  # fmt: skip
+    )
     return Qwen2VLForConditionalGeneration(config)
 
 
@@ -53,7 +71,9 @@ def _tiny() -> Any:
     return AutoModelForImageTextToText.from_pretrained(build_tiny_model("qwen2-vl", 0, Path(tempfile.mkdtemp())))
 
 
-def _batch(model: Any, pairs: int, frames: int, size: int, prompt: int, answer: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _batch(
+    model: Any, pairs: int, frames: int, size: int, prompt: int, answer: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Examples and per-video pixel inputs shaped like the processor's (Qwen2-VL layout)."""
     vision = model.config.vision_config
     patch, merge, temporal = vision.patch_size, vision.spatial_merge_size, vision.temporal_patch_size
@@ -65,10 +85,19 @@ def _batch(model: Any, pairs: int, frames: int, size: int, prompt: int, answer: 
     examples, videos = [], {}
     for i in range(pairs):
         ids = torch.randint(10, min(vocab, 5000), (prompt + 2 * answer,), generator=g).tolist()
-        prompt_ids = ids[: prompt // 2] + [model.config.vision_start_token_id] + [model.config.video_token_id] * video_tokens
+        prompt_ids = (
+            ids[: prompt // 2] + [model.config.vision_start_token_id] + [model.config.video_token_id] * video_tokens
+        )
         prompt_ids += [model.config.vision_end_token_id, *ids[prompt // 2 : prompt - 2]]
-        examples.append({"id": f"p{i}", "video": f"v{i}", "prompt_ids": prompt_ids,
-                         "chosen_ids": ids[prompt : prompt + answer], "rejected_ids": ids[prompt + answer :]})  # fmt: skip
+        examples.append(
+            {
+                "id": f"p{i}",
+                "video": f"v{i}",
+                "prompt_ids": prompt_ids,
+                "chosen_ids": ids[prompt : prompt + answer],
+                "rejected_ids": ids[prompt + answer :],
+            }
+        )
         pixels = torch.randn(int(grid.prod()), 3 * temporal * patch * patch, generator=g)
         videos[f"v{i}"] = {"pixel_values_videos": pixels, "video_grid_thw": grid}
     return examples, videos
@@ -108,8 +137,14 @@ def _run_variant(
     for name, p in policy.named_parameters():
         p.requires_grad_(not VISION_PATTERN.search(name))
     examples, videos = _batch(policy, args.pairs, args.frames, args.size, args.prompt, args.answer)
-    common = {"pad_token_id": 0, "videos": videos, "token_types": True,
-              "video_token_id": policy.config.video_token_id, "device": device, "dtype": dtype}  # fmt: skip
+    common = {
+        "pad_token_id": 0,
+        "videos": videos,
+        "token_types": True,
+        "video_token_id": policy.config.video_token_id,
+        "device": device,
+        "dtype": dtype,
+    }
     objective = TrlDpoObjective(options, acc)
     add_fused_lm_head(policy, outputs=objective.fused_outputs)
     batch = None
@@ -127,8 +162,10 @@ def _run_variant(
         collator = VideoPreferenceCollator(**common, features=store)
         chosen, rejected = objective.reference_logps(policy.eval(), collator(examples))
         policy.train()
-        examples = [{**e, "ref_chosen_logps": float(c), "ref_rejected_logps": float(r)}
-                    for e, c, r in zip(examples, chosen, rejected, strict=True)]  # fmt: skip
+        examples = [
+            {**e, "ref_chosen_logps": float(c), "ref_rejected_logps": float(r)}
+            for e, c, r in zip(examples, chosen, rejected, strict=True)
+        ]
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
 
     def step() -> None:
@@ -167,8 +204,10 @@ def main() -> None:
     results = {v: _run_variant(v, build, args, options, acc, device, dtype) for v in ("standard", "mmaip")}
     tokens = results["mmaip"][2]
     machine = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()} CPU"
-    print(f"# {date.today()} {machine}, torch {torch.__version__}, {args.shape}, {args.pairs} pairs, "
-          f"{tokens} tokens/step, {args.frames} frames at {args.size}px, dtype {dtype}")  # fmt: skip
+    print(
+        f"# {date.today()} {machine}, torch {torch.__version__}, {args.shape}, {args.pairs} pairs, "
+        f"{tokens} tokens/step, {args.frames} frames at {args.size}px, dtype {dtype}"
+    )
     print("| variant | s/step | tokens/s | peak GiB |\n|---|---|---|---|")
     for name, (seconds, peak, _) in results.items():
         print(f"| {name} | {seconds:.4f} | {tokens / seconds:,.0f} | {peak:.1f} |")

@@ -54,9 +54,15 @@ Progress = Callable[[str, int, int], None]
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "a": ("1 round of DPO, fixed reference", {"rounds": 1, "reference": {"policy": "fixed"}, "alpha": 0.0}),
     "b": ("T rounds, reference updated", {"reference": {"policy": "previous"}, "alpha": 0.0, "schedule": "shards"}),
-    "c": ("T rounds, reference updated, extrapolated (the paper)", {"reference": {"policy": "extrapolated"}, "schedule": "shards"}),
-    "d": ("as (c), pairs from the weakest model alone", {"reference": {"policy": "extrapolated"}, "schedule": "shards"}),
-}  # fmt: skip
+    "c": (
+        "T rounds, reference updated, extrapolated (the paper)",
+        {"reference": {"policy": "extrapolated"}, "schedule": "shards"},
+    ),
+    "d": (
+        "as (c), pairs from the weakest model alone",
+        {"reference": {"policy": "extrapolated"}, "schedule": "shards"},
+    ),
+}
 
 
 class MiniatureSettings(BaseModel):
@@ -64,7 +70,9 @@ class MiniatureSettings(BaseModel):
 
     seed: int = 0
     train_videos: int = Field(default=1200, description="ShapesQA train videos (3 questions each).")
-    zoo_videos: int = Field(default=900, description="Of those, the first ones train the zoo; the rest are the build's.")
+    zoo_videos: int = Field(
+        default=900, description="Of those, the first ones train the zoo; the rest are the build's."
+    )
     held_out: int = 100
     ood: int = 100
     num_frames: int = Field(default=8, description="Frames per video, for every model, scorer and trainer.")
@@ -76,22 +84,43 @@ class MiniatureSettings(BaseModel):
     rounds: int = 3
     alpha: float = 0.3
     dpo: dict[str, Any] = Field(
-        default_factory=lambda: {"learning_rate": 2e-4, "beta": 0.1, "epochs": 2, "batch_size": 16,
-                                 "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]},
+        default_factory=lambda: {
+            "learning_rate": 2e-4,
+            "beta": 0.1,
+            "epochs": 2,
+            "batch_size": 16,
+            "loss_type": ["sigmoid", "sft"],
+            "loss_weights": [1.0, 1.0],
+        },
         description="Options of the video-dpo trainer. DPO plus an SFT term on the chosen answer (RPO): with "
         "plain DPO these tiny models unlearn when to stop (see docs/miniature.md).",
     )
 
 
 QUICK = MiniatureSettings(
-    train_videos=30, zoo_videos=18, held_out=6, ood=6, num_frames=4,
-    zoo=[ZooMember(name="llava-weak", family="llava-onevision", seed=0, steps=2),
-         ZooMember(name="qwen2vl", family="qwen2-vl", seed=1, steps=20),
-         ZooMember(name="llava-strong", family="llava-onevision", seed=2, steps=150)],
-    sft_batch_size=8, temperature=0.3, single_model_answers=4, rounds=2,
-    dpo={"learning_rate": 1e-3, "beta": 0.1, "epochs": 1, "batch_size": 8, "loss_type": ["sigmoid", "sft"],
-         "loss_weights": [1.0, 1.0]},
-)  # fmt: skip
+    train_videos=30,
+    zoo_videos=18,
+    held_out=6,
+    ood=6,
+    num_frames=4,
+    zoo=[
+        ZooMember(name="llava-weak", family="llava-onevision", seed=0, steps=2),
+        ZooMember(name="qwen2vl", family="qwen2-vl", seed=1, steps=20),
+        ZooMember(name="llava-strong", family="llava-onevision", seed=2, steps=150),
+    ],
+    sft_batch_size=8,
+    temperature=0.3,
+    single_model_answers=4,
+    rounds=2,
+    dpo={
+        "learning_rate": 1e-3,
+        "beta": 0.1,
+        "epochs": 1,
+        "batch_size": 8,
+        "loss_type": ["sigmoid", "sft"],
+        "loss_weights": [1.0, 1.0],
+    },
+)
 """A reduced run for tests and a first look: the same pipeline, minutes become seconds, the numbers noise."""
 
 
@@ -144,41 +173,73 @@ def _configs(out: Path, s: MiniatureSettings, folders: dict[str, Path]) -> dict[
     sampling = {"temperature": s.temperature, "max_new_tokens": 8, "seed": s.seed}
 
     def zoo(names: list[str], n: int) -> list[dict[str, Any]]:
-        return [{"name": m, "generator": "hf", "model": str(folders[m]), "n": n, "batch_size": 32, "params": sampling}
-                for m in names]  # fmt: skip
+        return [
+            {"name": m, "generator": "hf", "model": str(folders[m]), "n": n, "batch_size": 32, "params": sampling}
+            for m in names
+        ]
 
-    build = {"samples": {"reader": "jsonl", "path": str(data / "build-train.jsonl")}, "frames": frames,
-             "scorer": {"name": "exact-match", "partial": "none"}, "pairs": {"strategy": "best-worst"}}  # fmt: skip
+    build = {
+        "samples": {"reader": "jsonl", "path": str(data / "build-train.jsonl")},
+        "frames": frames,
+        "scorer": {"name": "exact-match", "partial": "none"},
+        "pairs": {"strategy": "best-worst"},
+    }
     configs = {
-        "build-zoo": _write(out / "configs" / "build-zoo.yaml", {**build, "zoo": zoo([m.name for m in s.zoo], s.answers_per_model)}),
-        "build-single": _write(out / "configs" / "build-single.yaml", {**build, "zoo": zoo([weakest], s.single_model_answers)}),
-    }  # fmt: skip
+        "build-zoo": _write(
+            out / "configs" / "build-zoo.yaml", {**build, "zoo": zoo([m.name for m in s.zoo], s.answers_per_model)}
+        ),
+        "build-single": _write(
+            out / "configs" / "build-single.yaml", {**build, "zoo": zoo([weakest], s.single_model_answers)}
+        ),
+    }
     for variant, (_, train) in VARIANTS.items():
         pairs = out / ("build-single" if variant == "d" else "build-zoo") / layout.PAIRS
-        section = {"pairs": str(pairs), "rounds": s.rounds, "alpha": s.alpha, "seed": s.seed, **train,
-                   "trainer": {"name": "video-dpo", "model": str(folders[weakest]), "seed": s.seed, **s.dpo}}  # fmt: skip
-        configs[f"train-{variant}"] = _write(out / "configs" / f"train-{variant}.yaml", {"frames": frames, "train": section})
+        section = {
+            "pairs": str(pairs),
+            "rounds": s.rounds,
+            "alpha": s.alpha,
+            "seed": s.seed,
+            **train,
+            "trainer": {"name": "video-dpo", "model": str(folders[weakest]), "seed": s.seed, **s.dpo},
+        }
+        configs[f"train-{variant}"] = _write(
+            out / "configs" / f"train-{variant}.yaml", {"frames": frames, "train": section}
+        )
     return configs
 
 
 def _evaluation_config(out: Path, s: MiniatureSettings, models: dict[str, Path]) -> Path:
     greedy = {"temperature": 0, "max_new_tokens": 8}
-    return _write(out / "configs" / "eval.yaml", {
-        "frames": {"sampler": "uniform", "num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")},
-        "benchmarks": [{"name": split, "reader": "shapesqa", "path": str(out / "data"), "split": split}
-                       for split in ("held-out", "ood")],
-        "models": [{"name": name, "generator": "hf", "model": str(folder), "batch_size": 32, "params": greedy}
-                   for name, folder in models.items()],
-        "evaluators": [{"name": "exact-match", "match": "exact"}, {"name": "reference"}],
-    })  # fmt: skip
+    return _write(
+        out / "configs" / "eval.yaml",
+        {
+            "frames": {"sampler": "uniform", "num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")},
+            "benchmarks": [
+                {"name": split, "reader": "shapesqa", "path": str(out / "data"), "split": split}
+                for split in ("held-out", "ood")
+            ],
+            "models": [
+                {"name": name, "generator": "hf", "model": str(folder), "batch_size": 32, "params": greedy}
+                for name, folder in models.items()
+            ],
+            "evaluators": [{"name": "exact-match", "match": "exact"}, {"name": "reference"}],
+        },
+    )
 
 
-def _zoo_data(out: Path, s: MiniatureSettings, manager: PluginManager, path: Path) -> tuple[list[VideoQA], Callable[[], dict[str, Frames]], str]:
+def _zoo_data(
+    out: Path, s: MiniatureSettings, manager: PluginManager, path: Path
+) -> tuple[list[VideoQA], Callable[[], dict[str, Frames]], str]:
     """The zoo's training samples, a loader of their frames by video, and the key of both."""
-    samples = [x for x in manager.create("sample-reader", "jsonl", {"path": str(path)}).read() if isinstance(x, VideoQA)]
+    samples = [
+        x for x in manager.create("sample-reader", "jsonl", {"path": str(path)}).read() if isinstance(x, VideoQA)
+    ]
 
     def frames() -> dict[str, Frames]:
-        loader = FrameLoader(FrameSettings.model_validate({"num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}), manager)
+        loader = FrameLoader(
+            FrameSettings.model_validate({"num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}),
+            manager,
+        )
         return {video: loader.load(video) for video in dict.fromkeys(sample.video for sample in samples)}
 
     # the frames are a function of the videos (fixed by the ShapesQA manifest) and the frame settings
@@ -198,11 +259,17 @@ def _results(
     models = []
     for name, description in descriptions.items():
         metrics = {f"{m.benchmark}/{m.evaluator}": m.metrics for m in evaluation.metrics if m.model == name}
-        versus = {b: paired_difference(groups[(name, b, "exact-match")], groups[(base, b, "exact-match")])
-                  for b in ("held-out", "ood") if name != base}  # fmt: skip
+        versus = {
+            b: paired_difference(groups[(name, b, "exact-match")], groups[(base, b, "exact-match")])
+            for b in ("held-out", "ood")
+            if name != base
+        }
         models.append(ModelResult(model=name, description=description, metrics=metrics, versus_base=versus))
-    drift = judge_drift(str(out / "eval"), [r for r in records if r.evaluator == "exact-match"],
-                        [r for r in records if r.evaluator == "reference"])  # fmt: skip
+    drift = judge_drift(
+        str(out / "eval"),
+        [r for r in records if r.evaluator == "exact-match"],
+        [r for r in records if r.evaluator == "reference"],
+    )
     return models, drift.rows
 
 
@@ -237,6 +304,7 @@ def run_miniature(
     folders = prepare_zoo(out, s, manager, cache, say)
     lap("data and zoo")
     configs = _configs(out, s, folders)
+
     def step(stage: str) -> Callable[..., None]:
         return lambda task, done, total, *_: say(f"{stage}: {task}", done, total)
 
@@ -252,22 +320,30 @@ def run_miniature(
         if pairs[source] < needed:  # too little to learn from: a finding, not a failure
             untrained[f"{s.zoo[0].name}+{variant}"] = f"not trained: the {source} build made {pairs[source]} pair(s)"
             continue
-        manifest = run_training(load_config(configs[name], manager), out / name, manager, resume=True, progress=step(name))
+        manifest = run_training(
+            load_config(configs[name], manager), out / name, manager, resume=True, progress=step(name)
+        )
         assert manifest.final is not None
         trained[f"{s.zoo[0].name}+{variant}"] = Path(manifest.final)
     lap("train")
-    descriptions = {m.name: f"zoo: {m.family}, {m.steps} SFT steps" + (" (the base)" if i == 0 else "")
-                    for i, m in enumerate(s.zoo)}  # fmt: skip
+    descriptions = {
+        m.name: f"zoo: {m.family}, {m.steps} SFT steps" + (" (the base)" if i == 0 else "") for i, m in enumerate(s.zoo)
+    }
     descriptions.update({name: f"({name[-1]}) {VARIANTS[name[-1]][0]}" for name in trained})
     evaluation = _evaluation_config(out, s, {**folders, **trained})
     evaluated = run_evaluation(load_config(evaluation, manager), out / "eval", manager, progress=step("eval"))
     lap("evaluate")
     models, text_judge = _results(out, s, descriptions, evaluated)
     results = MiniatureResults(
-        settings=s, machine=_machine(),
-        date=datetime.now(UTC).strftime("%Y-%m-%d"), wall_s=walls, pairs=pairs, models=models, untrained=untrained,
+        settings=s,
+        machine=_machine(),
+        date=datetime.now(UTC).strftime("%Y-%m-%d"),
+        wall_s=walls,
+        pairs=pairs,
+        models=models,
+        untrained=untrained,
         text_judge=text_judge,
-    )  # fmt: skip
+    )
     write_text_atomic(out / layout.RESULTS, results.model_dump_json(indent=2))
     from mmaip_miniature.report import write_results
 
@@ -282,7 +358,9 @@ def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else None

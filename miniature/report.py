@@ -24,14 +24,18 @@ def _accuracy(results: MiniatureResults, model: int, benchmark: str, evaluator: 
 
 def results_table(results: MiniatureResults) -> list[str]:
     """The main table (Markdown lines): exact-match accuracy per model and split, and the change from the base."""
-    lines = ["| model | what | held-out accuracy % | vs base (points) | ood accuracy % | vs base (points) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | what | held-out accuracy % | vs base (points) | ood accuracy % | vs base (points) |",
+        "|---|---|---|---|---|---|",
+    ]
     for i, m in enumerate(results.models):
         cells = []
         for benchmark in BENCHMARKS:
             diff = m.versus_base.get(benchmark)
-            cells += [format_estimate(_accuracy(results, i, benchmark), True),
-                      format_estimate(diff.ratio, True) if diff is not None else "–"]  # fmt: skip
+            cells += [
+                format_estimate(_accuracy(results, i, benchmark), True),
+                format_estimate(diff.ratio, True) if diff is not None else "–",
+            ]
         lines.append(f"| {m.model} | {m.description} | {' | '.join(cells)} |")
     lines += [f"| {name} | {why} | – | – | – | – |" for name, why in results.untrained.items()]
     return lines
@@ -54,7 +58,14 @@ def _plot(out: Path, results: MiniatureResults) -> str:
             values.append(100 * v)
             low.append(100 * (v - (e.low if e.low is not None else v)))
             high.append(100 * ((e.high if e.high is not None else v) - v))
-        axis.bar([i + (k - 0.5) * width for i in range(len(names))], values, width, yerr=[low, high], capsize=3, label=benchmark)
+        axis.bar(
+            [i + (k - 0.5) * width for i in range(len(names))],
+            values,
+            width,
+            yerr=[low, high],
+            capsize=3,
+            label=benchmark,
+        )
     axis.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
     axis.set_ylabel("exact-match accuracy %, 95% CI")
     axis.set_ylim(0, 100)
@@ -69,23 +80,30 @@ def write_results(out: Path, results: MiniatureResults) -> Path:
     """Write ``results.md`` and ``results.png`` into ``out``."""
     s = results.settings
     lines = [
-        "# The paper in miniature (ShapesQA)", "",
+        "# The paper in miniature (ShapesQA)",
+        "",
         f"{results.date}, {results.machine}; seed {s.seed}; {s.train_videos} train videos ({s.zoo_videos} for the zoo's "
         f"fine-tuning), {s.held_out} held-out and {s.ood} out-of-domain videos, 3 questions each; {s.num_frames} frames. "
         f"Pairs: {results.pairs.get('zoo', 0)} from the zoo, {results.pairs.get('single', 0)} from the weakest model "
         f"alone. {s.rounds} rounds, alpha {s.alpha}. Brackets: 95% bootstrap intervals over videos; 'vs base': "
-        "the change from the base model on the same questions.", "",
-        *results_table(results), "",
-        "## The text-only judge against the truth", "",
+        "the change from the base model on the same questions.",
+        "",
+        *results_table(results),
+        "",
+        "## The text-only judge against the truth",
+        "",
         "The `reference` evaluator (embedding similarity of prediction and ground truth, no video) beside exact "
-        "match on the same predictions.", "",
+        "match on the same predictions.",
+        "",
         "| benchmark | model | exact-match accuracy % | text-only judge 'yes' % | same verdict | kappa |",
         "|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for r in results.text_judge:
         exact, text = format_number(r.ratio_old, 1, scale=100), format_number(r.ratio_new, 1, scale=100)
-        lines.append(f"| {r.benchmark} | {r.model} | {exact} | {text} | {format_percent(r.verdict_agreement)} | "
-                     f"{format_number(r.kappa)} |")
+        lines.append(
+            f"| {r.benchmark} | {r.model} | {exact} | {text} | {format_percent(r.verdict_agreement)} | "
+            f"{format_number(r.kappa)} |"
+        )
     walls = ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_s.items())
     lines += ["", f"Wall time: {walls}.", "", f"![results]({_plot(out, results)})", ""]
     path = out / "results.md"

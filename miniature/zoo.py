@@ -70,8 +70,13 @@ def build_zoo(
         if not is_complete(folder):
             loaded = loaded if loaded is not None else frames()
             base = build_tiny_model(member.family, member.seed, cache / "tiny-models")
-            options = SftOptions(max_steps=member.steps, learning_rate=member.learning_rate, batch_size=batch_size,
-                                 seed=member.seed, cache_dir=cache / "features")  # fmt: skip
+            options = SftOptions(
+                max_steps=member.steps,
+                learning_rate=member.learning_rate,
+                batch_size=batch_size,
+                seed=member.seed,
+                cache_dir=cache / "features",
+            )
             sft(base, samples, loaded, folder, options)
         folders[member.name] = folder
     if progress is not None:

@@ -135,11 +135,15 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pairs: Path = Field(description="Pairs JSONL: a build's pairs.jsonl or {id, video, prompt, chosen, rejected} lines.")
+    pairs: Path = Field(
+        description="Pairs JSONL: a build's pairs.jsonl or {id, video, prompt, chosen, rejected} lines."
+    )
     rounds: int = Field(default=2, ge=1, le=MAX_ROUNDS, description=f"Number of rounds T (at most {MAX_ROUNDS}).")
     alpha: float = Field(
-        default=0.3, ge=0, allow_inf_nan=False,
-        description="ExPO alpha: strong = policy + alpha * (policy - anchor); 0 turns it off."
+        default=0.3,
+        ge=0,
+        allow_inf_nan=False,
+        description="ExPO alpha: strong = policy + alpha * (policy - anchor); 0 turns it off.",
     )
     anchor: Literal["reference", "base"] = Field(
         default="reference", description="Extrapolate away from this round's reference or from the base model."
@@ -220,7 +224,9 @@ class RunConfig(BaseModel):
             _set(data, location, section)
         for frames, where in self.frame_sections():
             sampler = manager.options("frame-sampler", frames.sampler, frames.sampler_options)
-            (data["train"]["frames"] if where == "train.frames" else data["frames"]).update(sampler.model_dump(mode="json"))
+            (data["train"]["frames"] if where == "train.frames" else data["frames"]).update(
+                sampler.model_dump(mode="json")
+            )
         return data
 
     def frame_sections(self) -> Iterator[tuple[FrameSettings, str]]:

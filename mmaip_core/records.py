@@ -86,9 +86,7 @@ class FrameManifest(Record):
     indices: list[int] = Field(description="0-based frame indices, in the order the frames are used.")
     timestamps: list[float] = Field(description="Presentation time of each frame, in seconds.")
     backend: str = Field(description="Decoding backend that produced the frames (decord or pyav).")
-    fallback_from: str | None = Field(
-        default=None, description="Backend that failed first, when a fallback was used."
-    )
+    fallback_from: str | None = Field(default=None, description="Backend that failed first, when a fallback was used.")
     fallback_reason: str | None = Field(default=None, description="Why the first backend failed.")
     source_fps: float = Field(description="Average frame rate of the video.")
     source_num_frames: int = Field(description="Number of frames in the video.")
@@ -245,9 +243,7 @@ class PreferencePair(Record):
     @model_validator(mode="after")
     def _strict_preference(self) -> PreferencePair:
         if not self.chosen_score > self.rejected_score:
-            raise ValueError(
-                f"chosen_score ({self.chosen_score}) must exceed rejected_score ({self.rejected_score})"
-            )
+            raise ValueError(f"chosen_score ({self.chosen_score}) must exceed rejected_score ({self.rejected_score})")
         if self.chosen_response_id == self.rejected_response_id:
             raise ValueError("chosen and rejected are the same response")
         return self
@@ -330,13 +326,14 @@ class ItemError(Record):
     message: str
 
 
-
 class TrainPair(Record):
     """One preference pair as the trainer reads it: a line of a build's ``pairs.jsonl`` (a PreferencePair)
     or of a hand-written file (human preferences) with just these fields."""
 
     id: str = Field(description="Stable id of the pair.")
-    video: str = Field(description="The video file (or folder of frames); relative paths are taken from the file's folder.")
+    video: str = Field(
+        description="The video file (or folder of frames); relative paths are taken from the file's folder."
+    )
     prompt: str = Field(description="The question as the trained model sees it (without frames).")
     chosen: str = Field(description="The preferred answer.")
     rejected: str = Field(description="The dispreferred answer.")
@@ -392,8 +389,19 @@ class TrainManifest(Record):
 RECORDS: dict[str, type[Record]] = {
     cls.__name__: cls
     for cls in (
-        VideoQA, FrameManifest, Response, Judgement, AnnotatedResponse, PreferencePair, EvalRecord, RunManifest,
-        ItemError, TrainPair, RoundResult, RoundRecord, TrainManifest,
+        VideoQA,
+        FrameManifest,
+        Response,
+        Judgement,
+        AnnotatedResponse,
+        PreferencePair,
+        EvalRecord,
+        RunManifest,
+        ItemError,
+        TrainPair,
+        RoundResult,
+        RoundRecord,
+        TrainManifest,
     )
 }
 

@@ -14,9 +14,7 @@ def _loc(parts: Sequence[int | str], prefix: str) -> str:
     return ".".join(p for p in (prefix, text) if p) or "(top level)"
 
 
-def render_validation_error(
-    exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = ""
-) -> list[str]:
+def render_validation_error(exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
     """One line per error. Unknown keys list the keys ``model`` allows."""
     allowed = ", ".join(sorted(model.model_fields)) if model is not None else ""
     lines = []

@@ -105,8 +105,10 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
         field = "output_config" if anthropic else "response_format"
         return _error(anthropic, 400, "invalid_request_error", f"{field} is not supported")
     messages = body["messages"]
-    system = body.get("system", "") if anthropic else next(
-        (_text(m["content"]) for m in messages if m["role"] == "system"), ""
+    system = (
+        body.get("system", "")
+        if anthropic
+        else next((_text(m["content"]) for m in messages if m["role"] == "system"), "")
     )
     user = _text(next(m["content"] for m in messages if m["role"] == "user"))
     images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
@@ -133,17 +135,36 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
         content = f"{user.strip()} [{images} images]"
     prompt_tokens, completion_tokens = 10 + 85 * images, len(content.split())
     if anthropic:
-        return 200, {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
-        }, {}
-    return 200, {
-        "id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    }, {}
+        return (
+            200,
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": content}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+            },
+            {},
+        )
+    return (
+        200,
+        {
+            "id": "cmpl-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        },
+        {},
+    )
 
 
 def _echo(reply: Reply, anthropic: bool, request: str) -> Reply:
@@ -184,7 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("content-type", "")
         body = json.loads(raw) if content_type.startswith("application/json") else {}
         with server.lock:
-            server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+            server.requests.append(
+                {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+            )
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
@@ -239,26 +262,53 @@ class Batches:
         self.retrievals: dict[str, int] = {}
 
     def upload(self, raw: bytes, content_type: str) -> dict[str, Any]:
-        message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP)
-        data = next(part.get_payload(decode=True) for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file")
+        message = email.message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
+        )
+        data = next(
+            part.get_payload(decode=True)
+            for part in message.iter_parts()
+            if part.get_param("name", header="content-disposition") == "file"
+        )
         file_id = f"file-{len(self.files)}"
         self.files[file_id] = data
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": "batch.jsonl",
-                "purpose": "batch", "status": "processed"}
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 0,
+            "filename": "batch.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
 
     def create_openai(self, server: MockServer, body: dict[str, Any]) -> dict[str, Any]:
         lines = [json.loads(line) for line in self.files[body["input_file_id"]].splitlines() if line.strip()]
         out = []
         for line in lines:
             status, payload, _ = _chat(server, False, line["body"], 1)
-            out.append({"id": f"req-{len(out)}", "custom_id": line["custom_id"],
-                        "response": {"status_code": status, "body": payload}, "error": None})
+            out.append(
+                {
+                    "id": f"req-{len(out)}",
+                    "custom_id": line["custom_id"],
+                    "response": {"status_code": status, "body": payload},
+                    "error": None,
+                }
+            )
         output_id = f"file-{len(self.files)}"
         self.files[output_id] = "".join(json.dumps(o) + "\n" for o in out).encode()
         batch_id = f"batch_{len(self.objects)}"
-        self.objects[batch_id] = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "created_at": 0,
-                                  "completion_window": "24h", "input_file_id": body["input_file_id"],
-                                  "output_file_id": output_id, "error_file_id": None, "status": "completed"}
+        self.objects[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "created_at": 0,
+            "completion_window": "24h",
+            "input_file_id": body["input_file_id"],
+            "output_file_id": output_id,
+            "error_file_id": None,
+            "status": "completed",
+        }
         return {**self.objects[batch_id], "status": "validating", "output_file_id": None}
 
     def create_anthropic(self, server: MockServer, body: dict[str, Any], base: str) -> dict[str, Any]:
@@ -266,13 +316,21 @@ class Batches:
         out = []
         for entry in body["requests"]:
             status, payload, _ = _chat(server, True, entry["params"], 1)
-            result = {"type": "succeeded", "message": payload} if status == 200 else {"type": "errored", "error": payload}
+            result = (
+                {"type": "succeeded", "message": payload} if status == 200 else {"type": "errored", "error": payload}
+            )
             out.append({"custom_id": entry["custom_id"], "result": result})
         self.files[batch_id] = "".join(json.dumps(o) + "\n" for o in out).encode()
         self.objects[batch_id] = {
-            "id": batch_id, "type": "message_batch", "processing_status": "ended", "created_at": "2026-01-01T00:00:00Z",
-            "expires_at": "2026-01-02T00:00:00Z", "ended_at": "2026-01-01T00:01:00Z", "archived_at": None,
-            "cancel_initiated_at": None, "results_url": f"{base}/v1/messages/batches/{batch_id}/results",
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": "ended",
+            "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-02T00:00:00Z",
+            "ended_at": "2026-01-01T00:01:00Z",
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"{base}/v1/messages/batches/{batch_id}/results",
             "request_counts": {"processing": 0, "succeeded": len(out), "errored": 0, "canceled": 0, "expired": 0},
         }
         return {**self.objects[batch_id], "processing_status": "in_progress", "results_url": None}

@@ -121,10 +121,23 @@ def example_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
     shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "mmaip-shorter", source)
     site = tmp / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return {**os.environ, "PYTHONPATH": str(site)}
 
 

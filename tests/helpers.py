@@ -17,8 +17,15 @@ def response(text: str | None, rid: str, model: str = "m") -> Response:
 
     error = None if text is not None else ErrorInfo(error_class="Boom", message="failed")
     return Response(
-        id=rid, sample_id="s1", model=model, model_id=model, generator="hf", params={}, text=text,
-        frames="f" * 64, error=error,
+        id=rid,
+        sample_id="s1",
+        model=model,
+        model_id=model,
+        generator="hf",
+        params={},
+        text=text,
+        frames="f" * 64,
+        error=error,
     )
 
 

@@ -51,8 +51,14 @@ class ScriptedGenerator:
             template = self.options.answers[r.sample_index % len(self.options.answers)]
             out.append(
                 Response(
-                    id=r.id, sample_id=r.sample.id, model=model, model_id=self.model_id, generator="scripted",
-                    params={}, sample_index=r.sample_index, frames=r.frames.manifest.key,
+                    id=r.id,
+                    sample_id=r.sample.id,
+                    model=model,
+                    model_id=self.model_id,
+                    generator="scripted",
+                    params={},
+                    sample_index=r.sample_index,
+                    frames=r.frames.manifest.key,
                     text=template.format(truth=r.sample.answer or ""),
                 )
             )
@@ -74,8 +80,12 @@ class ParsingJudge:
         self.calls += len(requests)
         out = []
         for r in requests:
-            common = {"response_id": r.response.id, "sample_id": r.sample.id, "scorer": "parsing-judge",
-                      "fingerprint": self.fingerprint}
+            common = {
+                "response_id": r.response.id,
+                "sample_id": r.sample.id,
+                "scorer": "parsing-judge",
+                "fingerprint": self.fingerprint,
+            }
             if (r.response.text or "").startswith("???"):
                 out.append(Judgement(**common, status=ParseStatus.PARSE_FAILURE, raw_reply="Score: excellent"))
             else:

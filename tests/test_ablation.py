@@ -20,13 +20,22 @@ FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
 
 
 def test_settings_are_parsed_and_checked(manager: PluginManager, tmp_path: Path) -> None:
-    base = FrameSettings.model_validate({"sampler": "uniform", "num_frames": 8, "max_side": 64, "cache_dir": str(tmp_path)})
+    base = FrameSettings.model_validate(
+        {"sampler": "uniform", "num_frames": 8, "max_side": 64, "cache_dir": str(tmp_path)}
+    )
     assert parse_frame_setting("4", base).sampler_options == {"num_frames": 4}
     other = parse_frame_setting("scene-change:6", base)
-    assert (other.sampler, other.sampler_options, other.max_side, other.cache_dir) == ("scene-change", {"num_frames": 6}, 64, tmp_path)
+    assert (other.sampler, other.sampler_options, other.max_side, other.cache_dir) == (
+        "scene-change",
+        {"num_frames": 6},
+        64,
+        tmp_path,
+    )
     fps = parse_frame_setting("fps:fps=0.5,max_frames=12", base)
     assert (fps.sampler, fps.sampler_options) == ("fps", {"fps": 0.5, "max_frames": 12})
-    assert parse_frame_setting("uniform", base).sampler_options == {"num_frames": 8}, "same sampler: the config's options stay"
+    assert parse_frame_setting("uniform", base).sampler_options == {"num_frames": 8}, (
+        "same sampler: the config's options stay"
+    )
     from mmaip_core.config import RunConfig
 
     config = RunConfig(frames=base)
@@ -40,24 +49,40 @@ def test_settings_are_parsed_and_checked(manager: PluginManager, tmp_path: Path)
     assert "settings repeated" in problems
 
 
-
 def _config(tmp_path: Path, demo_dir: Path, **sections: object) -> Path:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"frames": {"num_frames": 8, "cache_dir": str(tmp_path / "frames")}, **sections}))
     return path
 
 
-def test_evaluation_per_frame_setting(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+def test_evaluation_per_frame_setting(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
     manager.register(scripted_plugins, "scripted")
-    config = load_config(_config(
-        tmp_path, demo_dir, benchmarks=[{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
-        models=[{"name": "good", "generator": "scripted"}],
-        evaluators=[{"name": "vision-judge", "judge": {"name": "openai-judge", "model": "gpt-4o", **FAST}}, {"name": "exact-match"}],
-    ), manager)  # fmt: skip
+    config = load_config(
+        _config(
+            tmp_path,
+            demo_dir,
+            benchmarks=[{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+            models=[{"name": "good", "generator": "scripted"}],
+            evaluators=[
+                {"name": "vision-judge", "judge": {"name": "openai-judge", "model": "gpt-4o", **FAST}},
+                {"name": "exact-match"},
+            ],
+        ),
+        manager,
+    )
     out = tmp_path / "ablation"
     ablation = ablate_evaluation(config, ["2", "uniform:3"], out, manager)
-    images = sorted(sum(p.get("type") == "image_url" for m in r["body"]["messages"] if isinstance(m["content"], list)
-                        for p in m["content"]) for r in server.requests)  # fmt: skip
+    images = sorted(
+        sum(
+            p.get("type") == "image_url"
+            for m in r["body"]["messages"]
+            if isinstance(m["content"], list)
+            for p in m["content"]
+        )
+        for r in server.requests
+    )
     assert images == [2] * 9 + [3] * 9, "the judge sees each setting's frames, exactly"
     keys = {}
     for label in ("2", "uniform-3"):
@@ -77,11 +102,19 @@ def test_evaluation_per_frame_setting(server: MockServer, manager: PluginManager
 
 def test_build_per_frame_setting(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
     manager.register(scripted_plugins, "scripted")
-    config = load_config(_config(
-        tmp_path, demo_dir, samples={"path": str(demo_dir / "qa.jsonl")},
-        zoo=[{"name": "right", "generator": "scripted"}, {"name": "wrong", "generator": "scripted", "model": "w", "answers": ["no"]}],
-        scorer={"name": "exact-match"},
-    ), manager)  # fmt: skip
+    config = load_config(
+        _config(
+            tmp_path,
+            demo_dir,
+            samples={"path": str(demo_dir / "qa.jsonl")},
+            zoo=[
+                {"name": "right", "generator": "scripted"},
+                {"name": "wrong", "generator": "scripted", "model": "w", "answers": ["no"]},
+            ],
+            scorer={"name": "exact-match"},
+        ),
+        manager,
+    )
     out = tmp_path / "ablation"
     ablation = ablate_build(config, ["2", "4"], out, manager)
     assert [s.label for s in ablation.settings] == ["2", "4"]

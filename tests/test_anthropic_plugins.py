@@ -34,7 +34,9 @@ def request_(loader: FrameLoader, demo_dir: Path) -> GenerationRequest:
     return GenerationRequest(id="k0", sample=sample_, frames=loader.load(video))
 
 
-def test_generator_sends_image_blocks_and_key(server: MockServer, manager: PluginManager, request_: GenerationRequest) -> None:
+def test_generator_sends_image_blocks_and_key(
+    server: MockServer, manager: PluginManager, request_: GenerationRequest
+) -> None:
     generator = manager.create("generator", "anthropic", {"model": "claude-sonnet-4", "max_frames": 2, **FAST})
     (r,) = generator.generate([request_], model="claude")
     assert r.text == "What colour is it? [2 images]" and r.generator == "anthropic"
@@ -50,7 +52,9 @@ def test_generator_sends_image_blocks_and_key(server: MockServer, manager: Plugi
 
 
 @pytest.mark.parametrize("model", ["ratelimit-claude", "flaky-claude"])
-def test_transient_failures_are_retried(server: MockServer, manager: PluginManager, request_: GenerationRequest, model: str) -> None:
+def test_transient_failures_are_retried(
+    server: MockServer, manager: PluginManager, request_: GenerationRequest, model: str
+) -> None:
     generator = manager.create("generator", "anthropic", {"model": model, **FAST})
     (r,) = generator.generate([request_], model="claude")
     assert r.error is None and len(server.requests) == (2 if "ratelimit" in model else 3)
@@ -72,14 +76,24 @@ def test_judge_structured_text_fallback_and_failures(server: MockServer, manager
 
 def test_build_with_claude(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(demo_dir / "qa.jsonl")},
-        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
-        "zoo": [{"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST},
-                {"name": "truth", "generator": "smoke", "cache_dir": str(tmp_path / "tiny"),
-                 "params": {"temperature": 0, "max_new_tokens": 4}}],
-        "scorer": {"name": "anthropic-judge", "model": "claude-sonnet-4", **FAST},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(demo_dir / "qa.jsonl")},
+                "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+                "zoo": [
+                    {"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST},
+                    {
+                        "name": "truth",
+                        "generator": "smoke",
+                        "cache_dir": str(tmp_path / "tiny"),
+                        "params": {"temperature": 0, "max_new_tokens": 4},
+                    },
+                ],
+                "scorer": {"name": "anthropic-judge", "model": "claude-sonnet-4", **FAST},
+            }
+        )
+    )
     out = tmp_path / "run"
     summary = run_build(load_config(config, manager), out, manager)
     assert summary.responses["claude"]["done"] == 9 and summary.judgements["ok"] == 18
@@ -89,12 +103,22 @@ def test_build_with_claude(server: MockServer, manager: PluginManager, demo_dir:
 
 def test_message_batches(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(demo_dir / "qa.jsonl")},
-        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
-        "zoo": [{"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST}],
-        "scorer": {"name": "anthropic-judge", "model": "garbage-claude", "batch": True, "batch_poll_s": 0.01, **FAST},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(demo_dir / "qa.jsonl")},
+                "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+                "zoo": [{"name": "claude", "generator": "anthropic", "model": "claude-3-5-haiku", **FAST}],
+                "scorer": {
+                    "name": "anthropic-judge",
+                    "model": "garbage-claude",
+                    "batch": True,
+                    "batch_poll_s": 0.01,
+                    **FAST,
+                },
+            }
+        )
+    )
     with pytest.raises(EmptyRunError, match="none of the 9 answers could be scored"):
         run_build(load_config(config, manager), tmp_path / "run", manager)
     summary = BuildSummary.model_validate_json((tmp_path / "run" / "summary.json").read_text())

@@ -111,7 +111,9 @@ def test_changing_one_zoo_entry_reruns_only_its_calls(plugins: PluginManager, de
     assert summary.judgements["new"] == 9 and summary.judgements["reused"] == 18
 
 
-def test_bad_rows_and_videos_fail_per_item(plugins: PluginManager, demo_dir: Path, tmp_path: Path, broken_videos: dict[str, Path]) -> None:
+def test_bad_rows_and_videos_fail_per_item(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path, broken_videos: dict[str, Path]
+) -> None:
     rows = [json.loads(line) for line in (demo_dir / "qa.jsonl").read_text().splitlines()[:3]]
     for row in rows:
         row["video"] = str(demo_dir / row["video"])
@@ -204,7 +206,9 @@ def test_same_question_twice_and_twin_zoo_entries_keep_their_own_answers(
 ) -> None:
     video = str(demo_dir / "videos" / "clip000.mp4")
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"id": i, "video": video, "question": "What?", "answer": "red"}) + "\n" for i in ("a", "b")))
+    qa.write_text(
+        "".join(json.dumps({"id": i, "video": video, "question": "What?", "answer": "red"}) + "\n" for i in ("a", "b"))
+    )
     zoo = [{"name": "one", "generator": "scripted"}, {"name": "two", "generator": "scripted"}]
     config = _config(tmp_path, demo_dir, zoo)
     data = yaml.safe_load(config.read_text())
@@ -215,7 +219,11 @@ def test_same_question_twice_and_twin_zoo_entries_keep_their_own_answers(
     assert summary.responses == {"one": {"reused": 0, "new": 2, "done": 2}, "two": {"reused": 0, "new": 2, "done": 2}}
     lines = list(read_jsonl(out / "responses.jsonl", AnnotatedResponse))
     assert sorted((line.response.sample_id, line.response.model) for line in lines) == [
-        ("a", "one"), ("a", "two"), ("b", "one"), ("b", "two")]
+        ("a", "one"),
+        ("a", "two"),
+        ("b", "one"),
+        ("b", "two"),
+    ]
 
 
 def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
@@ -250,10 +258,16 @@ def test_a_second_process_into_the_same_folder_stops_and_a_killed_one_leaves_no_
     env, out = _scripted_env(tmp_path), tmp_path / "run"
     command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mmaip_core.store.runfolder import locked\n"
-         "with locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(out)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom mmaip_core.store.runfolder import locked\n"
+            "with locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -271,16 +285,28 @@ def test_a_second_process_into_the_same_folder_stops_and_a_killed_one_leaves_no_
 def test_a_different_config_into_a_folder_stops_and_says_what_differs(demo_dir: Path, tmp_path: Path) -> None:
     env, out = _scripted_env(tmp_path), tmp_path / "run"
     first = _config(tmp_path, demo_dir, ZOO)
-    assert subprocess.run([MMAIP, "build", str(first), "--out", str(out)], env=env, capture_output=True, timeout=120).returncode == 0
+    assert (
+        subprocess.run(
+            [MMAIP, "build", str(first), "--out", str(out)], env=env, capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
     pairs = (out / "pairs.jsonl").read_bytes()
     changed = tmp_path / "changed.yaml"
     shutil.move(_config(tmp_path, demo_dir, [ZOO[0], {**ZOO[1], "answers": ["no idea", "maybe"]}]), changed)
-    refused = subprocess.run([MMAIP, "build", str(changed), "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [MMAIP, "build", str(changed), "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert 'zoo.1.answers.1: "???" → "maybe"' in refused.stderr and "--allow-config-change" in refused.stderr
     assert (out / "pairs.jsonl").read_bytes() == pairs, "the refused run must leave the outputs as they were"
-    allowed = subprocess.run([MMAIP, "build", str(changed), "--out", str(out), "--allow-config-change"], env=env,
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    allowed = subprocess.run(
+        [MMAIP, "build", str(changed), "--out", str(out), "--allow-config-change"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert allowed.returncode == 0, allowed.stderr
     remembered = json.loads((out / "run-config.json").read_text())
     assert remembered["stage"] == "build" and remembered["config"]["zoo"][1]["answers"] == ["no idea", "maybe"]
@@ -308,7 +334,9 @@ def test_a_build_with_nothing_to_show_is_an_error_after_its_outputs_are_written(
 def test_a_build_whose_every_api_call_failed_exits_non_zero(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
     zoo = [{"name": "down", "generator": "openai", "model": "alwaysfail", "max_attempts": 1}]
     config, out = _config(tmp_path, demo_dir, zoo, scorer="exact-match"), tmp_path / "run"
-    result = subprocess.run([MMAIP, "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [MMAIP, "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     line = _one_error_line(result.stderr)
     assert "no zoo model answered any question; first: InternalServerError" in line and "errors.jsonl" in line
@@ -323,8 +351,10 @@ def test_a_damaged_or_full_ledger_is_one_line_naming_it(plugins: PluginManager, 
     command = [MMAIP, "build", str(_config(tmp_path, demo_dir, ZOO)), "--out", str(out)]
     assert subprocess.run(command, env=env, capture_output=True, timeout=120).returncode == 0
     ledger = out / "ledger.sqlite"
-    for damage in (lambda: ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 3]),
-                   lambda: ledger.write_bytes(b"not a database" * 100)):  # fmt: skip
+    for damage in (
+        lambda: ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 3]),
+        lambda: ledger.write_bytes(b"not a database" * 100),
+    ):
         damage()
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 1
@@ -355,7 +385,9 @@ def test_outputs_are_replaced_whole_and_a_failed_write_names_the_file(
     assert failed.value.filename == str(out / "pairs.jsonl")
     monkeypatch.undo()
     assert {name: (out / name).read_bytes() for name in before} == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".mmaip.lock"], "a temporary file was left"
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".mmaip.lock"], (
+        "a temporary file was left"
+    )
     (out / "summary.json").write_text("")
     result = subprocess.run([MMAIP, "pairs", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and f"error: {out / 'summary.json'}: empty file" in result.stderr

@@ -22,7 +22,13 @@ Outcome = CallOutcome[Any, Any]
 
 
 def _options(**changes: Any) -> CallOptions:
-    base: dict[str, Any] = {"concurrency": 4, "max_attempts": 3, "timeout_s": 5.0, "backoff_s": 0.0, "max_backoff_s": 0.0}
+    base: dict[str, Any] = {
+        "concurrency": 4,
+        "max_attempts": 3,
+        "timeout_s": 5.0,
+        "backoff_s": 0.0,
+        "max_backoff_s": 0.0,
+    }
     return CallOptions(**{**base, **changes})
 
 

@@ -55,8 +55,17 @@ def test_schema() -> None:
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_frames_json_with_both_backends(demo_video: Path, tmp_path: Path, backend: str) -> None:
     result = run(
-        "frames", str(demo_video), "--num-frames", "4", "--backend", backend, "--json",
-        "--cache-dir", str(tmp_path), "--save", str(tmp_path / "png"),
+        "frames",
+        str(demo_video),
+        "--num-frames",
+        "4",
+        "--backend",
+        backend,
+        "--json",
+        "--cache-dir",
+        str(tmp_path),
+        "--save",
+        str(tmp_path / "png"),
     )
     assert result.returncode == 0, result.stderr
     manifest = mmaip_core.FrameManifest.model_validate_json(result.stdout)
@@ -98,7 +107,9 @@ def test_config_validate(tmp_path: Path) -> None:
     result = run("config", "validate", str(bad))
     assert result.returncode == 2
     assert "2 configuration error(s)" in result.stderr
-    assert "zoo.0: unknown generator 'smok'" in result.stderr and "scorer: scorer 'exact-match': partial" in result.stderr
+    assert (
+        "zoo.0: unknown generator 'smok'" in result.stderr and "scorer: scorer 'exact-match': partial" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -142,10 +153,16 @@ def test_file_system_problems_are_one_line_errors(demo_video: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-k", "1000000000"], "frame-sampler 'uniform': num_frames: Input should be less than or equal to 1024 (got 1000000000)"),
+        (
+            ["-k", "1000000000"],
+            "frame-sampler 'uniform': num_frames: Input should be less than or equal to 1024 (got 1000000000)",
+        ),
         (["-o", "num_frames=2000"], "num_frames: Input should be less than or equal to 1024 (got 2000)"),
         (["-o", "num_frames=abc"], "num_frames: Input should be a valid integer"),
-        (["--sampler", "fps", "-o", "fps=-1"], "frame-sampler 'fps': fps: Input should be greater than or equal to 0.0001 (got -1)"),
+        (
+            ["--sampler", "fps", "-o", "fps=-1"],
+            "frame-sampler 'fps': fps: Input should be greater than or equal to 0.0001 (got -1)",
+        ),
         (["-o", "unknown=1"], "unknown: unknown key 'unknown'; allowed keys: num_frames"),
         (["-o", "num_frames=[1"], "-o 'num_frames=[1': the value is not valid YAML"),
         (["-o", "num_frames"], "-o 'num_frames' is not KEY=VALUE"),

@@ -19,25 +19,42 @@ from mmaip_core.analysis.compare.stats import agreement, human_agreement, scorer
 from mmaip_core.config import load_config
 from mmaip_core.stages.build import run_build
 
-TEXTS = {"r1": "red", "r2": "it is red", "r3": "blue maybe", "r4": "left", "r5": "it goes left now", "r6": "up",
-         "r7": "??? unsure"}  # fmt: skip
+TEXTS = {
+    "r1": "red",
+    "r2": "it is red",
+    "r3": "blue maybe",
+    "r4": "left",
+    "r5": "it goes left now",
+    "r6": "up",
+    "r7": "??? unsure",
+}
 QUESTION = {"r1": "q1", "r2": "q1", "r3": "q1", "r4": "q2", "r5": "q2", "r6": "q2", "r7": "q2"}
 SCORES: dict[str, dict[str, float | str]] = {
     "A": {"r1": 1, "r2": 4, "r3": 5, "r4": 5, "r5": 3, "r6": 1, "r7": 2},
     "B": {"r1": 4, "r2": 5, "r3": 2, "r4": 5, "r5": 3, "r6": 1, "r7": "parse"},
     "C": {"r1": 1, "r2": 1, "r3": 1, "r4": 2, "r5": 4, "r6": 3, "r7": "error"},
 }
-PAIRS = {"A": [("q1", "r3", "r1"), ("q2", "r4", "r6")], "B": [("q1", "r2", "r3"), ("q2", "r4", "r6")], "C": [("q2", "r5", "r4")]}
+PAIRS = {
+    "A": [("q1", "r3", "r1"), ("q2", "r4", "r6")],
+    "B": [("q1", "r2", "r3"), ("q2", "r4", "r6")],
+    "C": [("q2", "r5", "r4")],
+}
 
 
 def _response(rid: str) -> Response:
-    return Response(id=rid, sample_id=QUESTION[rid], model="m", model_id="m", generator="x", params={},
-                    text=TEXTS[rid], frames="f")  # fmt: skip
+    return Response(
+        id=rid, sample_id=QUESTION[rid], model="m", model_id="m", generator="x", params={}, text=TEXTS[rid], frames="f"
+    )
 
 
 def _judgement(rid: str, value: float | str, latency: float | None = None) -> Judgement:
-    common = {"response_id": rid, "sample_id": QUESTION.get(rid, "h"), "scorer": "s", "fingerprint": "fp",
-              "latency_s": latency}
+    common = {
+        "response_id": rid,
+        "sample_id": QUESTION.get(rid, "h"),
+        "scorer": "s",
+        "fingerprint": "fp",
+        "latency_s": latency,
+    }
     if value == "parse":
         return Judgement(**common, status=ParseStatus.PARSE_FAILURE, raw_reply="great")
     if value == "error":
@@ -47,11 +64,24 @@ def _judgement(rid: str, value: float | str, latency: float | None = None) -> Ju
 
 def _pair(question: str, chosen: str, rejected: str) -> PreferencePair:
     return PreferencePair(
-        id=f"{chosen}-{rejected}", sample_id=question, video="v", question="?", prompt="?", chosen=TEXTS[chosen],
-        rejected=TEXTS[rejected], chosen_score=2, rejected_score=1, chosen_model="m", rejected_model="m",
-        chosen_response_id=chosen, rejected_response_id=rejected, strategy="best-worst", margin=1,
-        label_source="ai:fp", frames="f",
-    )  # fmt: skip
+        id=f"{chosen}-{rejected}",
+        sample_id=question,
+        video="v",
+        question="?",
+        prompt="?",
+        chosen=TEXTS[chosen],
+        rejected=TEXTS[rejected],
+        chosen_score=2,
+        rejected_score=1,
+        chosen_model="m",
+        rejected_model="m",
+        chosen_response_id=chosen,
+        rejected_response_id=rejected,
+        strategy="best-worst",
+        margin=1,
+        label_source="ai:fp",
+        frames="f",
+    )
 
 
 RESPONSES = [_response(r) for r in TEXTS]
@@ -90,7 +120,10 @@ def test_agreement_with_a_constant_scorer_by_hand() -> None:
 
 
 def test_scorer_figures_by_hand() -> None:
-    timed = {rid: j.model_copy(update={"latency_s": 0.5 if rid in ("r1", "r2") else None}) for rid, j in JUDGEMENTS["A"].items()}
+    timed = {
+        rid: j.model_copy(update={"latency_s": 0.5 if rid in ("r1", "r2") else None})
+        for rid, j in JUDGEMENTS["A"].items()
+    }
     stats = scorer_stats("A", "plugin-a", "fp", RESPONSES, timed, MADE["A"], reused=3, new=4, cost_usd=0.5)
     assert (stats.judged, stats.ok, stats.parse_failures, stats.errors, stats.pairs) == (7, 7, 0, 0, 2)
     assert stats.cost_per_pair_usd == 0.25 and stats.mean_latency_s == 0.5
@@ -124,12 +157,23 @@ def build_dir(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> Path:
     """A build of 9 questions, 3 answers each: the truth (1 word), the truth in 5 words, a wrong 2-word answer."""
     manager.register(scripted_plugins, "scripted")
     config = tmp_path / "build.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(demo_dir / "qa.jsonl")},
-        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
-        "zoo": [{"name": "zoo", "generator": "scripted", "answers": ["{truth}", "it is {truth} I think", "no idea"], "n": 3}],
-        "scorer": {"name": "reference"},
-    }))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(demo_dir / "qa.jsonl")},
+                "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+                "zoo": [
+                    {
+                        "name": "zoo",
+                        "generator": "scripted",
+                        "answers": ["{truth}", "it is {truth} I think", "no idea"],
+                        "n": 3,
+                    }
+                ],
+                "scorer": {"name": "reference"},
+            }
+        )
+    )
     out = tmp_path / "build"
     run_build(load_config(config, manager), out, manager)
     return out
@@ -138,16 +182,46 @@ def build_dir(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> Path:
 def test_compare_scorers_command(build_dir: Path, tmp_path: Path, example_plugin_env: dict[str, str]) -> None:
     questions = [json.loads(line) for line in (build_dir / "samples.jsonl").open()]
     human = tmp_path / "human.jsonl"  # the truth preferred over "no idea"; the last pair's video is not in the build
-    human.write_text("".join(
-        json.dumps({"id": f"h{i}", "video": q["video"], "question": q["question"], "chosen": q["answer"], "rejected": "no idea"}) + "\n"
-        for i, q in enumerate(questions[:3])
-    ) + json.dumps({"id": "other", "video": "elsewhere.mp4", "prompt": "Is it?", "chosen": "yes", "rejected": "no"}) + "\n")  # fmt: skip
+    human.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"h{i}",
+                    "video": q["video"],
+                    "question": q["question"],
+                    "chosen": q["answer"],
+                    "rejected": "no idea",
+                }
+            )
+            + "\n"
+            for i, q in enumerate(questions[:3])
+        )
+        + json.dumps({"id": "other", "video": "elsewhere.mp4", "prompt": "Is it?", "chosen": "yes", "rejected": "no"})
+        + "\n"
+    )
     scorers = tmp_path / "scorers.yaml"
-    scorers.write_text(yaml.safe_dump({"gpt4o": {"name": "openai-judge", "model": "gpt-4o", "timeout_s": 5},
-                                       "shorter": {"name": "shorter", "target_words": 1}}))
+    scorers.write_text(
+        yaml.safe_dump(
+            {
+                "gpt4o": {"name": "openai-judge", "model": "gpt-4o", "timeout_s": 5},
+                "shorter": {"name": "shorter", "target_words": 1},
+            }
+        )
+    )
     out = tmp_path / "compare"
-    command = [str(Path(sys.executable).parent / "mmaip"), "compare-scorers", str(build_dir), "--scorers",
-               "reference,shorter,gpt4o", "--scorer-config", str(scorers), "--human", str(human), "--out", str(out)]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "mmaip"),
+        "compare-scorers",
+        str(build_dir),
+        "--scorers",
+        "reference,shorter,gpt4o",
+        "--scorer-config",
+        str(scorers),
+        "--human",
+        str(human),
+        "--out",
+        str(out),
+    ]
     with MockServer() as server:
         env = {**example_plugin_env, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url, "HF_HUB_OFFLINE": "1"}
         result = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -170,7 +244,11 @@ def test_compare_scorers_command(build_dir: Path, tmp_path: Path, example_plugin
     for name in ("reference", "gpt4o", "shorter"):
         assert stats[name]["human"]["agree"] == 3, name
     # the pair outside the build has no ground truth: reference cannot score it, the others tie
-    assert (stats["reference"]["human"]["unscored"], stats["gpt4o"]["human"]["ties"], stats["shorter"]["human"]["ties"]) == (1, 1, 1)
+    assert (
+        stats["reference"]["human"]["unscored"],
+        stats["gpt4o"]["human"]["ties"],
+        stats["shorter"]["human"]["ties"],
+    ) == (1, 1, 1)
     rows = {(a["a"], a["b"]): a for a in comparison["agreement"]}
     assert set(rows) == {("reference", "shorter"), ("reference", "gpt4o"), ("shorter", "gpt4o")}
     # per question, gpt4o (5, 5, 2) against shorter (truth > wrong > long): ranks (2.5, 2.5, 1) vs (3, 1, 2): rho = tau = 0

@@ -82,7 +82,10 @@ pairs: {strategy: best-worst, max_length_ratio: 0.5}
     assert len(problems) == 6, text
     assert "samples: unknown sample-reader 'jsnol'" in text and "Did you mean 'jsonl'?" in text
     assert "frames: frame-sampler 'uniform': num_frames: Input should be greater than or equal to 1" in text
-    assert "zoo.0: generator 'smoke': family: Input should be 'qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'llava-onevision' or 'llava-next-video'" in text
+    assert (
+        "zoo.0: generator 'smoke': family: Input should be 'qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'llava-onevision' or 'llava-next-video'"
+        in text
+    )
     assert "zoo.1: generator 'hf': model: required key is missing" in text
     assert "scorer: scorer 'exact-match': partial" in text
     assert "pairs: pair-strategy 'best-worst': max_length_ratio: Input should be greater than 1" in text
@@ -96,7 +99,10 @@ def test_structural_errors_are_all_listed(tmp_path: Path, manager: PluginManager
     text = "\n".join(info.value.problems)
     assert "zoo.0.name: required key is missing" in text
     assert "zoo.1.n: Input should be greater than or equal to 1" in text
-    assert "scorers: unknown key 'scorers'; allowed keys: benchmarks, evaluators, frames, models, pairs, prices, samples, scorer, train, zoo" in text
+    assert (
+        "scorers: unknown key 'scorers'; allowed keys: benchmarks, evaluators, frames, models, pairs, prices, samples, scorer, train, zoo"
+        in text
+    )
 
 
 def test_zoo_names_must_be_unique(tmp_path: Path, manager: PluginManager) -> None:

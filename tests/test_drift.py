@@ -22,14 +22,28 @@ FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
 
 def _record(model: str, sample: int, evaluator: str, correct: bool | None, score: float | None) -> EvalRecord:
     status = ParseStatus.OK if score is not None else ParseStatus.PARSE_FAILURE
-    return EvalRecord(sample_id=f"s{sample}", video=f"v{sample // 2}", benchmark="b", model=model, evaluator=evaluator,
-                      fingerprint=f"{evaluator}-fp", question="?", answer="a", prediction="p", correct=correct,
-                      score=score, status=status)  # fmt: skip
+    return EvalRecord(
+        sample_id=f"s{sample}",
+        video=f"v{sample // 2}",
+        benchmark="b",
+        model=model,
+        evaluator=evaluator,
+        fingerprint=f"{evaluator}-fp",
+        question="?",
+        answer="a",
+        prediction="p",
+        correct=correct,
+        score=score,
+        status=status,
+    )
 
 
 def test_drift_by_hand() -> None:
     old = [_record("m", i, "old", c, s) for i, (c, s) in enumerate([(True, 5), (True, 4), (False, 1), (False, 0)])]
-    new = [_record("m", i, "new", c, s) for i, (c, s) in enumerate([(True, 5), (True, 4), (False, 1), (True, 3), (None, None)])]
+    new = [
+        _record("m", i, "new", c, s)
+        for i, (c, s) in enumerate([(True, 5), (True, 4), (False, 1), (True, 3), (None, None)])
+    ]
     old += [_record("m2", i, "old", True, 3) for i in range(4)]
     new += [_record("m2", i, "new", False, 2) for i in range(4)]
     report = judge_drift("prev", old, new)
@@ -44,17 +58,20 @@ def test_drift_by_hand() -> None:
     assert (ranking.order_old, ranking.order_new, ranking.kendall) == (["m2", "m"], ["m", "m2"], pytest.approx(-1.0))
 
 
-
 def _config(path: Path, demo_dir: Path, evaluators: list[dict[str, object]]) -> Path:
-    path.write_text(yaml.safe_dump({
-        "frames": {"num_frames": 2, "cache_dir": str(path.parent / "frames")},
-        "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
-        "models": [
-            {"name": "good", "generator": "scripted"},
-            {"name": "wordy", "generator": "scripted", "model": "wordy", "answers": ["{truth}ish"]},
-        ],
-        "evaluators": evaluators,
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "frames": {"num_frames": 2, "cache_dir": str(path.parent / "frames")},
+                "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+                "models": [
+                    {"name": "good", "generator": "scripted"},
+                    {"name": "wordy", "generator": "scripted", "model": "wordy", "answers": ["{truth}ish"]},
+                ],
+                "evaluators": evaluators,
+            }
+        )
+    )
     return path
 
 
@@ -63,7 +80,9 @@ def test_rejudge_runs_no_model_and_reports_drift(
 ) -> None:
     manager.register(scripted_plugins, "scripted")
     first = tmp_path / "first"
-    run_evaluation(load_config(_config(tmp_path / "a.yaml", demo_dir, [{"name": "exact-match"}]), manager), first, manager)
+    run_evaluation(
+        load_config(_config(tmp_path / "a.yaml", demo_dir, [{"name": "exact-match"}]), manager), first, manager
+    )
     assert server.requests == []
     judges = [
         {"name": "vision-judge", "judge": {"name": "openai-judge", "model": "gpt-4o", "max_frames": 2, **FAST}},
@@ -113,17 +132,28 @@ def test_rejudge_command(demo_dir: Path, tmp_path: Path) -> None:
 
     mmaip = str(Path(sys.executable).parent / "mmaip")
     config = tmp_path / "eval.yaml"
-    config.write_text(yaml.safe_dump({
-        "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
-        "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
-        "models": [{"name": "tiny", "generator": "smoke", "family": "qwen2-vl", "params": {"max_new_tokens": 4}}],
-        "evaluators": [{"name": "exact-match"}],
-    }))  # fmt: skip
-    first = subprocess.run([mmaip, "evaluate", str(config), "--out", str(tmp_path / "a")], capture_output=True, text=True)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
+                "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+                "models": [
+                    {"name": "tiny", "generator": "smoke", "family": "qwen2-vl", "params": {"max_new_tokens": 4}}
+                ],
+                "evaluators": [{"name": "exact-match"}],
+            }
+        )
+    )
+    first = subprocess.run(
+        [mmaip, "evaluate", str(config), "--out", str(tmp_path / "a")], capture_output=True, text=True
+    )
     assert first.returncode == 0, first.stderr
     config.write_text(config.read_text().replace("exact-match", "reference"))
-    second = subprocess.run([mmaip, "evaluate", str(config), "--out", str(tmp_path / "b"), "--rejudge", str(tmp_path / "a")],
-                            capture_output=True, text=True)  # fmt: skip
+    second = subprocess.run(
+        [mmaip, "evaluate", str(config), "--out", str(tmp_path / "b"), "--rejudge", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+    )
     assert second.returncode == 0, second.stderr
     assert "Judge drift" in second.stdout and (tmp_path / "b" / "drift.json").is_file()
     (row,) = json.loads((tmp_path / "b" / "drift.json").read_text())["rows"]

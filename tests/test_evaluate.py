@@ -21,15 +21,19 @@ def plugins(manager: PluginManager) -> PluginManager:
 
 def _config(tmp_path: Path, demo_dir: Path) -> Path:
     path = tmp_path / "eval.yaml"
-    path.write_text(yaml.safe_dump({
-        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
-        "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
-        "models": [
-            {"name": "good", "generator": "scripted"},
-            {"name": "half", "generator": "scripted", "model": "half", "answers": ["no idea"]},
-        ],
-        "evaluators": [{"name": "exact-match"}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+                "benchmarks": [{"name": "demo", "path": str(demo_dir / "qa.jsonl")}],
+                "models": [
+                    {"name": "good", "generator": "scripted"},
+                    {"name": "half", "generator": "scripted", "model": "half", "answers": ["no idea"]},
+                ],
+                "evaluators": [{"name": "exact-match"}],
+            }
+        )
+    )
     return path
 
 
@@ -60,15 +64,21 @@ def test_evaluation_needs_its_sections(plugins: PluginManager, tmp_path: Path) -
         run_evaluation(RunConfig(), tmp_path, plugins)
 
 
-def test_failed_answers_count_as_errors(plugins: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_answers_count_as_errors(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mmaip_core import ErrorInfo
 
     original = scripted_plugins.ScriptedGenerator.generate
 
     def sometimes_failing(self, requests, *, model):  # type: ignore[no-untyped-def]
         out = original(self, requests, model=model)
-        return [r.model_copy(update={"text": None, "error": ErrorInfo(error_class="Boom", message="no")})
-                if r.sample_id.endswith("shape") else r for r in out]
+        return [
+            r.model_copy(update={"text": None, "error": ErrorInfo(error_class="Boom", message="no")})
+            if r.sample_id.endswith("shape")
+            else r
+            for r in out
+        ]
 
     monkeypatch.setattr(scripted_plugins.ScriptedGenerator, "generate", sometimes_failing)
     results = run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), tmp_path / "eval", plugins)
@@ -91,8 +101,19 @@ def test_an_evaluation_with_nothing_to_show_is_an_error(
 
     def failing(self, requests, *, model):  # type: ignore[no-untyped-def]
         down = ErrorInfo(error_class="Boom", message="down")
-        return [Response(id=r.id, sample_id=r.sample.id, model=model, model_id="m", generator="scripted", params={},
-                         frames=r.frames.manifest.key, error=down) for r in requests]  # fmt: skip
+        return [
+            Response(
+                id=r.id,
+                sample_id=r.sample.id,
+                model=model,
+                model_id="m",
+                generator="scripted",
+                params={},
+                frames=r.frames.manifest.key,
+                error=down,
+            )
+            for r in requests
+        ]
 
     monkeypatch.setattr(scripted_plugins.ScriptedGenerator, "generate", failing)
     out = tmp_path / "eval"

@@ -32,7 +32,9 @@ def test_mmaip_finds_and_lists_it(installed: dict[str, str]) -> None:
 def test_it_is_used_by_name(installed: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text("scorer: {name: shorter, target_words: 2}\n")
-    ok = subprocess.run([BIN / "mmaip", "config", "validate", str(config)], capture_output=True, text=True, env=installed)
+    ok = subprocess.run(
+        [BIN / "mmaip", "config", "validate", str(config)], capture_output=True, text=True, env=installed
+    )
     assert ok.returncode == 0, ok.stderr
     script = """
 from mmaip_core import get_plugin_manager, ScoreRequest, Response, VideoQA

@@ -28,13 +28,19 @@ from mmaip_plugins.zoo.tiny import build_tiny_model
 def build_dir(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> Path:
     manager.register(scripted_plugins, "scripted")
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(demo_dir / "qa.jsonl")},
-        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
-        "zoo": [{"name": "good", "generator": "scripted"},
-                {"name": "bad", "generator": "scripted", "model": "bad", "answers": ["no idea"]}],
-        "scorer": {"name": "parsing-judge"},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(demo_dir / "qa.jsonl")},
+                "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+                "zoo": [
+                    {"name": "good", "generator": "scripted"},
+                    {"name": "bad", "generator": "scripted", "model": "bad", "answers": ["no idea"]},
+                ],
+                "scorer": {"name": "parsing-judge"},
+            }
+        )
+    )
     out = tmp_path / "run"
     run_build(load_config(config, manager), out, manager)
     return out
@@ -59,10 +65,21 @@ def test_default_trl_export_trains_in_trl_dpo_trainer(build_dir: Path, tmp_path:
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     args = DPOConfig(
-        output_dir=str(tmp_path / "dpo"), use_cpu=True, bf16=False, max_length=None, report_to=[], max_steps=2,
-        per_device_train_batch_size=2, learning_rate=1e-3, logging_steps=1, save_strategy="no", disable_tqdm=True,
+        output_dir=str(tmp_path / "dpo"),
+        use_cpu=True,
+        bf16=False,
+        max_length=None,
+        report_to=[],
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
     )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=AutoProcessor.from_pretrained(model_dir))
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=AutoProcessor.from_pretrained(model_dir)
+    )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert trainer.state.global_step == 2 and len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
@@ -90,7 +107,11 @@ def test_video_path_rows_go_through_trl_data_path(build_dir: Path, tmp_path: Pat
 @pytest.mark.parametrize("fmt", ["parquet", "hf"])
 def test_parquet_and_hub_folder_store_the_frames_as_images(build_dir: Path, tmp_path: Path, fmt: str) -> None:
     target = export_pairs(build_dir, tmp_path / fmt, fmt)  # type: ignore[arg-type]
-    dataset = load_dataset(str(target), split="train") if fmt == "hf" else load_dataset("parquet", data_files=str(target), split="train")
+    dataset = (
+        load_dataset(str(target), split="train")
+        if fmt == "hf"
+        else load_dataset("parquet", data_files=str(target), split="train")
+    )
     row = dataset[0]
     assert len(row["images"]) == 4 and row["images"][0].size == (96, 96)
     assert [c["type"] for c in row["prompt"][0]["content"]] == ["image"] * 4 + ["text"]
@@ -135,9 +156,15 @@ def test_cli_exports_frames_for_trl_by_default_and_refuses_video_paths_for_llava
     mmaip = str(Path(sys.executable).parent / "mmaip")
     done = subprocess.run([mmaip, "export", str(build_dir)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert (build_dir / "export-trl" / "train.parquet").is_file() and not (build_dir / "export-trl" / "train.jsonl").exists()
-    refused = subprocess.run([mmaip, "export", str(build_dir), "-f", "llava-hound", "--video-path"],
-                             capture_output=True, text=True, timeout=120)
+    assert (build_dir / "export-trl" / "train.parquet").is_file() and not (
+        build_dir / "export-trl" / "train.jsonl"
+    ).exists()
+    refused = subprocess.run(
+        [mmaip, "export", str(build_dir), "-f", "llava-hound", "--video-path"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 2 and "reads a video as a folder of frame images" in refused.stderr
 
 

@@ -114,15 +114,30 @@ def test_cli_alpha_sweep(tmp_path: Path) -> None:
     policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
     mmaip = str(Path(sys.executable).parent / "mmaip")
     result = subprocess.run(
-        [mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0.1,0.5", "--out", str(tmp_path / "sweep")],
-        capture_output=True, text=True,
+        [
+            mmaip,
+            "extrapolate",
+            "--policy",
+            str(policy),
+            "--anchor",
+            str(anchor),
+            "--alphas",
+            "0.1,0.5",
+            "--out",
+            str(tmp_path / "sweep"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     for alpha in (0.1, 0.5):
         value = _read(tmp_path / "sweep" / f"alpha-{alpha:g}")["lm_head.weight"][0].item()
         assert value == pytest.approx(8.0 + alpha * 4.0)
-    bad = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [mmaip, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--anchor is needed" in bad.stderr
 
 
@@ -146,8 +161,22 @@ def test_cli_single_alpha_of_a_sweep_gets_its_folder(tmp_path: Path) -> None:
 
     policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
     mmaip = str(Path(sys.executable).parent / "mmaip")
-    result = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0.3,0.30",
-                             "--out", str(tmp_path / "sweep")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            mmaip,
+            "extrapolate",
+            "--policy",
+            str(policy),
+            "--anchor",
+            str(anchor),
+            "--alphas",
+            "0.3,0.30",
+            "--out",
+            str(tmp_path / "sweep"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["alpha-0.3"]
 
@@ -166,19 +195,33 @@ def test_alpha_sweep_evaluates_every_alpha_and_chooses_the_best(tmp_path: Path, 
     config = tmp_path / "eval.yaml"
     config.write_text(f"""\
 benchmarks:
-  - {{name: held-out, reader: jsonl, path: {tmp_path / 'data' / 'qa.jsonl'}}}
+  - {{name: held-out, reader: jsonl, path: {tmp_path / "data" / "qa.jsonl"}}}
 models:
   - {{name: template, generator: hf, model: unused, params: {{temperature: 0, max_new_tokens: 6}}}}
 evaluators:
   - name: reference
-frames: {{num_frames: 4, cache_dir: {tmp_path / 'frames'}}}
+frames: {{num_frames: 4, cache_dir: {tmp_path / "frames"}}}
 """)
     mmaip = str(Path(sys.executable).parent / "mmaip")
     out = tmp_path / "sweep"
     result = subprocess.run(
-        [mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alphas", "0,2", "--out", str(out),
-         "--eval-config", str(config)],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            mmaip,
+            "extrapolate",
+            "--policy",
+            str(policy),
+            "--anchor",
+            str(anchor),
+            "--alphas",
+            "0,2",
+            "--out",
+            str(out),
+            "--eval-config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
     sweep = json.loads((out / "sweep.json").read_text())
@@ -240,7 +283,9 @@ def _damage(folder: Path, how: str) -> Path:
         "index-not-json": lambda: index.write_text("{not json"),
         "index-without-weight-map": lambda: index.write_text("{}"),
         "index-escapes-the-folder": lambda: index.write_text(json.dumps({"weight_map": dict.fromkeys(names, "../x")})),
-        "index-names-a-missing-shard": lambda: index.write_text(json.dumps({"weight_map": dict.fromkeys(names, "gone")})),
+        "index-names-a-missing-shard": lambda: index.write_text(
+            json.dumps({"weight_map": dict.fromkeys(names, "gone")})
+        ),
     }
     damaged[how]()
     if how == "index-names-a-missing-shard":
@@ -248,8 +293,15 @@ def _damage(folder: Path, how: str) -> Path:
     return index if how.startswith("index") else weights
 
 
-DAMAGE = ["truncated", "garbage", "empty", "index-not-json", "index-without-weight-map", "index-escapes-the-folder",
-          "index-names-a-missing-shard"]
+DAMAGE = [
+    "truncated",
+    "garbage",
+    "empty",
+    "index-not-json",
+    "index-without-weight-map",
+    "index-escapes-the-folder",
+    "index-names-a-missing-shard",
+]
 
 
 @pytest.mark.parametrize("how", DAMAGE)
@@ -266,12 +318,16 @@ def test_damaged_or_overflowing_lora_adapter(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     weights = adapter / "adapter_model.safetensors"
-    save_file({"q.lora_A.weight": torch.ones(2, 4), "q.lora_B.weight": torch.full((4, 2), 6e4, dtype=torch.float16)},
-              str(weights))
+    save_file(
+        {"q.lora_A.weight": torch.ones(2, 4), "q.lora_B.weight": torch.full((4, 2), 6e4, dtype=torch.float16)},
+        str(weights),
+    )
     with pytest.raises(UserError) as info:
         scale_lora_adapter(adapter, 0.5, tmp_path / "scaled")  # 6e4 * 1.5 is above float16's 65504
-    assert str(info.value) == (f"alpha 0.5 gives inf or NaN in tensor q.lora_B.weight of {weights} "
-                               f"(the result overflows float16); nothing was written to {tmp_path / 'scaled'}")
+    assert str(info.value) == (
+        f"alpha 0.5 gives inf or NaN in tensor q.lora_B.weight of {weights} "
+        f"(the result overflows float16); nothing was written to {tmp_path / 'scaled'}"
+    )
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ModelError, match=rf"model {weights} could not be loaded: unreadable safetensors file"):
         scale_lora_adapter(adapter, 0.3, tmp_path / "scaled")
@@ -288,8 +344,22 @@ def test_cli_reports_bad_checkpoints_in_one_line(tmp_path: Path, how: str, code:
     policy, anchor = _half_pair(tmp_path)
     named = policy / "model.safetensors" if how == "overflow" else _damage(anchor, how)
     mmaip = str(Path(sys.executable).parent / "mmaip")
-    result = subprocess.run([mmaip, "extrapolate", "--policy", str(policy), "--anchor", str(anchor), "--alpha", "1e5",
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            mmaip,
+            "extrapolate",
+            "--policy",
+            str(policy),
+            "--anchor",
+            str(anchor),
+            "--alpha",
+            "1e5",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == code
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(named) in line and "Traceback" not in result.stderr

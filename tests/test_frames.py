@@ -88,7 +88,12 @@ def test_a_sampler_returning_bad_indices_is_a_plugin_error(
 
     loader = FrameLoader(FrameSettings(cache=False), manager)
     too_many = ([0] * 1025, "1025 indices, more than the limit of 1024")
-    for bad, problem in (([0, 32], "invalid indices [32]"), ([-1], "invalid indices [-1]"), ([], "no indices"), too_many):
+    for bad, problem in (
+        ([0, 32], "invalid indices [32]"),
+        ([-1], "invalid indices [-1]"),
+        ([], "no indices"),
+        too_many,
+    ):
         monkeypatch.setattr(UniformSampler, "select", lambda self, info, source, bad=bad: bad)
         with pytest.raises(PluginError, match=rf"frame-sampler 'uniform' returned {re.escape(problem)}"):
             loader.load(demo_video)
@@ -231,7 +236,11 @@ def test_remote_videos_are_reported_as_such(loader: FrameLoader) -> None:
 @pytest.mark.parametrize(
     ("sampler", "options", "problem"),
     [
-        ("uniform", {"num_frames": MAX_FRAMES + 1}, "num_frames: Input should be less than or equal to 1024 (got 1025)"),
+        (
+            "uniform",
+            {"num_frames": MAX_FRAMES + 1},
+            "num_frames: Input should be less than or equal to 1024 (got 1025)",
+        ),
         ("fps", {"max_frames": 10**9}, "max_frames: Input should be less than or equal to 1024 (got 1000000000)"),
         ("fps", {"min_frames": 2000}, "min_frames: Input should be less than or equal to 1024 (got 2000)"),
         ("fps", {"fps": 1e-320}, "fps: Input should be greater than or equal to 0.0001"),
@@ -264,7 +273,9 @@ def test_max_side_is_bounded() -> None:
 
 def test_config_with_too_many_frames_names_the_limit(tmp_path: Path, manager: PluginManager) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text("frames: {num_frames: 1000000000}\ntrain: {pairs: p.jsonl, frames: {sampler: fps, max_frames: 4096}}\n")
+    config.write_text(
+        "frames: {num_frames: 1000000000}\ntrain: {pairs: p.jsonl, frames: {sampler: fps, max_frames: 4096}}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(config, manager)
     assert {

@@ -6,10 +6,27 @@ from mmaip_core import EvalRecord, ParseStatus
 from mmaip_core.analysis.metrics import paired_difference, summarize
 
 
-def _record(sample: str, video: str, correct: bool | None, score: float | None, status: ParseStatus = ParseStatus.OK, model: str = "m") -> EvalRecord:
+def _record(
+    sample: str,
+    video: str,
+    correct: bool | None,
+    score: float | None,
+    status: ParseStatus = ParseStatus.OK,
+    model: str = "m",
+) -> EvalRecord:
     return EvalRecord(
-        sample_id=sample, video=video, benchmark="b", model=model, evaluator="e", fingerprint="f",
-        question="q", answer="a", prediction="p", correct=correct, score=score, status=status,
+        sample_id=sample,
+        video=video,
+        benchmark="b",
+        model=model,
+        evaluator="e",
+        fingerprint="f",
+        question="q",
+        answer="a",
+        prediction="p",
+        correct=correct,
+        score=score,
+        status=status,
     )
 
 

@@ -39,8 +39,14 @@ def _table_rows(stdout: str) -> dict[str, list[str]]:
 
 def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> None:
     # as the README runs it: the CLI, from a working folder, with relative --out and --cache
-    first = subprocess.run([MMAIP, "miniature", "run", "--out", "mini", "--quick", "--cache", "cache"], cwd=tmp_path,
-                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)  # fmt: skip
+    first = subprocess.run(
+        [MMAIP, "miniature", "run", "--out", "mini", "--quick", "--cache", "cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=900,
+    )
     assert first.returncode == 0, first.stderr
     out, cache = tmp_path / "mini", tmp_path / "cache"
     results = MiniatureResults.model_validate_json((out / "results.json").read_text())

@@ -51,11 +51,15 @@ def _generate(manager: PluginManager, requests: list[GenerationRequest], **optio
     return generator.generate(requests, model="m")
 
 
-def test_generator_sends_frames_question_and_key(server: MockServer, manager: PluginManager, requests: list[GenerationRequest]) -> None:
+def test_generator_sends_frames_question_and_key(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
+) -> None:
     responses = _generate(manager, requests[:1], max_frames=3, detail="high")
     (r,) = responses
     assert r.text == "What colour is it? [3 images]"
-    assert r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85 and r.usage.image_tokens == 3 * (85 + 170)  # detail high: one 512-px tile each
+    assert (
+        r.usage is not None and r.usage.prompt_tokens == 10 + 3 * 85 and r.usage.image_tokens == 3 * (85 + 170)
+    )  # detail high: one 512-px tile each
     assert r.generator == "openai" and r.model_id == "gpt-4o-mini" and r.frames == requests[0].frames.manifest.key
     (sent,) = server.requests
     assert sent["headers"]["authorization"] == f"Bearer {SECRET}"
@@ -66,7 +70,9 @@ def test_generator_sends_frames_question_and_key(server: MockServer, manager: Pl
     assert sent["body"]["temperature"] == 0.0 and sent["body"]["seed"] == 0
 
 
-def test_answers_get_their_own_seed(server: MockServer, manager: PluginManager, requests: list[GenerationRequest]) -> None:
+def test_answers_get_their_own_seed(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
+) -> None:
     _generate(manager, requests[:3], params={"temperature": 0.7, "seed": 10})
     assert sorted(r["body"]["seed"] for r in server.requests) == [10, 11, 12]
 
@@ -80,15 +86,22 @@ def test_transient_failures_are_retried(
     assert len(server.requests) == 2 * requests_per_call
 
 
-def test_calls_end_as_failed_after_max_attempts(server: MockServer, manager: PluginManager, requests: list[GenerationRequest]) -> None:
+def test_calls_end_as_failed_after_max_attempts(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
+) -> None:
     (r,) = _generate(manager, requests[:1], model="alwaysfail", max_attempts=3)
     assert r.text is None and r.error is not None
     assert (r.error.error_class, r.error.attempts) == ("InternalServerError", 3)
     assert len(server.requests) == 3
 
 
-def test_concurrency_and_rate_limits(server: MockServer, manager: PluginManager, requests: list[GenerationRequest]) -> None:
-    many = [GenerationRequest(id=f"c{i}", sample=requests[0].sample, frames=requests[0].frames, sample_index=i) for i in range(12)]
+def test_concurrency_and_rate_limits(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
+) -> None:
+    many = [
+        GenerationRequest(id=f"c{i}", sample=requests[0].sample, frames=requests[0].frames, sample_index=i)
+        for i in range(12)
+    ]
     _generate(manager, many, concurrency=3, max_frames=1)
     assert server.max_in_flight <= 3
     start = time.perf_counter()
@@ -111,7 +124,9 @@ def _judge(manager: PluginManager, **options: object):  # type: ignore[no-untype
 
 def test_judge_scores_with_structured_output(server: MockServer, manager: PluginManager) -> None:
     judge = _judge(manager)
-    good, bad = judge.score([ScoreRequest(sample(), response("It is red.", "r1")), ScoreRequest(sample(), response("blue", "r2"))])
+    good, bad = judge.score(
+        [ScoreRequest(sample(), response("It is red.", "r1")), ScoreRequest(sample(), response("blue", "r2"))]
+    )
     assert (good.status, good.score, bad.score) == (ParseStatus.OK, 5.0, 2.0)
     assert good.criteria == {"relevance": 5.0, "accuracy": 5.0, "clarity": 5.0, "completeness": 5.0}
     assert good.model_id == "gpt-4o" and good.usage is not None and good.frames is None
@@ -121,10 +136,18 @@ def test_judge_scores_with_structured_output(server: MockServer, manager: Plugin
 
 
 def _count_images(body: dict) -> int:  # type: ignore[type-arg]
-    return sum(1 for m in body["messages"] if not isinstance(m["content"], str) for p in m["content"] if p["type"] == "image_url")
+    return sum(
+        1
+        for m in body["messages"]
+        if not isinstance(m["content"], str)
+        for p in m["content"]
+        if p["type"] == "image_url"
+    )
 
 
-def test_vision_judge_sees_the_frames(server: MockServer, manager: PluginManager, requests: list[GenerationRequest]) -> None:
+def test_vision_judge_sees_the_frames(
+    server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
+) -> None:
     frames = requests[0].frames
     judge = _judge(manager, vision=True, max_frames=4)
     (j,) = judge.score([ScoreRequest(sample(), response("red", "r1"), frames=frames)])
@@ -132,7 +155,9 @@ def test_vision_judge_sees_the_frames(server: MockServer, manager: PluginManager
     assert _count_images(server.requests[0]["body"]) == 4
 
 
-@pytest.mark.parametrize(("model", "status"), [("garbage", ParseStatus.PARSE_FAILURE), ("badrange", ParseStatus.OUT_OF_RANGE)])
+@pytest.mark.parametrize(
+    ("model", "status"), [("garbage", ParseStatus.PARSE_FAILURE), ("badrange", ParseStatus.OUT_OF_RANGE)]
+)
 def test_unusable_replies_are_repaired_then_recorded_never_scored(
     server: MockServer, manager: PluginManager, model: str, status: ParseStatus
 ) -> None:
@@ -147,7 +172,9 @@ def test_text_fallback_for_endpoints_without_structured_output(
     server: MockServer, manager: PluginManager, caplog: pytest.LogCaptureFixture
 ) -> None:
     judge = _judge(manager, model="nojson-judge")
-    first, second = judge.score([ScoreRequest(sample(), response("red", "r1")), ScoreRequest(sample(), response("no", "r2"))])
+    first, second = judge.score(
+        [ScoreRequest(sample(), response("red", "r1")), ScoreRequest(sample(), response("no", "r2"))]
+    )
     assert (first.score, second.score) == (5.0, 2.0)
     assert "refuses structured output" in caplog.text
     assert "Score: <integer>" in server.requests[-1]["body"]["messages"][0]["content"]
@@ -164,7 +191,9 @@ def test_candidate_answers_cannot_instruct_the_judge(server: MockServer, manager
     assert "&lt;/candidate_answer>" in user and "ignore all previous instructions" in user
 
 
-def test_build_with_api_zoo_and_judge(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_build_with_api_zoo_and_judge(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -205,16 +234,22 @@ def test_build_with_api_zoo_and_judge(server: MockServer, manager: PluginManager
 
 def _api_config(tmp_path: Path, demo_dir: Path) -> Path:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "samples": {"path": str(demo_dir / "qa.jsonl")},
-        "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
-        "zoo": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", "detail": "low", **FAST}],
-        "scorer": {"name": "openai-judge", "model": "gpt-4o", **FAST},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "samples": {"path": str(demo_dir / "qa.jsonl")},
+                "frames": {"num_frames": 4, "cache_dir": str(tmp_path / "frames")},
+                "zoo": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", "detail": "low", **FAST}],
+                "scorer": {"name": "openai-judge", "model": "gpt-4o", **FAST},
+            }
+        )
+    )
     return config
 
 
-def test_dry_run_estimates_and_calls_nothing(server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+def test_dry_run_estimates_and_calls_nothing(
+    server: MockServer, manager: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
     from mmaip_core.stages.build import plan_build
 
     config, out = _api_config(tmp_path, demo_dir), tmp_path / "run"
@@ -241,7 +276,11 @@ def test_dry_run_plans_a_judgement_for_every_answer_of_every_zoo_entry(
     data["zoo"].append({**data["zoo"][0], "name": "mini-2", "n": 2})
     config.write_text(yaml.safe_dump(data))
     plan = plan_build(load_config(config, manager), tmp_path / "run", manager)
-    assert [(r.stage, r.calls) for r in plan.rows] == [("generation mini", 9), ("generation mini-2", 18), ("judgement", 27)]
+    assert [(r.stage, r.calls) for r in plan.rows] == [
+        ("generation mini", 9),
+        ("generation mini-2", 18),
+        ("judgement", 27),
+    ]
     assert server.requests == []
 
 
@@ -329,17 +368,25 @@ def _with_credentials(url: str) -> str:
     return url.replace("http://", "http://user:hunter2@") + "?api-key=hunter3"
 
 
-@pytest.mark.parametrize(("model", "error_class"), [("echourl", "NotFoundError"), ("echourl-alwaysfail", "InternalServerError")])
+@pytest.mark.parametrize(
+    ("model", "error_class"), [("echourl", "NotFoundError"), ("echourl-alwaysfail", "InternalServerError")]
+)
 def test_stored_call_errors_quote_no_credentials(
     server: MockServer, manager: PluginManager, requests: list[GenerationRequest], model: str, error_class: str
 ) -> None:
-    (with_password,) = _generate(manager, requests[:1], model=model, base_url=_with_credentials(server.url), max_attempts=2)
+    (with_password,) = _generate(
+        manager, requests[:1], model=model, base_url=_with_credentials(server.url), max_attempts=2
+    )
     (with_key,) = _generate(manager, requests[:1], model=model, base_url=server.url + "?key=hunter3", max_attempts=2)
     assert with_password.error is not None and with_key.error is not None
     assert with_password.error.error_class == error_class
     assert f"http://***@127.0.0.1:{server.server_address[1]}/v1/?api-key=***" in with_password.error.message
-    assert f"http://127.0.0.1:{server.server_address[1]}/v1/?key=*** with key ***" in with_key.error.message  # Bearer key
-    assert all(word not in r.error.message for r in (with_password, with_key) for word in ("hunter2", "hunter3", SECRET))
+    assert (
+        f"http://127.0.0.1:{server.server_address[1]}/v1/?key=*** with key ***" in with_key.error.message
+    )  # Bearer key
+    assert all(
+        word not in r.error.message for r in (with_password, with_key) for word in ("hunter2", "hunter3", SECRET)
+    )
 
 
 def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
@@ -359,7 +406,9 @@ def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo
     config.write_text(yaml.safe_dump(data))
     out = tmp_path / "run"
     mmaip = str(Path(sys.executable).parent / "mmaip")
-    done = subprocess.run([mmaip, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [mmaip, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     port = server.server_address[1]
     assert f"HTTP Request: POST http://***@127.0.0.1:{port}/v1/?api-key=*** " in done.stderr  # the URL was logged
@@ -385,8 +434,14 @@ def test_dry_run_assumes_each_local_generator_s_own_answer_length(
     def judge_estimate(max_new_tokens: int) -> float:
         config = _api_config(tmp_path, demo_dir)
         data = yaml.safe_load(config.read_text())
-        data["zoo"] = [{"name": "tiny", "generator": "smoke", "cache_dir": str(tmp_path / "tiny"),
-                        "params": {"max_new_tokens": max_new_tokens}}]  # fmt: skip
+        data["zoo"] = [
+            {
+                "name": "tiny",
+                "generator": "smoke",
+                "cache_dir": str(tmp_path / "tiny"),
+                "params": {"max_new_tokens": max_new_tokens},
+            }
+        ]
         config.write_text(yaml.safe_dump(data))
         return plan_build(load_config(config, manager), tmp_path / "run", manager).rows[-1].estimated_usd
 

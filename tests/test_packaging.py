@@ -70,9 +70,11 @@ def test_wheel_ships_every_package_of_the_tree(wheel: Path) -> None:
 
 
 def test_installed_wheel_lists_its_plugins_and_builds(venv: Path, tmp_path: Path) -> None:
-    script = ("import json, sys, mmaip_core, mmaip_plugins, mmaip_cli.cli\n"
-              "print(json.dumps([[m.__file__ for m in (mmaip_core, mmaip_plugins, mmaip_cli.cli)],"
-              " [repr(f) for f in sys.meta_path]]))")  # fmt: skip
+    script = (
+        "import json, sys, mmaip_core, mmaip_plugins, mmaip_cli.cli\n"
+        "print(json.dumps([[m.__file__ for m in (mmaip_core, mmaip_plugins, mmaip_cli.cli)],"
+        " [repr(f) for f in sys.meta_path]]))"
+    )
     files, finders = json.loads(_run([str(venv / "python"), "-c", script], tmp_path).stdout)
     assert all(Path(f).is_relative_to(venv.parent) for f in files), files
     assert not any("__editable__" in f for f in finders), finders

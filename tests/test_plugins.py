@@ -133,7 +133,9 @@ def test_entry_point_discovery_skips_broken_plugins(fake_site: Path) -> None:
 
 
 def test_disable_env_blocks_plugin_modules_and_single_plugins(fake_site: Path) -> None:
-    manager = PluginManager(env={"MMAIP_DISABLE_PLUGINS": "fakegood, fakebroken,fakemissing,sampler-x,frame-sampler:fps"})
+    manager = PluginManager(
+        env={"MMAIP_DISABLE_PLUGINS": "fakegood, fakebroken,fakemissing,sampler-x,frame-sampler:fps"}
+    )
     assert "fake-good" not in manager.names("scorer")
     assert manager.warnings == []
     assert manager.names("frame-sampler") == ["scene-change", "uniform"]

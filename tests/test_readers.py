@@ -55,7 +55,10 @@ def test_csv_with_mapped_columns(manager: PluginManager, demo_dir: Path, tmp_pat
     path = tmp_path / "qa.csv"
     path.write_text("clip,ask,truth\nvideos/clip001.mp4,What shape?,circle\nvideos/clip002.mp4,Which way?\n")
     items = _read(
-        manager, "csv", path=path, video_root=demo_dir,
+        manager,
+        "csv",
+        path=path,
+        video_root=demo_dir,
         columns={"id": None, "video": "clip", "question": "ask", "answer": "truth", "caption": None},
     )
     assert all(isinstance(i, VideoQA) for i in items)
@@ -79,8 +82,12 @@ def _file_error(manager: PluginManager, reader: str, **options: object) -> Sampl
 
 
 EVERY_READER = [
-    ("jsonl", "qa.jsonl"), ("jsonl", "qa.json"), ("csv", "qa.csv"), ("videochatgpt", "questions.json"),
-    ("sharegptvideo", "qa.jsonl"), ("shapesqa", "train.jsonl"),
+    ("jsonl", "qa.jsonl"),
+    ("jsonl", "qa.json"),
+    ("csv", "qa.csv"),
+    ("videochatgpt", "questions.json"),
+    ("sharegptvideo", "qa.jsonl"),
+    ("shapesqa", "train.jsonl"),
 ]
 
 
@@ -109,7 +116,9 @@ def test_a_json_file_without_rows_is_an_error(manager: PluginManager, tmp_path: 
 
 
 @pytest.mark.parametrize(("reader", "name"), [r for r in EVERY_READER if r[1].endswith(".json")])
-def test_a_json_object_instead_of_rows_is_an_error(manager: PluginManager, tmp_path: Path, reader: str, name: str) -> None:
+def test_a_json_object_instead_of_rows_is_an_error(
+    manager: PluginManager, tmp_path: Path, reader: str, name: str
+) -> None:
     file = tmp_path / name
     file.write_text(json.dumps({"video": "a.mp4", "question": "q?"}))
     error = _file_error(manager, reader, **_options(reader, file))
@@ -167,9 +176,13 @@ def test_the_cli_prints_a_file_error_as_one_line(tmp_path: Path) -> None:
 
     samples = tmp_path / "none.jsonl"
     config = tmp_path / "run.yaml"
-    config.write_text(f"samples: {{path: {samples}}}\nzoo: [{{name: a, generator: smoke}}]\nscorer: {{name: exact-match}}\n")
+    config.write_text(
+        f"samples: {{path: {samples}}}\nzoo: [{{name: a, generator: smoke}}]\nscorer: {{name: exact-match}}\n"
+    )
     mmaip = str(Path(sys.executable).parent / "mmaip")
-    done = subprocess.run([mmaip, "build", str(config), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [mmaip, "build", str(config), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120
+    )
     assert (done.returncode, done.stderr.strip()) == (2, f"error: {samples}: file not found")
 
 
@@ -186,7 +199,9 @@ def test_encoding_problems_and_falsy_ids(manager: PluginManager, demo_dir: Path,
     video = str(demo_dir / "videos" / "clip000.mp4")
     path = tmp_path / "qa.jsonl"
     good = json.dumps({"id": 0, "video": video, "question": "q?"}).encode()
-    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + b'{"id": "x", "question": "\xff"}\n' + good.replace(b"0", b"1", 1) + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + good + b"\n" + b'{"id": "x", "question": "\xff"}\n' + good.replace(b"0", b"1", 1) + b"\n"
+    )
     items = _read(manager, "jsonl", path=path)
     assert isinstance(items[0], VideoQA) and items[0].id == "0"
     assert isinstance(items[1], RowError) and "not UTF-8 text" in items[1].cause
@@ -212,11 +227,18 @@ def test_videochatgpt_layout(manager: PluginManager, demo_dir: Path, tmp_path: P
     (tmp_path / "test_q.json").write_text(json.dumps(questions))
     (tmp_path / "test_a.json").write_text(json.dumps([{"question_id": "q1", "answer": "a square", "type": 1}]))
     items = _read(
-        manager, "videochatgpt", question_file=tmp_path / "test_q.json", answer_file=tmp_path / "test_a.json",
-        video_dir=videos, video_prefix="v_", source="activitynet-qa",
+        manager,
+        "videochatgpt",
+        question_file=tmp_path / "test_q.json",
+        answer_file=tmp_path / "test_a.json",
+        video_dir=videos,
+        video_prefix="v_",
+        source="activitynet-qa",
     )
     ok, bad = [i for i in items if isinstance(i, VideoQA)], [str(i) for i in items if isinstance(i, RowError)]
-    assert [(s.id, s.answer, s.video, s.source) for s in ok] == [("q1", "a square", str(videos / "v_abc.mp4"), "activitynet-qa")]
+    assert [(s.id, s.answer, s.video, s.source) for s in ok] == [
+        ("q1", "a square", str(videos / "v_abc.mp4"), "activitynet-qa")
+    ]
     assert "no video for 'zzz'" in bad[0] and "tried v_zzz.mp4, v_zzz.avi" in bad[0]
     assert "missing video_name or question" in bad[1]
 
@@ -229,8 +251,14 @@ def test_sharegptvideo_rows_with_frame_folders_and_captions(manager: PluginManag
     for i, frame in enumerate(render_clip(ShapeClip("circle", "green", "up", num_frames=12, size=64))):
         Image.fromarray(frame).save(folder / f"c01_{i + 1:04d}.jpg")
     rows = [
-        {"id": "a1", "video": "video7671", "conversations": [
-            {"from": "human", "value": "<video>\nWhat colour is the circle?"}, {"from": "gpt", "value": "Green."}]},
+        {
+            "id": "a1",
+            "video": "video7671",
+            "conversations": [
+                {"from": "human", "value": "<video>\nWhat colour is the circle?"},
+                {"from": "gpt", "value": "Green."},
+            ],
+        },
         {"id": "a2", "video": "video7671", "question": "Where does it go?", "answer": "up", "caption": "inline"},
         {"id": "a3", "video": "missing-folder", "question": "q", "answer": "a"},
     ]
@@ -240,7 +268,11 @@ def test_sharegptvideo_rows_with_frame_folders_and_captions(manager: PluginManag
     captions.write_text(json.dumps({"id": "a1", "caption": "A green circle rises."}) + "\n")
     items = _read(manager, "sharegptvideo", path=qa, video_dir=tmp_path / "frames", caption_file=captions)
     a1, a2, a3 = items
-    assert isinstance(a1, VideoQA) and (a1.question, a1.answer, a1.caption) == ("What colour is the circle?", "Green.", "A green circle rises.")
+    assert isinstance(a1, VideoQA) and (a1.question, a1.answer, a1.caption) == (
+        "What colour is the circle?",
+        "Green.",
+        "A green circle rises.",
+    )
     assert isinstance(a2, VideoQA) and a2.caption == "inline" and a2.source == "sharegptvideo"
     assert isinstance(a3, RowError) and "video file not found" in a3.cause
     frames = FrameLoader(FrameSettings(cache=False), manager).load(a1.video, "uniform", {"num_frames": 4})

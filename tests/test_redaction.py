@@ -22,10 +22,27 @@ def test_user_and_password_are_removed() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["api-key", "api_key", "key", "apikey", "API-KEY", "token", "access_token", "secret", "client_secret",
-     "password", "passwd", "pwd", "sig", "signature", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
-     "auth"],
-)  # fmt: skip
+    [
+        "api-key",
+        "api_key",
+        "key",
+        "apikey",
+        "API-KEY",
+        "token",
+        "access_token",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "pwd",
+        "sig",
+        "signature",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "auth",
+    ],
+)
 def test_every_spelling_of_a_secret_query_parameter_is_masked(name: str) -> None:
     url = f"https://host/v1/chat?api-version=2024-06-01&{name}=S3CR3T&model=x"
     assert redact_text(url) == f"https://host/v1/chat?api-version=2024-06-01&{name}=***&model=x"

@@ -71,7 +71,10 @@ def test_exact_match_evaluator(manager: PluginManager) -> None:
 
 
 def test_ensemble_combines_members_and_records_each(manager: PluginManager) -> None:
-    members = [{"name": "exact-match", "partial": "none"}, {"name": "exact-match", "partial": "f1", "scale": {"min": 0, "max": 10}}]
+    members = [
+        {"name": "exact-match", "partial": "none"},
+        {"name": "exact-match", "partial": "f1", "scale": {"min": 0, "max": 10}},
+    ]
     requests = [ScoreRequest(sample(), response("it is red", "r1")), ScoreRequest(sample(), response("red", "r2"))]
     mean = manager.create("scorer", "ensemble", {"members": members}).score(requests)
     # member 0: 1 on 1-5 (0.0); member 1: f1 0.5 on 0-10 (0.5) -> mean 0.25 -> 1 + 0.25 * 4

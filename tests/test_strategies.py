@@ -10,7 +10,9 @@ def _pairs(manager: PluginManager, strategy: str, items: list, **options: object
 
 
 def test_best_worst_picks_highest_and_lowest(manager: PluginManager) -> None:
-    outcome = _pairs(manager, "best-worst", [scored(3, "r1", model="a"), scored(5, "r2", model="b"), scored(1, "r3", model="c")])
+    outcome = _pairs(
+        manager, "best-worst", [scored(3, "r1", model="a"), scored(5, "r2", model="b"), scored(1, "r3", model="c")]
+    )
     (pair,) = outcome.pairs
     assert (pair.chosen_model, pair.rejected_model) == ("b", "c")
     assert (pair.chosen_score, pair.rejected_score, pair.margin) == (5, 1, 4)
@@ -40,7 +42,10 @@ def test_margin_makes_every_pair_over_the_margin_widest_first(manager: PluginMan
     items = [scored(5, "r1"), scored(4, "r2"), scored(2, "r3"), scored(1, "r4")]
     pairs = _pairs(manager, "margin", items, min_margin=2).pairs
     assert [(p.chosen_response_id, p.rejected_response_id) for p in pairs] == [
-        ("r1", "r4"), ("r1", "r3"), ("r2", "r4"), ("r2", "r3"),
+        ("r1", "r4"),
+        ("r1", "r3"),
+        ("r2", "r4"),
+        ("r2", "r3"),
     ]
     capped = _pairs(manager, "margin", items, min_margin=2, max_pairs=2).pairs
     assert [p.margin for p in capped] == [4, 3]

@@ -37,15 +37,26 @@ def pairs_file(demo_dir: Path, tmp_path: Path) -> Path:
     path = tmp_path / "pairs.jsonl"
     with path.open("w") as f:
         for i, row in enumerate(rows):
-            pair = {"id": f"p{i}", "video": str(demo_dir / row["video"]), "question": row["question"],
-                    "chosen": row["answer"], "rejected": ANSWERS[i % len(ANSWERS)] + " maybe"}  # fmt: skip
+            pair = {
+                "id": f"p{i}",
+                "video": str(demo_dir / row["video"]),
+                "question": row["question"],
+                "chosen": row["answer"],
+                "rejected": ANSWERS[i % len(ANSWERS)] + " maybe",
+            }
             f.write(json.dumps(pair) + "\n")
     return path
 
 
 def _config(tmp_path: Path, pairs: Path, tiny_models: Path, **train: Any) -> Path:
-    trainer = {"name": "video-dpo", "smoke": {"family": "qwen2-vl", "seed": 0, "cache_dir": str(tiny_models)},
-               "learning_rate": 0.002, "batch_size": 3, "warmup_ratio": 0.0, **train.pop("trainer", {})}  # fmt: skip
+    trainer = {
+        "name": "video-dpo",
+        "smoke": {"family": "qwen2-vl", "seed": 0, "cache_dir": str(tiny_models)},
+        "learning_rate": 0.002,
+        "batch_size": 3,
+        "warmup_ratio": 0.0,
+        **train.pop("trainer", {}),
+    }
     data = {
         "frames": {"sampler": "uniform", "num_frames": 4, "cache_dir": str(tmp_path / "frames")},
         "train": {"pairs": str(pairs), "rounds": 2, "alpha": 0.5, "trainer": trainer, **train},
@@ -77,8 +88,9 @@ def _plain_logps(model: Any, batch: dict[str, Any]) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "llava-onevision", "llava-next-video"])
-def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tiny_models: Path, tmp_path: Path,
-                                              manager: PluginManager) -> None:  # fmt: skip
+def test_cached_step_equals_trl_standard_step(
+    family: str, pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager
+) -> None:
     """Cached vision features + precomputed reference + answer-only LM head give the same per-sequence
     log-probs and loss as TRL's standard step (pixels, reference forward every step) and as full logits."""
     from accelerate import Accelerator
@@ -106,8 +118,12 @@ def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tin
         store.put(key, encode_video(model, prepared.video_prompts[key], inputs, token_type_id))
     options = VideoDpoOptions(model=str(folder), loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
     acc = Accelerator(cpu=True)
-    common = {"pad_token_id": processor.tokenizer.pad_token_id, "videos": prepared.videos,
-              "token_types": prepared.token_types, "video_token_id": video_token_of(processor)}  # fmt: skip
+    common = {
+        "pad_token_id": processor.tokenizer.pad_token_id,
+        "videos": prepared.videos,
+        "token_types": prepared.token_types,
+        "video_token_id": video_token_of(processor),
+    }
     pixels = VideoPreferenceCollator(**common)(prepared.examples)
     plain_policy, plain_reference = _plain_logps(model, pixels), _plain_logps(reference, pixels)
 
@@ -118,8 +134,10 @@ def test_cached_step_equals_trl_standard_step(family: str, pairs_file: Path, tin
 
     cached = VideoPreferenceCollator(**common, features=store)
     chosen, rejected = TrlDpoObjective(options, acc).reference_logps(reference, cached(prepared.examples))
-    examples = [{**e, "ref_chosen_logps": float(c), "ref_rejected_logps": float(r)}
-                for e, c, r in zip(prepared.examples, chosen, rejected, strict=True)]  # fmt: skip
+    examples = [
+        {**e, "ref_chosen_logps": float(c), "ref_rejected_logps": float(r)}
+        for e, c, r in zip(prepared.examples, chosen, rejected, strict=True)
+    ]
     batch = cached(examples)
     assert "pixel_values_videos" not in batch and "mm_encoder_outputs" in batch
     ours_loss, ours_metrics = TrlDpoObjective(options, acc).loss(model, batch)
@@ -184,7 +202,9 @@ def test_reference_policies_and_extrapolation_on_the_files(
 
 
 def test_base_anchor_and_shards(pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager) -> None:
-    path = _config(tmp_path, pairs_file, tiny_models, anchor="base", schedule="shards", reference={"policy": "previous"})
+    path = _config(
+        tmp_path, pairs_file, tiny_models, anchor="base", schedule="shards", reference={"policy": "previous"}
+    )
     manifest = run_training(load_config(path, manager), tmp_path / "out", manager)
     r1, r2 = manifest.rounds
     assert r2.anchor == manifest.base and r2.reference == r1.policy
@@ -234,24 +254,47 @@ def _round_request(tmp_path: Path, pairs_file: Path, trainer: VideoDpoTrainer, m
         trainer.save_base(base)
     loader = FrameLoader(FrameSettings(num_frames=4, cache_dir=tmp_path / "frames"), manager)  # type: ignore[call-arg]
     pairs, _ = read_train_pairs(pairs_file)
-    return RoundRequest(round=1, reference=base, pairs=pairs, out=tmp_path / "policy", work=tmp_path / "work",
-                        cache=tmp_path / "cache", frames=lambda v: loader.load(v))  # fmt: skip
+    return RoundRequest(
+        round=1,
+        reference=base,
+        pairs=pairs,
+        out=tmp_path / "policy",
+        work=tmp_path / "work",
+        cache=tmp_path / "cache",
+        frames=lambda v: loader.load(v),
+    )
 
 
 def _trainer(tiny_models: Path, **extra: Any) -> VideoDpoTrainer:
-    return VideoDpoTrainer(VideoDpoOptions.model_validate(
-        {"smoke": {"family": "qwen2-vl", "cache_dir": str(tiny_models)}, "learning_rate": 0.002, "batch_size": 1,
-         "epochs": 1, "save_steps": 2, **extra}))  # fmt: skip
+    return VideoDpoTrainer(
+        VideoDpoOptions.model_validate(
+            {
+                "smoke": {"family": "qwen2-vl", "cache_dir": str(tiny_models)},
+                "learning_rate": 0.002,
+                "batch_size": 1,
+                "epochs": 1,
+                "save_steps": 2,
+                **extra,
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize("where", ["inside the round", "during a checkpoint save"])
 def test_resume_after_a_kill_gives_the_uninterrupted_result(
-    where: str, pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager, monkeypatch: pytest.MonkeyPatch
+    where: str,
+    pairs_file: Path,
+    tiny_models: Path,
+    tmp_path: Path,
+    manager: PluginManager,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import mmaip_plugins.trainers.video_dpo.trainer as trainer_module
     from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
 
-    clean = _trainer(tiny_models).train_round(_round_request(tmp_path / "clean", pairs_file, _trainer(tiny_models), manager))
+    clean = _trainer(tiny_models).train_round(
+        _round_request(tmp_path / "clean", pairs_file, _trainer(tiny_models), manager)
+    )
     request = _round_request(tmp_path / "killed", pairs_file, _trainer(tiny_models), manager)
     original_loss, original_mark = TrlDpoObjective.loss, trainer_module.mark_complete
     calls = {"loss": 0, "mark": 0}
@@ -277,9 +320,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(
     assert latest_complete(request.work, "step") == request.work / "step-2" or where == "inside the round"
     assert not is_complete(request.out)
     monkeypatch.undo()
-    resumed = _trainer(tiny_models).train_round(
-        RoundRequest(**{**request.__dict__, "resume": True})
-    )
+    resumed = _trainer(tiny_models).train_round(RoundRequest(**{**request.__dict__, "resume": True}))
     assert resumed.resumed_from_step == (4 if where == "inside the round" else 2)
     assert resumed.steps == clean.steps == 9
     for name, values in clean.curves.items():
@@ -304,7 +345,9 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(
         return (loss * float("nan"), metrics) if calls["n"] in nan_calls else (loss, metrics)
 
     monkeypatch.setattr(TrlDpoObjective, "loss", flaky)
-    result = _trainer(tiny_models).train_round(_round_request(tmp_path / "a", pairs_file, _trainer(tiny_models), manager))
+    result = _trainer(tiny_models).train_round(
+        _round_request(tmp_path / "a", pairs_file, _trainer(tiny_models), manager)
+    )
     assert result.skipped_steps == 1 and result.steps == 9 and len(result.curves["loss"]) == 8
     assert all(math.isfinite(v.float().abs().max()) for v in _weights(tmp_path / "a" / "policy").values())
 
@@ -321,7 +364,9 @@ def _weights_any(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v for f in folder.glob("*.safetensors") for k, v in load_file(f).items()}
 
 
-def test_pairs_that_do_not_fit_are_reported(pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager) -> None:
+def test_pairs_that_do_not_fit_are_reported(
+    pairs_file: Path, tiny_models: Path, tmp_path: Path, manager: PluginManager
+) -> None:
     request = _round_request(tmp_path, pairs_file, _trainer(tiny_models), manager)
     with pytest.raises(TrainingError, match="video tokens are never cut"):
         _trainer(tiny_models, max_length=20).train_round(request)
@@ -339,9 +384,22 @@ def test_pairs_that_do_not_fit_are_reported(pairs_file: Path, tiny_models: Path,
 def test_pair_files(tmp_path: Path, demo_dir: Path) -> None:
     path = tmp_path / "p.jsonl"
     good = {"id": "a", "video": "v.mp4", "prompt": "q?", "chosen": "x", "rejected": "y"}
-    build = {**good, "id": "b", "sample_id": "s", "question": "q?", "chosen_score": 2, "rejected_score": 1,
-             "chosen_model": "m1", "rejected_model": "m2", "chosen_response_id": "r1", "rejected_response_id": "r2",
-             "strategy": "best-worst", "margin": 1, "label_source": "ai:x", "frames": "k"}  # fmt: skip
+    build = {
+        **good,
+        "id": "b",
+        "sample_id": "s",
+        "question": "q?",
+        "chosen_score": 2,
+        "rejected_score": 1,
+        "chosen_model": "m1",
+        "rejected_model": "m2",
+        "chosen_response_id": "r1",
+        "rejected_response_id": "r2",
+        "strategy": "best-worst",
+        "margin": 1,
+        "label_source": "ai:x",
+        "frames": "k",
+    }
     lines = [json.dumps(good), json.dumps(build), "{not json", json.dumps({"id": "c"}), json.dumps(good)]
     path.write_text("\n".join(lines) + "\n")
     pairs, errors = read_train_pairs(path)
@@ -369,8 +427,11 @@ def test_two_process_gloo_run(pairs_file: Path, tiny_models: Path, tmp_path: Pat
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "mmaip_cli.cli", "train", str(path), "--out", str(tmp_path / "out"), "--launch", "2"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [r["result"]["steps"] for r in manifest["rounds"]] == [3, 3]  # ceil(9 pairs / (2 per process * 2))

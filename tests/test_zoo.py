@@ -37,7 +37,9 @@ def test_smoke_models_answer_with_real_processors(
     assert [r.text for r in again.generate(requests, model="tiny")] == [r.text for r in responses]
 
 
-def test_seeds_make_different_models(manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path) -> None:
+def test_seeds_make_different_models(
+    manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path
+) -> None:
     greedy = {"temperature": 0, "max_new_tokens": 8}
     texts = [
         manager.create("generator", "smoke", {"seed": s, "cache_dir": tiny_models, "params": greedy})
@@ -53,11 +55,15 @@ def test_tiny_models_are_built_once(tiny_models: Path) -> None:
     stamp = (first / "config.json").stat().st_mtime_ns
     assert build_tiny_model("qwen2-vl", 0, tiny_models) == first
     assert (first / "config.json").stat().st_mtime_ns == stamp
-    with pytest.raises(ValueError, match=r"choose one of: qwen2-vl, qwen2\.5-vl, qwen3-vl, llava-onevision, llava-next-video"):
+    with pytest.raises(
+        ValueError, match=r"choose one of: qwen2-vl, qwen2\.5-vl, qwen3-vl, llava-onevision, llava-next-video"
+    ):
         build_tiny_model("gpt", 0, tiny_models)
 
 
-def test_hf_generator_on_a_local_folder(manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path) -> None:
+def test_hf_generator_on_a_local_folder(
+    manager: PluginManager, requests: list[GenerationRequest], tiny_models: Path
+) -> None:
     folder = build_tiny_model("llava-onevision", 0, tiny_models)
     options = {"model": str(folder), "device": "cpu", "batch_size": 2, "params": {"max_new_tokens": 4}}
     responses = manager.create("generator", "hf", options).generate(requests, model="local")
@@ -90,10 +96,16 @@ def test_hf_judge_runs_a_local_model_and_never_scores_noise(
     from mmaip_core import ParseStatus, ScoreRequest
 
     folder = build_tiny_model("qwen2-vl", 0, tiny_models)
-    judge = manager.create("scorer", "hf-judge", {"model": str(folder), "vision": True, "max_repairs": 1, "max_tokens": 16})
+    judge = manager.create(
+        "scorer", "hf-judge", {"model": str(folder), "vision": True, "max_repairs": 1, "max_tokens": 16}
+    )
     frames = requests[0].frames
-    verdicts = judge.score([ScoreRequest(requests[0].sample, response("red", "r1"), frames),
-                            ScoreRequest(requests[0].sample, response(None, "r2"), frames)])
+    verdicts = judge.score(
+        [
+            ScoreRequest(requests[0].sample, response("red", "r1"), frames),
+            ScoreRequest(requests[0].sample, response(None, "r2"), frames),
+        ]
+    )
     noise, missing = verdicts
     assert noise.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) and noise.score is None
     assert noise.attempts == 2 and noise.raw_reply is not None and noise.frames == frames.manifest.key

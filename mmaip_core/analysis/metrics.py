@@ -54,9 +54,7 @@ def _clusters(records: Sequence[EvalRecord]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _bootstrap(
-    values: np.ndarray, clusters: list[list[int]], resamples: int, seed: int, confidence: float
-) -> Estimate:
+def _bootstrap(values: np.ndarray, clusters: list[list[int]], resamples: int, seed: int, confidence: float) -> Estimate:
     """Mean of ``values`` and a percentile interval from resampling clusters with replacement."""
     if len(values) == 0:
         return Estimate(value=None)
@@ -101,7 +99,11 @@ def paired_difference(
 ) -> PairedDifference:
     """A minus B, question by question (matched by sample id), with a bootstrap interval over videos."""
     usable_b = {r.sample_id: r for r in b if r.status is ParseStatus.OK and r.score is not None}
-    pairs = [(r, usable_b[r.sample_id]) for r in a if r.status is ParseStatus.OK and r.score is not None and r.sample_id in usable_b]
+    pairs = [
+        (r, usable_b[r.sample_id])
+        for r in a
+        if r.status is ParseStatus.OK and r.score is not None and r.sample_id in usable_b
+    ]
     first = [x for x, _ in pairs]
     clusters = _clusters(first)
     ratio = np.array([float(bool(x.correct)) - float(bool(y.correct)) for x, y in pairs])

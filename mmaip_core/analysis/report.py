@@ -92,21 +92,40 @@ def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], eval
 
 def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord]) -> Path:
     """Write ``report.md`` and its charts into ``out``; returns the report's path."""
-    lines = ["# Evaluation report", "", "Ratio = share of 'yes' verdicts; score = mean score. Brackets: 95% "
-             "bootstrap intervals over videos. Unreadable verdicts are counted, never imputed.", ""]
+    lines = [
+        "# Evaluation report",
+        "",
+        "Ratio = share of 'yes' verdicts; score = mean score. Brackets: 95% "
+        "bootstrap intervals over videos. Unreadable verdicts are counted, never imputed.",
+        "",
+    ]
     for evaluator in sorted({r.evaluator for r in results.metrics}):
-        lines += [f"## {evaluator}", "", "| benchmark | model | n | ratio % | score | unreadable | errors |",
-                  "|---|---|---|---|---|---|---|"]
-        for row in sorted((r for r in results.metrics if r.evaluator == evaluator), key=lambda r: (r.benchmark, r.model)):
+        lines += [
+            f"## {evaluator}",
+            "",
+            "| benchmark | model | n | ratio % | score | unreadable | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in sorted(
+            (r for r in results.metrics if r.evaluator == evaluator), key=lambda r: (r.benchmark, r.model)
+        ):
             m = row.metrics
-            lines.append(f"| {row.benchmark} | {row.model} | {m.n} | {format_estimate(m.ratio, True)} | {format_estimate(m.score)} | "
-                         f"{m.parse_failures} | {m.errors} |")
+            lines.append(
+                f"| {row.benchmark} | {row.model} | {m.n} | {format_estimate(m.ratio, True)} | {format_estimate(m.score)} | "
+                f"{m.parse_failures} | {m.errors} |"
+            )
         paired = [p for p in results.paired if p.evaluator == evaluator]
         if paired:
-            lines += ["", "| benchmark | A − B | n | ratio difference (points) | score difference |", "|---|---|---|---|---|"]
+            lines += [
+                "",
+                "| benchmark | A − B | n | ratio difference (points) | score difference |",
+                "|---|---|---|---|---|",
+            ]
             for p in paired:
                 d = p.difference
-                lines.append(f"| {p.benchmark} | {p.model_a} − {p.model_b} | {d.n} | {format_estimate(d.ratio, True)} | {format_estimate(d.score)} |")
+                lines.append(
+                    f"| {p.benchmark} | {p.model_a} − {p.model_b} | {d.n} | {format_estimate(d.ratio, True)} | {format_estimate(d.score)} |"
+                )
         lines += ["", *[f"![{name}]({name})" for name in _charts(out, results, records, evaluator)], ""]
     unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
     lines += [f"{len(records)} verdicts ({unreadable} unreadable); API cost ${results.cost_usd:.4f}.", ""]

@@ -22,7 +22,17 @@ from numpy.typing import NDArray
 from mmaip_core.errors import VideoError
 from mmaip_core.plugins.kinds import VideoInfo
 
-__all__ = ["BACKENDS", "FOLDER_FPS", "DecodeFailure", "DecodeResult", "DecodeStats", "FolderVideo", "OpenVideo", "decode", "decode_stats"]
+__all__ = [
+    "BACKENDS",
+    "FOLDER_FPS",
+    "DecodeFailure",
+    "DecodeResult",
+    "DecodeStats",
+    "FolderVideo",
+    "OpenVideo",
+    "decode",
+    "decode_stats",
+]
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +230,9 @@ class DecodeResult:
 def _check_file(path: Path) -> None:
     if not path.exists():
         remote = re.match(r"^[a-z][a-z0-9+.-]*:/", str(path), re.IGNORECASE)
-        raise VideoError(path, "missing", "remote videos are not fetched: download it first" if remote else "no such file")
+        raise VideoError(
+            path, "missing", "remote videos are not fetched: download it first" if remote else "no such file"
+        )
     if not path.is_file() and not path.is_dir():
         raise VideoError(path, "missing", "not a regular file")
     if path.is_file() and path.stat().st_size == 0:

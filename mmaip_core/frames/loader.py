@@ -84,9 +84,7 @@ class FrameLoader:
         self.manager = manager or get_plugin_manager()
         self.cache = FrameCache(self.settings.cache_dir or default_cache_dir()) if self.settings.cache else None
 
-    def load(
-        self, video: str | Path, sampler: str | None = None, options: Mapping[str, Any] | None = None
-    ) -> Frames:
+    def load(self, video: str | Path, sampler: str | None = None, options: Mapping[str, Any] | None = None) -> Frames:
         """Frames of ``video`` chosen by ``sampler`` (default: the settings' sampler and options)."""
         name = sampler or self.settings.sampler
         values = self.settings.sampler_options if options is None and sampler is None else dict(options or {})

@@ -417,7 +417,11 @@ class ReferenceUpdate(BaseModel):
     @field_validator("weights")
     @classmethod
     def _sum_to_one(cls, weights: dict[CheckpointName, float]) -> dict[CheckpointName, float]:
-        if not weights or not all(math.isfinite(w) for w in weights.values()) or abs(sum(weights.values()) - 1.0) > 1e-6:
+        if (
+            not weights
+            or not all(math.isfinite(w) for w in weights.values())
+            or abs(sum(weights.values()) - 1.0) > 1e-6
+        ):
             raise ValueError(f"reference weights must sum to 1, got {weights}")
         return {k: v for k, v in weights.items() if v != 0.0}
 
@@ -475,7 +479,6 @@ class EvaluatorSpec(PluginSpec[Evaluator]):
     kind: ClassVar[str] = "evaluator"
 
 
-
 # --- trainers ---------------------------------------------------------------------------------------
 
 
@@ -518,6 +521,7 @@ class PolicyTrainer(Protocol):
 
 class TrainerSpec(PluginSpec[PolicyTrainer]):
     kind: ClassVar[str] = "trainer"
+
 
 PLUGIN_KINDS: dict[str, type[PluginSpec[Any]]] = {
     spec.kind: spec

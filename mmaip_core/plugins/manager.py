@@ -185,8 +185,7 @@ class PluginManager:
                 module = ep.load()
             except Exception as exc:  # a broken third-party plugin must not break mmaip
                 self._warn(
-                    f"plugin '{ep.name}' from {package} failed to load and was skipped: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"plugin '{ep.name}' from {package} failed to load and was skipped: {type(exc).__name__}: {exc}"
                 )
                 continue
             self.register(module, name, package=package, version=version)
@@ -266,22 +265,72 @@ class PluginManager:
             raise PluginConfigError(kind, spec.name, render_validation_error(exc, spec.options)) from None
 
     @overload
-    def create(self, kind: Literal["generator"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> ResponseGenerator: ...
+    def create(
+        self,
+        kind: Literal["generator"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> ResponseGenerator: ...
     @overload
-    def create(self, kind: Literal["scorer"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> Scorer: ...
+    def create(
+        self,
+        kind: Literal["scorer"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> Scorer: ...
     @overload
-    def create(self, kind: Literal["pair-strategy"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> PairStrategy: ...
+    def create(
+        self,
+        kind: Literal["pair-strategy"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> PairStrategy: ...
     @overload
-    def create(self, kind: Literal["reference-policy"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> ReferencePolicy: ...
+    def create(
+        self,
+        kind: Literal["reference-policy"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> ReferencePolicy: ...
     @overload
-    def create(self, kind: Literal["evaluator"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> Evaluator: ...
+    def create(
+        self,
+        kind: Literal["evaluator"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> Evaluator: ...
     @overload
-    def create(self, kind: Literal["frame-sampler"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> FrameSampler: ...
+    def create(
+        self,
+        kind: Literal["frame-sampler"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> FrameSampler: ...
     @overload
-    def create(self, kind: Literal["sample-reader"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> SampleReader: ...
+    def create(
+        self,
+        kind: Literal["sample-reader"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> SampleReader: ...
     @overload
-    def create(self, kind: Literal["trainer"], name: str, values: Mapping[str, Any] | None = ..., prices: PriceTable | None = ...) -> PolicyTrainer: ...
-    def create(self, kind: str, name: str, values: Mapping[str, Any] | None = None, prices: PriceTable | None = None) -> Any:
+    def create(
+        self,
+        kind: Literal["trainer"],
+        name: str,
+        values: Mapping[str, Any] | None = ...,
+        prices: PriceTable | None = ...,
+    ) -> PolicyTrainer: ...
+    def create(
+        self, kind: str, name: str, values: Mapping[str, Any] | None = None, prices: PriceTable | None = None
+    ) -> Any:
         """Validate options and build the plugin object (a Scorer, a FrameSampler, ...). A plugin whose spec
         asks for a :class:`PluginContext` gets this manager and ``prices`` (default: the built-in list)."""
         options = self.options(kind, name, values)
@@ -294,10 +343,7 @@ class PluginManager:
         """Every registered plugin (of ``kind``), sorted by kind then name; duplicates appear twice."""
         kinds = [kind] if kind else list(_HOOKS)
         return [
-            entry.info()
-            for k in kinds
-            for _, entries in sorted(self._registry_for(k).items())
-            for entry in entries
+            entry.info() for k in kinds for _, entries in sorted(self._registry_for(k).items()) for entry in entries
         ]
 
     def call_register_commands(self, app: Any) -> None:

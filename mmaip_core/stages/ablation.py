@@ -138,14 +138,18 @@ def _build_setting(label: str, config: RunConfig, folder: Path, cost: float) -> 
             if j.status is ParseStatus.OK and j.score is not None:
                 scores[line.response.model].append(j.score)
     return BuildSetting(
-        label=label, frames=config.frames.model_dump(mode="json"), folder=str(folder),
-        samples=len({line.response.sample_id for line in lines}), answers=sum(line.response.text is not None for line in lines),
+        label=label,
+        frames=config.frames.model_dump(mode="json"),
+        folder=str(folder),
+        samples=len({line.response.sample_id for line in lines}),
+        answers=sum(line.response.text is not None for line in lines),
         judged_ok=sum(j.status is ParseStatus.OK for j in judged),
         unreadable=sum(j.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for j in judged),
-        pairs=len(pairs), mean_margin=statistics.fmean(p.margin for p in pairs) if pairs else None,
+        pairs=len(pairs),
+        mean_margin=statistics.fmean(p.margin for p in pairs) if pairs else None,
         mean_score={e.name: statistics.fmean(scores[e.name]) if scores[e.name] else None for e in config.zoo},
         cost_usd=cost,
-    )  # fmt: skip
+    )
 
 
 def ablate_build(
@@ -163,19 +167,30 @@ def ablate_build(
     settings = []
     for label, variant in frame_variants(config, specs, manager):
         folder = out / f"frames-{label}"
-        summary = run_build(variant, folder, manager, progress=_progress(progress, label), max_cost=max_cost,
-                            allow_config_change=allow_config_change)
+        summary = run_build(
+            variant,
+            folder,
+            manager,
+            progress=_progress(progress, label),
+            max_cost=max_cost,
+            allow_config_change=allow_config_change,
+        )
         settings.append(_build_setting(label, variant, folder, summary.cost_usd))
     ablation = BuildAblation(settings=settings)
     write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
     models = [e.name for e in config.zoo]
-    lines = ["# Frame ablation: build", "",
-             f"| setting | samples | answers | judged | unreadable | pairs | mean margin | {' | '.join(f'mean score {m}' for m in models)} | cost $ |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(models) + "---|"]  # fmt: skip
+    lines = [
+        "# Frame ablation: build",
+        "",
+        f"| setting | samples | answers | judged | unreadable | pairs | mean margin | {' | '.join(f'mean score {m}' for m in models)} | cost $ |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(models) + "---|",
+    ]
     for s in settings:
         means = " | ".join(format_number(s.mean_score[m]) for m in models)
         margin = format_number(s.mean_margin)
-        lines.append(f"| {s.label} | {s.samples} | {s.answers} | {s.judged_ok} | {s.unreadable} | {s.pairs} | {margin} | {means} | {s.cost_usd:.4f} |")
+        lines.append(
+            f"| {s.label} | {s.samples} | {s.answers} | {s.judged_ok} | {s.unreadable} | {s.pairs} | {margin} | {means} | {s.cost_usd:.4f} |"
+        )
     write_text_atomic(out / "ablation.md", "\n".join([*lines, ""]))
     return ablation
 
@@ -219,30 +234,45 @@ def ablate_evaluation(
     verdicts: dict[tuple[str, str, str, str], list[EvalRecord]] = defaultdict(list)
     for label, variant in variants:
         folder = out / f"frames-{label}"
-        results = run_evaluation(variant, folder, manager, progress=_progress(progress, label), allow_config_change=allow_config_change)
+        results = run_evaluation(
+            variant, folder, manager, progress=_progress(progress, label), allow_config_change=allow_config_change
+        )
         for m in results.metrics:
-            row = rows.setdefault((m.benchmark, m.model, m.evaluator), EvalSettingRow(benchmark=m.benchmark, model=m.model,
-                                                                                     evaluator=m.evaluator, metrics={}))  # fmt: skip
+            row = rows.setdefault(
+                (m.benchmark, m.model, m.evaluator),
+                EvalSettingRow(benchmark=m.benchmark, model=m.model, evaluator=m.evaluator, metrics={}),
+            )
             row.metrics[label] = m.metrics
         for record in read_jsonl(folder / layout.VERDICTS, EvalRecord):
             verdicts[(record.benchmark, record.model, record.evaluator, label)].append(record)
     first = variants[0][0]
     for (benchmark, model, evaluator), row in rows.items():
         for label, _ in variants[1:]:
-            row.versus_first[label] = paired_difference(verdicts[(benchmark, model, evaluator, label)],
-                                                        verdicts[(benchmark, model, evaluator, first)])  # fmt: skip
-    ablation = EvalAblation(settings={label: v.frames.model_dump(mode="json") for label, v in variants}, rows=list(rows.values()))
+            row.versus_first[label] = paired_difference(
+                verdicts[(benchmark, model, evaluator, label)], verdicts[(benchmark, model, evaluator, first)]
+            )
+    ablation = EvalAblation(
+        settings={label: v.frames.model_dump(mode="json") for label, v in variants}, rows=list(rows.values())
+    )
     write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
     labels = [label for label, _ in variants]
-    lines = ["# Frame ablation: evaluation", "",
-             "Ratio % and mean score per setting (95% bootstrap intervals over videos); the last columns: each "
-             f"setting's score minus the first setting's (`{first}`), question by question.", "",
-             f"| benchmark | model | evaluator | {' | '.join(f'{x} ratio % / score' for x in labels)} | "
-             f"{' | '.join(f'{x} − {first}' for x in labels[1:])} |",
-             "|---|---|---|" + "---|" * (2 * len(labels) - 1)]  # fmt: skip
+    lines = [
+        "# Frame ablation: evaluation",
+        "",
+        "Ratio % and mean score per setting (95% bootstrap intervals over videos); the last columns: each "
+        f"setting's score minus the first setting's (`{first}`), question by question.",
+        "",
+        f"| benchmark | model | evaluator | {' | '.join(f'{x} ratio % / score' for x in labels)} | "
+        f"{' | '.join(f'{x} − {first}' for x in labels[1:])} |",
+        "|---|---|---|" + "---|" * (2 * len(labels) - 1),
+    ]
     for row in ablation.rows:
-        cells = [f"{format_estimate(row.metrics[x].ratio, True)} / {format_estimate(row.metrics[x].score)}" if x in row.metrics else "–"
-                 for x in labels]  # fmt: skip
+        cells = [
+            f"{format_estimate(row.metrics[x].ratio, True)} / {format_estimate(row.metrics[x].score)}"
+            if x in row.metrics
+            else "–"
+            for x in labels
+        ]
         diffs = [format_estimate(row.versus_first[x].score) if x in row.versus_first else "–" for x in labels[1:]]
         lines.append(f"| {row.benchmark} | {row.model} | {row.evaluator} | {' | '.join(cells)} | {' | '.join(diffs)} |")
     write_text_atomic(out / "ablation.md", "\n".join([*lines, ""]))

@@ -78,12 +78,15 @@ __all__ = [
     "run_build",
 ]
 
+
 def _score(
     run: StageRun, samples: Sequence[VideoQA], frames: dict[str, Frames], answers: dict[str, list[Response]]
 ) -> dict[str, Judgement]:
     """One judgement per answered response (by response id), from the ledger where possible."""
     assert run.config.scorer is not None
-    scorer: Scorer = run.manager.create("scorer", run.config.scorer.plugin, run.config.scorer.options, prices=run.prices)
+    scorer: Scorer = run.manager.create(
+        "scorer", run.config.scorer.plugin, run.config.scorer.options, prices=run.prices
+    )
     requests = [
         ScoreRequest(sample=sample, response=response, frames=frames.get(sample.id))
         for sample in samples
@@ -160,7 +163,9 @@ def run_build(
     return run.summary
 
 
-def _build(config: RunConfig, out: Path, manager: PluginManager, progress: Progress, max_cost: float | None) -> StageRun:
+def _build(
+    config: RunConfig, out: Path, manager: PluginManager, progress: Progress, max_cost: float | None
+) -> StageRun:
     with StageRun.open(config, out, manager, progress, max_cost) as run:
         samples = read_samples(run)
         run.summary.samples = len(samples)
@@ -256,13 +261,24 @@ def plan_build(config: RunConfig, out: str | Path, manager: PluginManager) -> Bu
         judged = _finished(run, list(judge_costs))
         share = BATCH_DISCOUNT if isinstance(scorer, BatchScorer) and scorer.batch else 1.0
         estimate = share * sum(cost for key, cost in judge_costs.items() if key not in judged)
-        rows.append(PlanRow(stage="judgement", model_id=scorer.model_id, calls=len(judge_costs),
-                            stored=len(judged), new=len(judge_costs) - len(judged), estimated_usd=estimate))  # fmt: skip
+        rows.append(
+            PlanRow(
+                stage="judgement",
+                model_id=scorer.model_id,
+                calls=len(judge_costs),
+                stored=len(judged),
+                new=len(judge_costs) - len(judged),
+                estimated_usd=estimate,
+            )
+        )
         return BuildPlan(
-            samples=len(samples), videos=len({f.manifest.key for f in frames.values()}),
-            row_errors=run.summary.row_errors, video_errors=run.summary.video_errors, rows=rows,
+            samples=len(samples),
+            videos=len({f.manifest.key for f in frames.values()}),
+            row_errors=run.summary.row_errors,
+            video_errors=run.summary.video_errors,
+            rows=rows,
             spent_usd=run.ledger.total_cost(),
-        )  # fmt: skip
+        )
 
 
 def _finished(run: StageRun, keys: list[str]) -> dict[str, Any]:
@@ -280,8 +296,14 @@ def _plan_entry(
     estimate = 0.0
     if isinstance(generator, AsyncResponseGenerator):
         estimate = sum(run.prices.cost(generator.model_id, generator.estimate(r)) for r in todo)
-    row = PlanRow(stage=f"generation {entry.name}", model_id=generator.model_id, calls=len(requests),
-                  stored=len(done), new=len(todo), estimated_usd=estimate)  # fmt: skip
+    row = PlanRow(
+        stage=f"generation {entry.name}",
+        model_id=generator.model_id,
+        calls=len(requests),
+        stored=len(done),
+        new=len(todo),
+        estimated_usd=estimate,
+    )
     length = 4 * generator.max_output_tokens
     costs: dict[str, float] = {}
     for r in requests:  # an answer not made yet: as long as allowed, and its own (so no two keys collapse)
@@ -291,9 +313,19 @@ def _plan_entry(
         key = judgement_key(r.sample, answer, scorer, r.frames)
         costs[key] = 0.0
         if isinstance(scorer, AsyncScorer):
-            placeholder = Response(id=r.id, sample_id=r.sample.id, model=entry.name, model_id=generator.model_id,
-                                   generator=entry.plugin, params={}, text=answer, frames=r.frames.manifest.key)  # fmt: skip
-            costs[key] = run.prices.cost(scorer.model_id, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames)))
+            placeholder = Response(
+                id=r.id,
+                sample_id=r.sample.id,
+                model=entry.name,
+                model_id=generator.model_id,
+                generator=entry.plugin,
+                params={},
+                text=answer,
+                frames=r.frames.manifest.key,
+            )
+            costs[key] = run.prices.cost(
+                scorer.model_id, scorer.estimate(ScoreRequest(r.sample, placeholder, r.frames))
+            )
     return row, costs
 
 

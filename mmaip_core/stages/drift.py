@@ -91,13 +91,22 @@ def _compare(benchmark: str, model: str, old: list[EvalRecord], new: list[EvalRe
     verdicts_new = ["yes" if n.correct else "no" for n in after]
     same = sum(x == y for x, y in zip(verdicts_old, verdicts_new, strict=True))
     return DriftRow(
-        benchmark=benchmark, model=model, old=_label(old[0]), new=_label(new[0]), n=len(matched),
-        ratio_old=_mean([float(bool(o.correct)) for o in before]), ratio_new=_mean([float(bool(n.correct)) for n in after]),
-        score_old=_mean([float(o.score or 0) for o in before]), score_new=_mean([float(n.score or 0) for n in after]),
-        difference=paired_difference(after, before) if matched else PairedDifference(n=0, ratio=Estimate(value=None), score=Estimate(value=None)),
-        verdict_agreement=same / len(matched) if matched else None, kappa=cohen_kappa(verdicts_old, verdicts_new),
+        benchmark=benchmark,
+        model=model,
+        old=_label(old[0]),
+        new=_label(new[0]),
+        n=len(matched),
+        ratio_old=_mean([float(bool(o.correct)) for o in before]),
+        ratio_new=_mean([float(bool(n.correct)) for n in after]),
+        score_old=_mean([float(o.score or 0) for o in before]),
+        score_new=_mean([float(n.score or 0) for n in after]),
+        difference=paired_difference(after, before)
+        if matched
+        else PairedDifference(n=0, ratio=Estimate(value=None), score=Estimate(value=None)),
+        verdict_agreement=same / len(matched) if matched else None,
+        kappa=cohen_kappa(verdicts_old, verdicts_new),
         mean_abs_score_change=_mean([abs(float(n.score or 0) - float(o.score or 0)) for o, n in matched]),
-    )  # fmt: skip
+    )
 
 
 def _order(rows: list[DriftRow], new: bool) -> list[str]:
@@ -128,7 +137,9 @@ def judge_drift(previous: str, old: list[EvalRecord], new: list[EvalRecord]) -> 
             continue
         order_old, order_new = _order(selected, new=False), _order(selected, new=True)
         tau = kendall([float(-order_old.index(m)) for m in order_old], [float(-order_new.index(m)) for m in order_old])
-        rankings.append(RankingRow(benchmark=benchmark, old=o, new=n, order_old=order_old, order_new=order_new, kendall=tau))
+        rankings.append(
+            RankingRow(benchmark=benchmark, old=o, new=n, order_old=order_old, order_new=order_new, kendall=tau)
+        )
     return DriftReport(previous=previous, rows=rows, rankings=rankings)
 
 
@@ -142,7 +153,11 @@ def _predictions(records: list[EvalRecord]) -> dict[tuple[str, str, str], EvalRe
 
 
 def _failed_to_answer(record: EvalRecord) -> bool:
-    return record.status is ParseStatus.ERROR and record.prediction == "" and (record.rationale or "").startswith("no answer")
+    return (
+        record.status is ParseStatus.ERROR
+        and record.prediction == ""
+        and (record.rationale or "").startswith("no answer")
+    )
 
 
 def rejudge(
@@ -165,12 +180,17 @@ def rejudge(
     old = list(read_jsonl(previous / layout.VERDICTS, EvalRecord))
     if not old:
         raise EmptyRunError(f"{previous / 'verdicts.jsonl'} holds no verdicts")
-    sections = {"previous": str(previous.resolve()), **stage_sections(config, manager, ("frames", "evaluators", "prices"))}
+    sections = {
+        "previous": str(previous.resolve()),
+        **stage_sections(config, manager, ("frames", "evaluators", "prices")),
+    }
     with locked(out) as folder:
         check_config(folder, "rejudge", sections, allow_config_change)
         with StageRun.open(config, folder, manager, progress) as run:
             records, benchmarks, models = _judge_again(run, _predictions(old))
-            results = summarise(records, benchmarks, models, [e.plugin for e in config.evaluators], run, run.ledger.total_cost())
+            results = summarise(
+                records, benchmarks, models, [e.plugin for e in config.evaluators], run, run.ledger.total_cost()
+            )
         write_outputs(folder, config, manager, run, results, records)
         drift = judge_drift(str(previous), old, records)
         write_text_atomic(folder / layout.DRIFT, drift.model_dump_json(indent=2))
@@ -191,16 +211,30 @@ def _judge_again(
     records: list[EvalRecord] = []
     for benchmark in benchmarks:
         rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
-        samples = {r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer) for r in rows}
+        samples = {
+            r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer)
+            for r in rows
+        }
         frames = load_frames(run, list(samples.values())) if looks else {}
         for model in models:
             mine = [r for r in rows if r.model == model]
-            requests = [EvalRequest(sample=samples[r.sample_id], benchmark=benchmark, model=model, prediction=r.prediction,
-                                    frames=frames.get(r.sample_id)) for r in mine if not _failed_to_answer(r)]  # fmt: skip
+            requests = [
+                EvalRequest(
+                    sample=samples[r.sample_id],
+                    benchmark=benchmark,
+                    model=model,
+                    prediction=r.prediction,
+                    frames=frames.get(r.sample_id),
+                )
+                for r in mine
+                if not _failed_to_answer(r)
+            ]
             for name, evaluator in evaluators:
                 records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
                 records.extend(
-                    r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint}) for r in mine if _failed_to_answer(r)
+                    r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint})
+                    for r in mine
+                    if _failed_to_answer(r)
                 )
     return records, benchmarks, models
 
@@ -209,15 +243,23 @@ def drift_section(drift: DriftReport) -> list[str]:
     """The report's judge-drift section (Markdown lines)."""
     from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 
-    lines = ["", f"## Judge drift against `{drift.previous}`", "",
-             "| benchmark | model | old → new | n | ratio % old → new | score old → new | score difference | same verdict | kappa | mean abs. score change |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "",
+        f"## Judge drift against `{drift.previous}`",
+        "",
+        "| benchmark | model | old → new | n | ratio % old → new | score old → new | score difference | same verdict | kappa | mean abs. score change |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in drift.rows:
         ratio = f"{format_number(r.ratio_old, scale=100)} → {format_number(r.ratio_new, scale=100)}"
         agreement = format_percent(r.verdict_agreement)
-        lines.append(f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {format_number(r.score_old)} → {format_number(r.score_new)} | "
-                     f"{format_estimate(r.difference.score)} | {agreement} | {format_number(r.kappa)} | {format_number(r.mean_abs_score_change)} |")
+        lines.append(
+            f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {format_number(r.score_old)} → {format_number(r.score_new)} | "
+            f"{format_estimate(r.difference.score)} | {agreement} | {format_number(r.kappa)} | {format_number(r.mean_abs_score_change)} |"
+        )
     for k in drift.rankings:
-        lines.append(f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
-                     f"(Kendall tau {format_number(k.kendall)})")
+        lines.append(
+            f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
+            f"(Kendall tau {format_number(k.kendall)})"
+        )
     return [*lines, ""]

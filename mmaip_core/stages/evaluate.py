@@ -115,8 +115,13 @@ def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[Ev
     # a verdict is about the text: restamp it with this request's sample, model and benchmark
     return [
         calls.results[k].model_copy(
-            update={"sample_id": r.sample.id, "video": r.sample.video, "model": r.model, "benchmark": r.benchmark,
-                    "frames": r.frames.manifest.key if r.frames else None}
+            update={
+                "sample_id": r.sample.id,
+                "video": r.sample.video,
+                "model": r.model,
+                "benchmark": r.benchmark,
+                "frames": r.frames.manifest.key if r.frames else None,
+            }
         )
         for k, r in keyed
     ]
@@ -126,10 +131,19 @@ def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str,
     """The record of a question the model failed to answer: an error of the model, counted in the metrics."""
     name, plugin = evaluator
     return EvalRecord(
-        sample_id=request.sample.id, video=request.sample.video, benchmark=request.benchmark, model=request.model,
-        evaluator=name, fingerprint=plugin.fingerprint, question=request.sample.question,
-        answer=request.sample.answer, prediction="", status=ParseStatus.ERROR, frames=frames, rationale=why,
-    )  # fmt: skip
+        sample_id=request.sample.id,
+        video=request.sample.video,
+        benchmark=request.benchmark,
+        model=request.model,
+        evaluator=name,
+        fingerprint=plugin.fingerprint,
+        question=request.sample.question,
+        answer=request.sample.answer,
+        prediction="",
+        status=ParseStatus.ERROR,
+        frames=frames,
+        rationale=why,
+    )
 
 
 EVALUATE_SECTIONS = ("frames", "benchmarks", "models", "evaluators", "prices")
@@ -156,8 +170,14 @@ def run_evaluation(
         check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
         with StageRun.open(config, folder, manager, progress) as run:
             records = _evaluate(run, create_evaluators(run))
-            results = summarise(records, [b.name for b in config.benchmarks], [m.name for m in config.models],
-                                [e.plugin for e in config.evaluators], run, run.ledger.total_cost())  # fmt: skip
+            results = summarise(
+                records,
+                [b.name for b in config.benchmarks],
+                [m.name for m in config.models],
+                [e.plugin for e in config.evaluators],
+                run,
+                run.ledger.total_cost(),
+            )
         write_outputs(folder, config, manager, run, results, records)
     require_verdicts(folder, records)
     return results
@@ -175,17 +195,25 @@ def _evaluate(run: StageRun, evaluators: list[tuple[str, Evaluator]]) -> list[Ev
         for entry in run.config.models:
             answers = generate_entry(run, entry, samples, frames)
             requests = [
-                EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name,
-                            prediction=a.text, frames=frames.get(a.sample_id))
+                EvalRequest(
+                    sample=by_id[a.sample_id],
+                    benchmark=benchmark.name,
+                    model=entry.name,
+                    prediction=a.text,
+                    frames=frames.get(a.sample_id),
+                )
                 for a in answers
                 if a.text is not None
-            ]  # fmt: skip
+            ]
             failed = [
-                (EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
-                 f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer", a.frames)
+                (
+                    EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
+                    f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer",
+                    a.frames,
+                )
                 for a in answers
                 if a.text is None
-            ]  # fmt: skip
+            ]
             for evaluator in evaluators:
                 records.extend(judge(run, evaluator[1], f"{evaluator[0]} {entry.name} {benchmark.name}", requests))
                 records.extend(_no_answer(request, evaluator, why, key) for request, why, key in failed)
@@ -198,12 +226,17 @@ def require_verdicts(out: Path, records: Sequence[EvalRecord]) -> None:
         return
     first = next((r for r in records if r.rationale), None)
     cause = f"; first: {first.rationale}" if first else ""
-    raise EmptyRunError(f"{out}: none of the {len(records)} verdicts is usable{cause}; see {out / 'errors.jsonl'} and verdicts.jsonl")
+    raise EmptyRunError(
+        f"{out}: none of the {len(records)} verdicts is usable{cause}; see {out / 'errors.jsonl'} and verdicts.jsonl"
+    )
 
 
 def create_evaluators(run: StageRun) -> list[tuple[str, Evaluator]]:
     """The config's evaluators, by name."""
-    return [(e.plugin, run.manager.create("evaluator", e.plugin, e.options, prices=run.prices)) for e in run.config.evaluators]
+    return [
+        (e.plugin, run.manager.create("evaluator", e.plugin, e.options, prices=run.prices))
+        for e in run.config.evaluators
+    ]
 
 
 def summarise(
@@ -220,17 +253,27 @@ def summarise(
         groups[(record.model, record.benchmark, record.evaluator)].append(record)
     metrics = [MetricRow(model=m, benchmark=b, evaluator=e, metrics=summarize(rs)) for (m, b, e), rs in groups.items()]
     paired = [
-        PairedRow(benchmark=b, evaluator=e, model_a=x, model_b=y,
-                  difference=paired_difference(groups[(x, b, e)], groups[(y, b, e)]))
+        PairedRow(
+            benchmark=b,
+            evaluator=e,
+            model_a=x,
+            model_b=y,
+            difference=paired_difference(groups[(x, b, e)], groups[(y, b, e)]),
+        )
         for b in benchmarks
         for e in evaluators
         for x, y in combinations(models, 2)
-    ]  # fmt: skip
+    ]
     return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.verdicts), cost_usd=cost)
 
 
 def write_outputs(
-    out: Path, config: RunConfig, manager: PluginManager, run: StageRun, results: EvalResults, records: Sequence[EvalRecord]
+    out: Path,
+    config: RunConfig,
+    manager: PluginManager,
+    run: StageRun,
+    results: EvalResults,
+    records: Sequence[EvalRecord],
 ) -> None:
     """``verdicts.jsonl``, ``errors.jsonl``, ``results.json``, ``run-manifest.json`` and the report."""
     write_jsonl_atomic(out / layout.VERDICTS, records)

@@ -183,7 +183,10 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
         f"- Pair strategy: `{json.dumps(config.get('pairs'), sort_keys=True)}`",
         f"- Label sources: {', '.join(sorted({p.label_source for p in pairs})) or '(none)'}",
         "- Zoo:",
-        *[f"  - `{z['name']}`: `{json.dumps({k: v for k, v in z.items() if k != 'name'}, sort_keys=True)}`" for z in config["zoo"]],
+        *[
+            f"  - `{z['name']}`: `{json.dumps({k: v for k, v in z.items() if k != 'name'}, sort_keys=True)}`"
+            for z in config["zoo"]
+        ],
         "",
         "## Counts",
         "",
@@ -220,8 +223,12 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
     if not pairs:
         raise ConfigError([f"{build / 'pairs.jsonl'}: no pairs to export"])
     if fmt == "llava-hound" and not frames_as_images:
-        raise ConfigError(["llava-hound exports always store the frames: LLaVA-Hound-DPO reads a video as a folder "
-                           "of frame images, not a video file (drop --video-path)"])
+        raise ConfigError(
+            [
+                "llava-hound exports always store the frames: LLaVA-Hound-DPO reads a video as a folder "
+                "of frame images, not a video file (drop --video-path)"
+            ]
+        )
     images = _frames_by_key(build, {p.frames for p in pairs}) if frames_as_images else {}
     target = out / _data_file(fmt, frames_as_images)
     if fmt == "llava-hound":
@@ -229,5 +236,7 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
         _write_rows(target, [_llava_hound_row(p) for p in pairs], with_images=False)
     else:
         _write_rows(target, [_row(p, images.get(p.frames)) for p in pairs], with_images=frames_as_images)
-    write_text_atomic(out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _rows_layout(fmt, frames_as_images)))
+    write_text_atomic(
+        out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _rows_layout(fmt, frames_as_images))
+    )
     return out if fmt == "hf" else target

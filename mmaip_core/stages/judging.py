@@ -59,15 +59,23 @@ class ScoredAnswers:
     """What these judgements cost, earlier runs included (0 for local scorers)."""
 
 
-def score_answers(run: StageRun, scorer: Scorer, requests: Sequence[ScoreRequest], label: str = "judgement") -> ScoredAnswers:
+def score_answers(
+    run: StageRun, scorer: Scorer, requests: Sequence[ScoreRequest], label: str = "judgement"
+) -> ScoredAnswers:
     """One judgement per request with text, from ``run``'s ledger where possible, new ones asked of ``scorer``
     (batch API, concurrent calls within the budget, or chunks) and committed at once."""
-    keyed = [(judgement_key(r.sample, r.response.text, scorer, r.frames), r) for r in requests if r.response.text is not None]
+    keyed = [
+        (judgement_key(r.sample, r.response.text, scorer, r.frames), r) for r in requests if r.response.text is not None
+    ]
     calls = CachedCalls(run, "judgement", label, (k for k, _ in keyed), Judgement)
     todo = calls.todo(keyed)
 
     def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
-        listed = judgement.cost_usd if judgement.cost_usd is not None else run.prices.cost(judgement.model_id, judgement.usage)
+        listed = (
+            judgement.cost_usd
+            if judgement.cost_usd is not None
+            else run.prices.cost(judgement.model_id, judgement.usage)
+        )
         calls.store(key, judgement, failed=judgement.status is ParseStatus.ERROR, cost=listed * price_share)
 
     if isinstance(scorer, BatchScorer) and scorer.batch:
@@ -105,7 +113,10 @@ def _admission(run: StageRun, scorer: AsyncScorer | BatchScorer, share: float) -
 
 
 def _score_in_batches(
-    run: StageRun, scorer: BatchScorer, todo: list[tuple[str, ScoreRequest]], store: Callable[[str, Judgement, float], None]
+    run: StageRun,
+    scorer: BatchScorer,
+    todo: list[tuple[str, ScoreRequest]],
+    store: Callable[[str, Judgement, float], None],
 ) -> None:
     """Judge through the provider's batch API: collect the batches a killed run left, submit the rest within
     the budget (each batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of
@@ -139,7 +150,9 @@ def _score_in_batches(
                 errors[batch_id] = 0
             except Exception as exc:  # the provider's trouble must not lose the other batches
                 if getattr(exc, "status_code", None) == 404:
-                    log.warning("batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys))
+                    log.warning(
+                        "batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys)
+                    )
                     error = ErrorInfo(error_class="BatchNotFound", message=f"batch {batch_id}: {exc}")
                     finish(batch_id, [(key, scorer.failed(request, error)) for key, request in wanted.items()])
                     continue

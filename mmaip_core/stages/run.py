@@ -69,12 +69,15 @@ class BuildSummary(BaseModel):
     skipped: dict[str, int] = Field(default_factory=dict, description="Questions without a pair, by reason.")
     cost_usd: float = 0.0
     cost_by_stage: dict[str, float] = Field(
-        default_factory=dict, description="USD by zoo entry ('generation <name>') and 'judgement', earlier runs included."
+        default_factory=dict,
+        description="USD by zoo entry ('generation <name>') and 'judgement', earlier runs included.",
     )
     refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
 
 
-def generation_key(sample: VideoQA, frames: Frames, entry: str, generator: str, fingerprint: str, sample_index: int) -> str:
+def generation_key(
+    sample: VideoQA, frames: Frames, entry: str, generator: str, fingerprint: str, sample_index: int
+) -> str:
     """Key of one generation call: frames (video content, sampler, indices, size), the sample and its question,
     the zoo entry, its generator plugin and fingerprint (model, revision, parameters), and the answer's index.
 
@@ -204,7 +207,11 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def run_generator(
-    run: StageRun, name: str, generator: ResponseGenerator, todo: list[GenerationRequest], store: Callable[[Response], None]
+    run: StageRun,
+    name: str,
+    generator: ResponseGenerator,
+    todo: list[GenerationRequest],
+    store: Callable[[Response], None],
 ) -> None:
     """Make the calls of ``todo``: concurrently for API generators (within the budget), batch by batch for
     local models."""
@@ -279,5 +286,3 @@ def generate_answers(run: StageRun, samples: Sequence[VideoQA], frames: dict[str
         for response in generate_entry(run, entry, samples, frames):
             answers[response.sample_id].append(response)
     return answers
-
-

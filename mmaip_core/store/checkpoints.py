@@ -19,7 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER", "VISION_PATTERN", "is_complete", "latest_complete", "mark_complete", "prune", "read_marker", "staged"]
+__all__ = [
+    "MARKER",
+    "VISION_PATTERN",
+    "is_complete",
+    "latest_complete",
+    "mark_complete",
+    "prune",
+    "read_marker",
+    "staged",
+]
 
 MARKER = "COMPLETE.json"
 

@@ -78,7 +78,9 @@ def read_record(path: str | Path, model: type[RecordT]) -> RecordT:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError([f"not a valid {model.__name__}: {where + ': ' if where else ''}{first['msg']}"], source=str(path)) from None
+        raise ConfigError(
+            [f"not a valid {model.__name__}: {where + ': ' if where else ''}{first['msg']}"], source=str(path)
+        ) from None
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 110) -> None:

@@ -37,4 +37,6 @@ def read_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
                 yield model.model_validate(json.loads(line))
             except (json.JSONDecodeError, ValidationError) as exc:
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.errors()[0]["msg"]
-                raise ConfigError([f"line {number}: not a valid {model.__name__}: {reason}"], source=str(path)) from None
+                raise ConfigError(
+                    [f"line {number}: not a valid {model.__name__}: {reason}"], source=str(path)
+                ) from None

@@ -55,7 +55,8 @@ def _storage_errors(path: Path) -> Iterator[None]:
         raise StorageError(path, f"cannot use the ledger: {exc}") from exc
     except sqlite3.DatabaseError as exc:  # not a database, malformed, truncated
         raise StorageError(
-            path, f"the ledger is damaged ({exc}); move it away to start the folder afresh (every call is then made again)"
+            path,
+            f"the ledger is damaged ({exc}); move it away to start the folder afresh (every call is then made again)",
         ) from exc
 
 
@@ -109,7 +110,6 @@ class Ledger:
                 "INSERT OR REPLACE INTO entries (key, kind, status, record, cost, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (key, kind, status, json.dumps(record, default=str), cost, time.time()),
             )
-
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         """Stored results of ``keys`` (missing keys are absent from the result)."""

@@ -15,8 +15,25 @@ from mmaip_core.store.redaction import redact
 __all__ = ["KEY_PACKAGES", "library_versions", "run_manifest"]
 
 KEY_PACKAGES = (
-    "torch", "torchvision", "transformers", "tokenizers", "trl", "peft", "accelerate", "datasets", "safetensors",
-    "decord", "av", "pillow", "numpy", "openai", "anthropic", "pydantic", "typer", "pluggy", "rich",
+    "torch",
+    "torchvision",
+    "transformers",
+    "tokenizers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "safetensors",
+    "decord",
+    "av",
+    "pillow",
+    "numpy",
+    "openai",
+    "anthropic",
+    "pydantic",
+    "typer",
+    "pluggy",
+    "rich",
 )
 
 

@@ -128,8 +128,15 @@ def run_demo(
     summary = run_build(config, out / "build", manager, progress=progress)
     manifest = run_training(config, out / "train", manager, resume=True, progress=train_progress)
     if manifest.final is not None:  # the evaluation compares the trained model with its base
-        trained = ZooEntry.model_validate({"name": "tiny-qwen2vl-trained", "generator": "hf", "model": manifest.final,
-                                           "device": "cpu", "params": {"temperature": 0, "max_new_tokens": 8}})  # fmt: skip
+        trained = ZooEntry.model_validate(
+            {
+                "name": "tiny-qwen2vl-trained",
+                "generator": "hf",
+                "model": manifest.final,
+                "device": "cpu",
+                "params": {"temperature": 0, "max_new_tokens": 8},
+            }
+        )
         config = config.model_copy(update={"models": [*config.models, trained]})
     results = run_evaluation(config, out / "evaluation", manager, progress=progress)
     scorers = resolve_scorers(["reference", "exact-match"], None, config, manager)

@@ -384,9 +384,15 @@ def make_shapesqa(
     """
     try:
         params = ShapesQAParams(
-            seed=seed, train=train, held_out=held_out, ood=ood, num_frames=num_frames,
+            seed=seed,
+            train=train,
+            held_out=held_out,
+            ood=ood,
+            num_frames=num_frames,
             ood_num_frames=num_frames if ood_num_frames is None else ood_num_frames,
-            size=size, fps=fps, questions_per_video=questions_per_video,
+            size=size,
+            fps=fps,
+            questions_per_video=questions_per_video,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -49,7 +49,9 @@ def _load_manifest(path: Path, trainer: PolicyTrainer, resume: bool) -> TrainMan
     if not path.is_file():
         return None
     if not resume:
-        raise UserError(f"{path.parent} already holds a training run; pass --resume to continue it, or choose another --out")
+        raise UserError(
+            f"{path.parent} already holds a training run; pass --resume to continue it, or choose another --out"
+        )
     manifest = read_record(path, TrainManifest)
     if manifest.trainer_fingerprint != trainer.fingerprint:
         raise UserError(
@@ -106,7 +108,12 @@ def run_training(
 
 
 def _run_rounds(
-    config: RunConfig, out: Path, manager: PluginManager, resume: bool, progress: TrainProgress | None, command: list[str] | None
+    config: RunConfig,
+    out: Path,
+    manager: PluginManager,
+    resume: bool,
+    progress: TrainProgress | None,
+    command: list[str] | None,
 ) -> TrainManifest:
     train = config.train
     if train is None:
@@ -118,9 +125,13 @@ def _run_rounds(
     manifest = _load_manifest(manifest_path, trainer, resume)
     pairs, bad = read_train_pairs(train.pairs)
     if not pairs:
-        raise UserError(f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {bad[0].message if bad else '-'})")
+        raise UserError(
+            f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {bad[0].message if bad else '-'})"
+        )
     if train.schedule == "shards" and len(pairs) < train.rounds:
-        raise UserError(f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)")
+        raise UserError(
+            f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)"
+        )
     base = out / "base"
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -148,9 +159,16 @@ def _run_rounds(
             result = RoundResult.model_validate(read_marker(policy_dir)["result"])
         else:
             request = RoundRequest(
-                round=t, reference=reference, pairs=round_pairs, out=policy_dir, work=folder / "work",
-                cache=out / "cache", frames=frames, resume=resume, progress=progress if main else None,
-            )  # fmt: skip
+                round=t,
+                reference=reference,
+                pairs=round_pairs,
+                out=policy_dir,
+                work=folder / "work",
+                cache=out / "cache",
+                frames=frames,
+                resume=resume,
+                progress=progress if main else None,
+            )
             result = trainer.train_round(request)
         if not is_complete(policy_dir):
             raise TrainingError(f"round {t}: the trainer returned without a complete policy in {policy_dir}")
@@ -186,7 +204,12 @@ def _finish_round(
     if main and strong is not None and not is_complete(strong):
         extrapolate(policy_dir, anchor, train.alpha, strong, include_vision=train.extrapolate_vision)
     update = policy.next_reference(t)
-    sources: dict[str, Path] = {"base": base, "reference": reference, "policy": policy_dir, "strong": strong or policy_dir}
+    sources: dict[str, Path] = {
+        "base": base,
+        "reference": reference,
+        "policy": policy_dir,
+        "strong": strong or policy_dir,
+    }
     if update.single is not None:
         next_reference = sources[update.single]
     else:

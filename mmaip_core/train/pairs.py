@@ -21,9 +21,13 @@ def _pair(row: dict[str, object]) -> TrainPair:
     if "chosen_score" in row:  # a PreferencePair written by `mmaip build`
         pair = PreferencePair.model_validate(row)
         return TrainPair(
-            id=pair.id, video=pair.video, prompt=pair.prompt, chosen=pair.chosen, rejected=pair.rejected,
+            id=pair.id,
+            video=pair.video,
+            prompt=pair.prompt,
+            chosen=pair.chosen,
+            rejected=pair.rejected,
             label_source=pair.label_source,
-        )  # fmt: skip
+        )
     if "prompt" not in row and "question" in row:
         row = {**row, "prompt": row["question"]}
         row.pop("question")
@@ -59,7 +63,9 @@ def read_train_pairs(path: str | Path) -> tuple[list[TrainPair], list[ItemError]
             errors.append(ItemError(stage="pairs", item=item, error_class="ValueError", message=str(exc)))
             continue
         if pair.id in seen:
-            errors.append(ItemError(stage="pairs", item=item, error_class="DuplicateId", message=f"pair id {pair.id} repeated"))
+            errors.append(
+                ItemError(stage="pairs", item=item, error_class="DuplicateId", message=f"pair id {pair.id} repeated")
+            )
             continue
         seen.add(pair.id)
         video = Path(pair.video).expanduser()

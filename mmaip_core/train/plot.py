@@ -24,7 +24,9 @@ def plot_curves(manifest: TrainManifest, out: Path) -> Path:
         for record in manifest.rounds:
             curves = record.result.curves
             if curves.get(name):
-                ax.plot(curves.get("step", range(1, len(curves[name]) + 1)), curves[name], label=f"round {record.round}")
+                ax.plot(
+                    curves.get("step", range(1, len(curves[name]) + 1)), curves[name], label=f"round {record.round}"
+                )
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

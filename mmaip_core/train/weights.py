@@ -54,6 +54,4 @@ def combine_state_dicts(
         if other != keys:
             diff = sorted(keys ^ other)[:5]
             raise ValueError(f"checkpoints {names[0]} and {name} have different tensors, e.g. {diff}")
-    return {
-        key: combine_tensors(weights, {n: state_dicts[n][key] for n in names}) for key in sorted(keys)
-    }
+    return {key: combine_tensors(weights, {n: state_dicts[n][key] for n in names}) for key in sorted(keys)}

@@ -11,7 +11,16 @@ from mmaip_core import CallOptions, Frames, TokenUsage
 from mmaip_plugins.apis.common import api_key, transient
 from mmaip_plugins.apis.images import anthropic_image_tokens, frame_positions, jpeg_base64
 
-__all__ = ["AnthropicFrames", "anthropic_client", "endpoint", "image_blocks", "image_tokens", "reply_text", "translate_error", "usage"]
+__all__ = [
+    "AnthropicFrames",
+    "anthropic_client",
+    "endpoint",
+    "image_blocks",
+    "image_tokens",
+    "reply_text",
+    "translate_error",
+    "usage",
+]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 

@@ -58,23 +58,39 @@ class JudgeEvaluator:
     def _score_request(self, index: int, request: EvalRequest) -> ScoreRequest:
         frames = request.frames
         prediction = Response(
-            id=f"{request.benchmark}:{request.model}:{request.sample.id}:{index}", sample_id=request.sample.id,
-            model=request.model, model_id=request.model, generator="evaluation", params={},
-            text=request.prediction, frames=frames.manifest.key if frames else "-",
+            id=f"{request.benchmark}:{request.model}:{request.sample.id}:{index}",
+            sample_id=request.sample.id,
+            model=request.model,
+            model_id=request.model,
+            generator="evaluation",
+            params={},
+            text=request.prediction,
+            frames=frames.manifest.key if frames else "-",
         )
         return ScoreRequest(sample=request.sample, response=prediction, frames=frames if self.vision else None)
 
     def _record(self, request: EvalRequest, verdict: Judgement) -> EvalRecord:
         ok = verdict.status is ParseStatus.OK
         return EvalRecord(
-            sample_id=request.sample.id, video=request.sample.video, benchmark=request.benchmark,
-            model=request.model, evaluator=self.name, fingerprint=self.fingerprint,
-            question=request.sample.question, answer=request.sample.answer, prediction=request.prediction,
-            correct=verdict.criteria.get(CORRECT) == 1.0 if ok else None, score=verdict.score if ok else None,
-            scale=self.scale, rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
-            raw_reply=verdict.raw_reply, status=verdict.status,
-            frames=request.frames.manifest.key if request.frames else None, judge_frames=verdict.frames,
-            model_id=verdict.model_id, usage=verdict.usage,
+            sample_id=request.sample.id,
+            video=request.sample.video,
+            benchmark=request.benchmark,
+            model=request.model,
+            evaluator=self.name,
+            fingerprint=self.fingerprint,
+            question=request.sample.question,
+            answer=request.sample.answer,
+            prediction=request.prediction,
+            correct=verdict.criteria.get(CORRECT) == 1.0 if ok else None,
+            score=verdict.score if ok else None,
+            scale=self.scale,
+            rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
+            raw_reply=verdict.raw_reply,
+            status=verdict.status,
+            frames=request.frames.manifest.key if request.frames else None,
+            judge_frames=verdict.frames,
+            model_id=verdict.model_id,
+            usage=verdict.usage,
         )
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:

@@ -30,31 +30,50 @@ class ReferenceEvaluator:
         self.options = options
         self.scale = options.scale
         self.uses_frames = False
-        self.fingerprint = stable_hash({"evaluator": self.name, **options.model_dump(mode="json", exclude={"device"})})[:16]
+        self.fingerprint = stable_hash({"evaluator": self.name, **options.model_dump(mode="json", exclude={"device"})})[
+            :16
+        ]
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
         known = [r for r in requests if r.sample.answer is not None]
-        cosines = dict(zip(
-            [id(r) for r in known],
-            cosine_to_truth([r.prediction for r in known], [r.sample.answer or "" for r in known], self.options.device),
-            strict=True,
-        ))
+        cosines = dict(
+            zip(
+                [id(r) for r in known],
+                cosine_to_truth(
+                    [r.prediction for r in known], [r.sample.answer or "" for r in known], self.options.device
+                ),
+                strict=True,
+            )
+        )
         o, span = self.options, self.scale.max - self.scale.min
         records = []
         for r in requests:
             common = {
-                "sample_id": r.sample.id, "video": r.sample.video, "benchmark": r.benchmark, "model": r.model,
-                "evaluator": self.name, "fingerprint": self.fingerprint, "question": r.sample.question,
-                "answer": r.sample.answer, "prediction": r.prediction, "scale": self.scale,
+                "sample_id": r.sample.id,
+                "video": r.sample.video,
+                "benchmark": r.benchmark,
+                "model": r.model,
+                "evaluator": self.name,
+                "fingerprint": self.fingerprint,
+                "question": r.sample.question,
+                "answer": r.sample.answer,
+                "prediction": r.prediction,
+                "scale": self.scale,
                 "frames": r.frames.manifest.key if r.frames else None,
             }
             if id(r) not in cosines:
-                records.append(EvalRecord(**common, status=ParseStatus.ERROR, rationale="the sample has no ground truth"))
+                records.append(
+                    EvalRecord(**common, status=ParseStatus.ERROR, rationale="the sample has no ground truth")
+                )
                 continue
             cosine = cosines[id(r)]
             credit = min(max((cosine - o.floor) / (1 - o.floor), 0.0), 1.0)
-            records.append(EvalRecord(
-                **common, correct=cosine >= o.threshold, score=round(self.scale.min + credit * span, 6),
-                rationale=f"cosine {cosine:.3f} to the ground truth ({EMBEDDING_MODEL})",
-            ))
+            records.append(
+                EvalRecord(
+                    **common,
+                    correct=cosine >= o.threshold,
+                    score=round(self.scale.min + credit * span, 6),
+                    rationale=f"cosine {cosine:.3f} to the ground truth ({EMBEDDING_MODEL})",
+                )
+            )
         return records

@@ -151,5 +151,7 @@ def repair_turn(reply: str, parsed: Parsed, structured: bool) -> list[dict[str, 
 
 def repair_message(parsed: Parsed, structured: bool) -> str:
     """What the judge is told after an unusable reply."""
-    wanted = "JSON only, in the format given" if structured else "the exact format given, ending with 'Score: <integer>'"
+    wanted = (
+        "JSON only, in the format given" if structured else "the exact format given, ending with 'Score: <integer>'"
+    )
     return f"Your reply could not be used: {parsed.problem}. Reply again with {wanted}."

@@ -68,7 +68,9 @@ def _json_list(path: Path) -> Iterator[tuple[str, Mapping[str, Any] | RowError]]
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SamplesFileError(path, f"not a JSON file: {exc}") from exc
     if not isinstance(data, list):
-        raise SamplesFileError(path, "holds a JSON object, not a list of rows" if isinstance(data, dict) else "holds no list of rows")
+        raise SamplesFileError(
+            path, "holds a JSON object, not a list of rows" if isinstance(data, dict) else "holds no list of rows"
+        )
     for number, row in enumerate(data, start=1):
         yield str(number), row if isinstance(row, dict) else RowError(str(path), str(number), "not a JSON object")
 

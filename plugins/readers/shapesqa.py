@@ -16,7 +16,9 @@ __all__ = ["ShapesQAOptions", "ShapesQAReader"]
 
 
 class ShapesQAOptions(PluginOptions):
-    path: Path = Field(description="Folder written by mmaip_core.testbeds.shapesqa.make_shapesqa (holds <split>.jsonl).")
+    path: Path = Field(
+        description="Folder written by mmaip_core.testbeds.shapesqa.make_shapesqa (holds <split>.jsonl)."
+    )
     split: Split = Field(default="train", description="Split to read: train, held-out or ood.")
     question_types: list[QuestionType] | None = Field(
         default=None, description="Only questions of these types: colour, shape, count, direction, temporal."
@@ -35,7 +37,9 @@ class ShapesQAReader:
         o = self.options
         file = o.path / f"{o.split}.jsonl"
         if not file.exists():
-            raise SamplesFileError(file, "file not found; write the dataset with mmaip_core.testbeds.shapesqa.make_shapesqa")
+            raise SamplesFileError(
+                file, "file not found; write the dataset with mmaip_core.testbeds.shapesqa.make_shapesqa"
+            )
         wanted = set(o.question_types or QuestionType)
         count = 0
         for number, row in json_rows(file):

@@ -81,14 +81,22 @@ class VideoChatGPTReader:
             answer = answers.get(qid, row.get("answer"))
             extra = {k: v for k, v in row.items() if k not in {"video_name", "video_id", "video", "question", "answer"}}
             yield sample_or_error(
-                source, number, id=qid, video=video, question=str(row["question"]),
-                answer=None if answer is None else str(answer), source=o.source, metadata=extra,
+                source,
+                number,
+                id=qid,
+                video=video,
+                question=str(row["question"]),
+                answer=None if answer is None else str(answer),
+                source=o.source,
+                metadata=extra,
             )
 
 
 class ShareGPTVideoOptions(PluginOptions):
     path: Path = Field(description="JSONL (or JSON list) of QA rows.")
-    video_dir: Path | None = Field(default=None, description="Folder that video paths start from (default: the file's).")
+    video_dir: Path | None = Field(
+        default=None, description="Folder that video paths start from (default: the file's)."
+    )
     caption_file: Path | None = Field(
         default=None, description="Rows with a caption and the id (or video) they describe."
     )
@@ -150,7 +158,12 @@ class ShareGPTVideoReader:
             # by video first: caption files number their ids independently of QA files
             caption = row.get("caption") or captions.get(str(row["video"])) or captions.get(str(sample_id))
             yield sample_or_error(
-                source, number, id=str(sample_id if sample_id is not None else f"{o.path.stem}-{number}"),
-                video=video, question=str(question), answer=None if answer is None else str(answer),
-                caption=None if caption is None else str(caption), source=o.source,
+                source,
+                number,
+                id=str(sample_id if sample_id is not None else f"{o.path.stem}-{number}"),
+                video=video,
+                question=str(question),
+                answer=None if answer is None else str(answer),
+                caption=None if caption is None else str(caption),
+                source=o.source,
             )

@@ -43,7 +43,9 @@ class AnthropicJudge(ApiJudge):
     name = "anthropic-judge"
 
     def __init__(self, options: AnthropicJudgeOptions) -> None:
-        fingerprint = judge_fingerprint(self.name, endpoint(options), options.model, options, [options.max_frames, options.jpeg_quality])
+        fingerprint = judge_fingerprint(
+            self.name, endpoint(options), options.model, options, [options.max_frames, options.jpeg_quality]
+        )
         super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: anthropic_client(options)))
         self.connection = options
 
@@ -111,7 +113,9 @@ class AnthropicJudge(ApiJudge):
                 continue
             if row.result.type == "succeeded":
                 message = row.result.message
-                results[row.custom_id] = self.read_reply(request, reply_text(message), usage(message) or TokenUsage(), 1, self.structured)[0]
+                results[row.custom_id] = self.read_reply(
+                    request, reply_text(message), usage(message) or TokenUsage(), 1, self.structured
+                )[0]
             else:
                 detail = f"{row.result.type}: {getattr(row.result, 'error', '')}"
                 results[row.custom_id] = self.failed(request, batch_error(detail))

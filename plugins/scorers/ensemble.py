@@ -64,8 +64,11 @@ class EnsembleScorer:
             self.members.append((f"{i}:{member['name']}", created))
         self.uses_frames = any(m.uses_frames for _, m in self.members)
         self.fingerprint = stable_hash(
-            {"scorer": self.name, "members": [m.fingerprint for _, m in self.members],
-             **options.model_dump(mode="json", exclude={"members"})}
+            {
+                "scorer": self.name,
+                "members": [m.fingerprint for _, m in self.members],
+                **options.model_dump(mode="json", exclude={"members"}),
+            }
         )[:16]
         self._prices = context.prices
 
@@ -78,12 +81,14 @@ class EnsembleScorer:
         return statistics.fmean(s for _, s in scores)
 
     def _one(self, request: ScoreRequest, verdicts: list[Judgement]) -> Judgement:
-        cost = sum(
-            v.cost_usd if v.cost_usd is not None else self._prices.cost(v.model_id, v.usage) for v in verdicts
-        )
+        cost = sum(v.cost_usd if v.cost_usd is not None else self._prices.cost(v.model_id, v.usage) for v in verdicts)
         common: dict[str, Any] = {
-            "response_id": request.response.id, "sample_id": request.sample.id, "scorer": self.name,
-            "fingerprint": self.fingerprint, "scale": self.scale, "cost_usd": cost,
+            "response_id": request.response.id,
+            "sample_id": request.sample.id,
+            "scorer": self.name,
+            "fingerprint": self.fingerprint,
+            "scale": self.scale,
+            "cost_usd": cost,
             "frames": request.frames.manifest.key if self.uses_frames and request.frames else None,
         }
         ok = [(i, v) for i, v in enumerate(verdicts) if v.status is ParseStatus.OK and v.score is not None]
@@ -93,13 +98,23 @@ class EnsembleScorer:
             name, first = failed[0]
             detail = f"member {name}: {first.status.value}"
             if first.status is ParseStatus.ERROR:
-                return Judgement(**common, status=ParseStatus.ERROR, criteria=criteria,
-                                 error=ErrorInfo(error_class="MemberFailed", message=detail))
-            return Judgement(**common, status=first.status, criteria=criteria, rationale=detail, raw_reply=first.raw_reply)
+                return Judgement(
+                    **common,
+                    status=ParseStatus.ERROR,
+                    criteria=criteria,
+                    error=ErrorInfo(error_class="MemberFailed", message=detail),
+                )
+            return Judgement(
+                **common, status=first.status, criteria=criteria, rationale=detail, raw_reply=first.raw_reply
+            )
         unit = [(i, (v.score - v.scale.min) / (v.scale.max - v.scale.min)) for i, v in ok if v.score is not None]
         score = self.scale.min + self._combine(unit) * (self.scale.max - self.scale.min)
-        return Judgement(**common, score=round(score, 6), criteria=criteria,
-                         rationale=f"{self.options.combine} of {len(ok)} member score(s)")
+        return Judgement(
+            **common,
+            score=round(score, 6),
+            criteria=criteria,
+            rationale=f"{self.options.combine} of {len(ok)} member score(s)",
+        )
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:
         per_member = [member.score(requests) for _, member in self.members]

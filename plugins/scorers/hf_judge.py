@@ -36,12 +36,20 @@ class HFJudge(JudgeBase):
 
     def __init__(self, options: HFJudgeOptions) -> None:
         model_id = options.model + (f"@{options.revision}" if options.revision else "")
-        super().__init__(options, model_id, judge_fingerprint(self.name, "local", model_id, options, [options.frames_as]))
+        super().__init__(
+            options, model_id, judge_fingerprint(self.name, "local", model_id, options, [options.frames_as])
+        )
         params = GenerationParams(temperature=0.0, max_new_tokens=options.max_tokens)
         self.generator = HFGenerator(
             HFOptions(
-                model=options.model, revision=options.revision, dtype=options.dtype, device=options.device,
-                device_map=options.device_map, batch_size=options.batch_size, frames_as=options.frames_as, params=params,
+                model=options.model,
+                revision=options.revision,
+                dtype=options.dtype,
+                device=options.device,
+                device_map=options.device_map,
+                batch_size=options.batch_size,
+                frames_as=options.frames_as,
+                params=params,
             )
         )
 
@@ -60,7 +68,9 @@ class HFJudge(JudgeBase):
             for start in range(0, len(pending), self.generator.batch_size):
                 batch = pending[start : start + self.generator.batch_size]
                 frames = [requests[i].frames if self.uses_frames else None for i in batch]
-                replies = self.generator.complete([(chats[i], f) for i, f in zip(batch, frames, strict=True)], seed_key=batch)
+                replies = self.generator.complete(
+                    [(chats[i], f) for i, f in zip(batch, frames, strict=True)], seed_key=batch
+                )
                 for i, (reply, used) in zip(batch, replies, strict=True):
                     spent[i] = add_usage(spent[i], used)
                     judgement, parsed = self.read_reply(requests[i], reply, spent[i], attempt, self.structured)

@@ -42,7 +42,13 @@ class OpenAIJudge(ApiJudge):
     name = "openai-judge"
 
     def __init__(self, options: OpenAIJudgeOptions) -> None:
-        fingerprint = judge_fingerprint(self.name, endpoint(options), options.model, options, [options.max_frames, options.detail, options.jpeg_quality])
+        fingerprint = judge_fingerprint(
+            self.name,
+            endpoint(options),
+            options.model,
+            options,
+            [options.max_frames, options.detail, options.jpeg_quality],
+        )
         super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: openai_client(options)))
         self.connection = options
 
@@ -89,11 +95,20 @@ class OpenAIJudge(ApiJudge):
         lines = []
         for key, request in items:
             _, messages = self.messages(request, self.structured)
-            line = {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": self._body(messages, self.structured)}
+            line = {
+                "custom_id": key,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": self._body(messages, self.structured),
+            }
             lines.append((key, json.dumps(line).encode() + b"\n"))
         for chunk in split_batches(lines, max_count=50_000, max_bytes=190 * 2**20):
-            upload = client.files.create(file=("mmaip-judgements.jsonl", b"".join(d for _, d in chunk)), purpose="batch")
-            batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+            upload = client.files.create(
+                file=("mmaip-judgements.jsonl", b"".join(d for _, d in chunk)), purpose="batch"
+            )
+            batch = client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
             yield batch.id, [key for key, _ in chunk]
 
     def batch_done(self, batch_id: str) -> bool:
@@ -119,7 +134,9 @@ class OpenAIJudge(ApiJudge):
             body = response.get("body") or {}
             if response.get("status_code") == 200 and body.get("choices"):
                 used = body.get("usage") or {}
-                spent = TokenUsage(prompt_tokens=used.get("prompt_tokens", 0), completion_tokens=used.get("completion_tokens", 0))
+                spent = TokenUsage(
+                    prompt_tokens=used.get("prompt_tokens", 0), completion_tokens=used.get("completion_tokens", 0)
+                )
                 reply = body["choices"][0]["message"].get("content") or ""
                 results[row["custom_id"]] = self.read_reply(request, reply, spent, 1, self.structured)[0]
             else:

@@ -138,8 +138,11 @@ class BestVsRest:
         o = self.options
         best, *rest = _ranked(scored)
         losers = [
-            r for r in reversed(rest)
-            if best.score - r.score > 0 and best.score - r.score >= o.min_margin and not _too_long(best, r, o.max_length_ratio)
+            r
+            for r in reversed(rest)
+            if best.score - r.score > 0
+            and best.score - r.score >= o.min_margin
+            and not _too_long(best, r, o.max_length_ratio)
         ]
         pairs = [make_pair(sample, best, r, strategy=self.name, prompt=prompt) for r in losers[: o.max_pairs]]
         return PairingOutcome(pairs, skipped=None if pairs else "no answer scored below the best")

@@ -46,7 +46,9 @@ class VideoTrainingOptions(PluginOptions):
     # Data and frames
     system_prompt: str | None = Field(default=None, description="As for the hf generator: the same prompt format.")
     max_length: int | None = Field(
-        default=None, ge=8, description="Longest prompt+video+answer in tokens; longer examples are reported and left out."
+        default=None,
+        ge=8,
+        description="Longest prompt+video+answer in tokens; longer examples are reported and left out.",
     )
 
     # Logging

@@ -155,7 +155,13 @@ def prepare_pairs(
         rejected = out.answer(messages, loaded, pair.rejected)
         if out.fits(pair.id, len(prompt_ids) + max(len(chosen), len(rejected)), prompt_ids, max_length):
             out.examples.append(
-                {"id": pair.id, "video": video_key, "prompt_ids": prompt_ids, "chosen_ids": chosen, "rejected_ids": rejected}
+                {
+                    "id": pair.id,
+                    "video": video_key,
+                    "prompt_ids": prompt_ids,
+                    "chosen_ids": chosen,
+                    "rejected_ids": rejected,
+                }
             )
     return out
 

@@ -35,7 +35,9 @@ def weights_hash(model: torch.nn.Module, include: Callable[[str], bool]) -> str:
     return digest.hexdigest()
 
 
-def encode_video(model: Any, prompt_ids: Sequence[int], inputs: Mapping[str, torch.Tensor], token_type_id: int | None) -> Any:
+def encode_video(
+    model: Any, prompt_ids: Sequence[int], inputs: Mapping[str, torch.Tensor], token_type_id: int | None
+) -> Any:
     """Encoder outputs of one video: the model's own multimodal path run once on a prompt that shows it.
     ``token_type_id``: the video token id for models that need ``mm_token_type_ids`` (Qwen), else None."""
     param = next(model.parameters())
@@ -47,7 +49,9 @@ def encode_video(model: Any, prompt_ids: Sequence[int], inputs: Mapping[str, tor
     if token_type_id is not None:
         tensors["mm_token_type_ids"] = (ids == token_type_id).long() * 2
     with torch.no_grad():
-        return model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids), **tensors, use_cache=False).video_outputs
+        return model.base_model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), **tensors, use_cache=False
+        ).video_outputs
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
@@ -141,9 +145,7 @@ class FeatureStore:
     def batch(self, keys: Sequence[str], device: torch.device | str, dtype: torch.dtype) -> Any:
         """The encoder outputs of ``keys`` (one per sequence, in batch order) as the model expects them."""
         fields = [self.get(k) for k in keys]
-        combined = {
-            name: _to(combine_outputs([f[name] for f in fields]), device, dtype) for name in fields[0]
-        }
+        combined = {name: _to(combine_outputs([f[name] for f in fields]), device, dtype) for name in fields[0]}
         assert self.output_class is not None
         return self.output_class(**combined)
 

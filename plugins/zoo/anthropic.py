@@ -51,7 +51,9 @@ class AnthropicGenerator(ApiGenerator):
                 "frames": [options.max_frames, options.jpeg_quality],
             }
         )[:16]
-        super().__init__(options.model, options.params, options, fingerprint, ClientCache(lambda: anthropic_client(options)))
+        super().__init__(
+            options.model, options.params, options, fingerprint, ClientCache(lambda: anthropic_client(options))
+        )
         self.options = options
 
     def estimate(self, request: GenerationRequest) -> TokenUsage:
@@ -81,4 +83,6 @@ class AnthropicGenerator(ApiGenerator):
         spent = usage(message)
         if spent is not None:
             spent.image_tokens = image_tokens(request.frames, self.options)
-        return self._response(request, model, text=reply_text(message), usage=spent, latency_s=time.perf_counter() - start)
+        return self._response(
+            request, model, text=reply_text(message), usage=spent, latency_s=time.perf_counter() - start
+        )

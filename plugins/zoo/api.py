@@ -56,7 +56,12 @@ class ApiGenerator(ABC):
     batch_size = 1  # one answer per call; the calls run concurrently
 
     def __init__(
-        self, model_id: str, params: ApiGenerationParams, call_options: CallOptions, fingerprint: str, clients: ClientCache
+        self,
+        model_id: str,
+        params: ApiGenerationParams,
+        call_options: CallOptions,
+        fingerprint: str,
+        clients: ClientCache,
     ) -> None:
         self._clients = clients
         self.model_id = model_id
@@ -70,7 +75,9 @@ class ApiGenerator(ABC):
 
     def _response(self, request: GenerationRequest, model: str, **fields: Any) -> Response:
         params = self.params.model_dump(mode="json")
-        return response_record(request, model=model, model_id=self.model_id, generator=self.plugin, params=params, **fields)
+        return response_record(
+            request, model=model, model_id=self.model_id, generator=self.plugin, params=params, **fields
+        )
 
     async def aclose(self) -> None:
         """Close connections when a batch of calls ends (see :func:`mmaip_core.run_calls`)."""

@@ -240,13 +240,17 @@ def chat_messages(
     return converted
 
 
-def chat_prompt(processor: Any, messages: Sequence[dict[str, Any]], frames: Frames | None, frames_as: str = "video") -> str:
+def chat_prompt(
+    processor: Any, messages: Sequence[dict[str, Any]], frames: Frames | None, frames_as: str = "video"
+) -> str:
     """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""
     converted = chat_messages(messages, frames, frames_as)
     return str(processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False))
 
 
-def processor_inputs(processor: Any, prompts: list[str], frames: Sequence[Frames | None], frames_as: str = "video") -> Any:
+def processor_inputs(
+    processor: Any, prompts: list[str], frames: Sequence[Frames | None], frames_as: str = "video"
+) -> Any:
     """The processor's model inputs for ``prompts`` with their frames (already sampled by mmaip)."""
     from transformers.video_utils import VideoMetadata
 

@@ -26,7 +26,9 @@ __all__ = ["OpenAIGenerator", "OpenAIGeneratorOptions"]
 
 
 class OpenAIGeneratorOptions(OpenAIFrames):
-    model: str = Field(description="Model name as the endpoint knows it, e.g. gpt-4o-mini or Qwen/Qwen2-VL-7B-Instruct.")
+    model: str = Field(
+        description="Model name as the endpoint knows it, e.g. gpt-4o-mini or Qwen/Qwen2-VL-7B-Instruct."
+    )
     params: ApiGenerationParams = Field(default_factory=ApiGenerationParams)
     system_prompt: str | None = None
 
@@ -46,7 +48,9 @@ class OpenAIGenerator(ApiGenerator):
                 "frames": [options.max_frames, options.detail, options.jpeg_quality],
             }
         )[:16]
-        super().__init__(options.model, options.params, options, fingerprint, ClientCache(lambda: openai_client(options)))
+        super().__init__(
+            options.model, options.params, options, fingerprint, ClientCache(lambda: openai_client(options))
+        )
         self.options = options
 
     def _messages(self, request: GenerationRequest) -> list[dict[str, Any]]:

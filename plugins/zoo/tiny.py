@@ -56,13 +56,14 @@ def _tokenizer(special: list[str], eos: str, pad: str) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=400,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(_CORPUS * 10, trainer)
     others = [s for s in special if s not in (eos, pad)]
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token=eos, pad_token=pad, additional_special_tokens=others
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad, additional_special_tokens=others)
 
 
 def _text_config(tokenizer: Any, **extra: Any) -> dict[str, Any]:
@@ -81,10 +82,21 @@ def _text_config(tokenizer: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-_QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                 "<|image_pad|>", "<|video_pad|>"]
-_QWEN_TEMPLATE = ("<|im_start|>", "<|im_end|>", "<|vision_start|><|video_pad|><|vision_end|>",
-                  "<|vision_start|><|image_pad|><|vision_end|>")
+_QWEN_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+_QWEN_TEMPLATE = (
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|><|video_pad|><|vision_end|>",
+    "<|vision_start|><|image_pad|><|vision_end|>",
+)
 
 
 def _qwen(out: Path, family: str) -> None:
@@ -108,16 +120,31 @@ def _qwen(out: Path, family: str) -> None:
         vision.update(embed_dim=32, hidden_size=64, mlp_ratio=2, patch_size=patch)
     elif family == "qwen2.5-vl":
         names = ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor")
-        vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=64, patch_size=patch, window_size=56,
-                      fullatt_block_indexes=[1])
+        vision.update(
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=64,
+            patch_size=patch,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        )
     else:  # qwen3-vl: interleaved M-RoPE, deepstack, 16-px patches, a pixel budget over t x h x w
         names = ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor")
         rope["mrope_interleaved"] = True
         text["head_dim"] = 16
         patch, pixels = 16, {"shortest_edge": 64 * 64, "longest_edge": 128 * 128}
-        video_pixels, video_processor = {"shortest_edge": 64 * 64 * 8, "longest_edge": 128 * 128 * 8}, Qwen3VLVideoProcessor
-        vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=64, patch_size=patch,
-                      deepstack_visual_indexes=[0], num_position_embeddings=64)
+        video_pixels, video_processor = (
+            {"shortest_edge": 64 * 64 * 8, "longest_edge": 128 * 128 * 8},
+            Qwen3VLVideoProcessor,
+        )
+        vision.update(
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=64,
+            patch_size=patch,
+            deepstack_visual_indexes=[0],
+            num_position_embeddings=64,
+        )
     config_cls, model_cls, processor_cls = (getattr(transformers, n) for n in names)
     config = config_cls(
         text_config=text,
@@ -147,8 +174,15 @@ def _llava_onevision(out: Path) -> None:
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
     tokenizer = _tokenizer(special, eos="<|im_end|>", pad="<|endoftext|>")
     config = LlavaOnevisionConfig(
-        vision_config={"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 64, "patch_size": 8},
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 8,
+        },
         text_config={"model_type": "qwen2", **_text_config(tokenizer)},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
@@ -177,9 +211,16 @@ def _llava_next_video(out: Path) -> None:
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
     tokenizer = _tokenizer(special, eos="<|im_end|>", pad="<|endoftext|>")
     config = LlavaNextVideoConfig(
-        vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 64, "patch_size": 8,
-                       "projection_dim": 32},
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 8,
+            "projection_dim": 32,
+        },
         text_config={"model_type": "llama", **_text_config(tokenizer)},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),

@@ -26,8 +26,11 @@ def _heatmap(out: Path, comparison: Comparison) -> str:
 
     names = [s.name for s in comparison.scorers]
     index = {n: i for i, n in enumerate(names)}
-    panels = [("kappa", "Cohen's kappa (chosen/rejected)"), ("kendall", "mean Kendall tau per question"),
-              ("pair_agreement", "same pairs (share of questions)")]
+    panels = [
+        ("kappa", "Cohen's kappa (chosen/rejected)"),
+        ("kendall", "mean Kendall tau per question"),
+        ("pair_agreement", "same pairs (share of questions)"),
+    ]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for axis, (field, title) in zip(axes, panels, strict=True):
         grid = np.full((len(names), len(names)), np.nan)
@@ -48,7 +51,9 @@ def _heatmap(out: Path, comparison: Comparison) -> str:
     return "agreement.png"
 
 
-def _bias(out: Path, comparison: Comparison, responses: Sequence[Response], judgements: Mapping[str, Mapping[str, Judgement]]) -> str:
+def _bias(
+    out: Path, comparison: Comparison, responses: Sequence[Response], judgements: Mapping[str, Mapping[str, Judgement]]
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,13 +64,20 @@ def _bias(out: Path, comparison: Comparison, responses: Sequence[Response], judg
         points = [
             (len((r.text or "").split()), j.score)
             for r in responses
-            if (j := judgements[stats.name].get(r.id)) is not None and j.status is ParseStatus.OK and j.score is not None
+            if (j := judgements[stats.name].get(r.id)) is not None
+            and j.status is ParseStatus.OK
+            and j.score is not None
         ]
         if points:
             low, high = min(p[1] for p in points), max(p[1] for p in points)
             span = (high - low) or 1.0  # scales differ between scorers: show each on 0-1
-            scatter.scatter([p[0] for p in points], [(p[1] - low) / span for p in points], s=10, alpha=0.6,
-                            label=f"{stats.name} (rho {format_number(stats.length_bias.spearman)})")
+            scatter.scatter(
+                [p[0] for p in points],
+                [(p[1] - low) / span for p in points],
+                s=10,
+                alpha=0.6,
+                label=f"{stats.name} (rho {format_number(stats.length_bias.spearman)})",
+            )
     scatter.set_xlabel("answer length (words)")
     scatter.set_ylabel("score, rescaled to 0-1 per scorer")
     scatter.set_title("length bias", fontsize=9)
@@ -85,24 +97,31 @@ def write_comparison_report(
 ) -> Path:
     """Write ``report.md``, ``agreement.png`` and ``bias.png`` into ``out``; returns the report's path."""
     lines = [
-        "# Scorer comparison", "",
+        "# Scorer comparison",
+        "",
         f"Build `{comparison.build}`: {comparison.answers} answers to {comparison.questions} questions; pairs made "
         f"with the build's `{comparison.strategy}` strategy. Definitions: `mmaip_core/analysis/compare/stats.py` and "
-        "docs/evaluation.md.", "",
-        "## Scorers", "",
+        "docs/evaluation.md.",
+        "",
+        "## Scorers",
+        "",
         "| scorer | plugin | judged | parse failures | errors | pairs | length bias rho (r) | position bias | "
         "cost $ | $ per pair | mean latency s | reused / new |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for s in comparison.scorers:
         lines.append(
             f"| {s.name} | {s.plugin} | {s.judged} | {s.parse_failures} ({format_percent(s.parse_failure_rate)}) | {s.errors} | "
             f"{s.pairs} | {format_number(s.length_bias.spearman)} ({format_number(s.length_bias.pearson)}) | n/a (pointwise) | "
             f"{s.cost_usd:.4f} | {format_number(s.cost_per_pair_usd, 5)} | {format_number(s.mean_latency_s, 4)} | {s.reused} / {s.new} |"
         )
-    lines += ["", "## Agreement", "",
-              "| A | B | questions | Spearman | Kendall | kappa | same decision | same pairs | pairs changed A→B / B→A |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Agreement",
+        "",
+        "| A | B | questions | Spearman | Kendall | kappa | same decision | same pairs | pairs changed A→B / B→A |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for a in comparison.agreement:
         lines.append(
             f"| {a.a} | {a.b} | {a.questions} | {format_number(a.spearman)} ({a.spearman_questions}) | {format_number(a.kendall)} "
@@ -110,14 +129,26 @@ def write_comparison_report(
             f"{a.same_pairs}/{a.pair_questions} ({format_percent(a.pair_agreement)}) | {a.changed_a_to_b} / {a.changed_b_to_a} |"
         )
     if comparison.human_file is not None:
-        lines += ["", f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)", "",
-                  "| scorer | agrees | disagrees | ties | unscored | agreement |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)",
+            "",
+            "| scorer | agrees | disagrees | ties | unscored | agreement |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in comparison.scorers:
             if s.human is not None:
                 h = s.human
-                lines.append(f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |")
-    lines += ["", f"![agreement]({_heatmap(out, comparison)})", "",
-              f"![bias]({_bias(out, comparison, responses, judgements)})", ""]  # fmt: skip
+                lines.append(
+                    f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |"
+                )
+    lines += [
+        "",
+        f"![agreement]({_heatmap(out, comparison)})",
+        "",
+        f"![bias]({_bias(out, comparison, responses, judgements)})",
+        "",
+    ]
     path = out / layout.REPORT
     write_text_atomic(path, "\n".join(lines))
     return path

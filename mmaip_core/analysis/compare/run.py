@@ -118,8 +118,16 @@ def _human_requests(
 
 
 def _human_answer(pair: TrainPair, sample: VideoQA, side: str) -> Response:
-    return Response(id=f"human:{pair.id}:{side}", sample_id=sample.id, model="human", model_id="human",
-                    generator="human", params={}, text=getattr(pair, side), frames="")  # fmt: skip
+    return Response(
+        id=f"human:{pair.id}:{side}",
+        sample_id=sample.id,
+        model="human",
+        model_id="human",
+        generator="human",
+        params={},
+        text=getattr(pair, side),
+        frames="",
+    )
 
 
 def compare_scorers(
@@ -164,7 +172,10 @@ def _compare(
         asked = [*responses, *(r for pair in human_answers for r in pair)]
         for label, scorer in created.items():
             from_build = {
-                line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint
+                line.response.id: j
+                for line in annotated
+                for j in line.judgements
+                if j.fingerprint == scorer.fingerprint
             }
             requests = [
                 ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
@@ -177,21 +188,39 @@ def _compare(
     pairs: dict[str, list[PreferencePair]] = {}
     stats = []
     for label, scorer in created.items():
-        lines = [AnnotatedResponse(response=r, judgements=[judgements[label][r.id]] if r.id in judgements[label] else [])
-                 for r in responses]  # fmt: skip
+        lines = [
+            AnnotatedResponse(response=r, judgements=[judgements[label][r.id]] if r.id in judgements[label] else [])
+            for r in responses
+        ]
         pairs[label], _ = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, lines)
         reused, new, cost = counts[label]
         outcomes = [(judgements[label].get(c.id), judgements[label].get(r.id)) for c, r in human_answers]
-        stats.append(scorer_stats(
-            label, scorers[label].plugin, scorer.fingerprint, responses, judgements[label], pairs[label],
-            reused=reused, new=new, cost_usd=cost, human=outcomes if human is not None else None,
-        ))  # fmt: skip
+        stats.append(
+            scorer_stats(
+                label,
+                scorers[label].plugin,
+                scorer.fingerprint,
+                responses,
+                judgements[label],
+                pairs[label],
+                reused=reused,
+                new=new,
+                cost_usd=cost,
+                human=outcomes if human is not None else None,
+            )
+        )
     summaries, per_question = all_agreements(list(created), responses, judgements, pairs)
     comparison = Comparison(
-        build=str(build_dir), strategy=config.pairs.plugin, answers=len(responses),
-        questions=len({r.sample_id for r in responses}), scorers=stats, agreement=summaries,
-        per_question=per_question, human_file=str(human) if human is not None else None, human_pairs=len(human_pairs),
-    )  # fmt: skip
+        build=str(build_dir),
+        strategy=config.pairs.plugin,
+        answers=len(responses),
+        questions=len({r.sample_id for r in responses}),
+        scorers=stats,
+        agreement=summaries,
+        per_question=per_question,
+        human_file=str(human) if human is not None else None,
+        human_pairs=len(human_pairs),
+    )
     write_text_atomic(out / layout.COMPARISON, comparison.model_dump_json(indent=2))
     write_jsonl_atomic(out / layout.JUDGEMENTS, [j for label in created for j in judgements[label].values()])
     write_jsonl_atomic(out / layout.ERRORS, errors)

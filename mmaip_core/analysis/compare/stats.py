@@ -154,14 +154,23 @@ def scorer_stats(
     scores = [float(j.score) for _, j in ok if j.score is not None]
     latency, _ = _mean([j.latency_s for _, j in judged])
     return ScorerStats(
-        name=name, plugin=plugin, fingerprint=fingerprint, judged=len(judged), ok=len(ok),
-        parse_failures=unreadable, errors=sum(j.status is ParseStatus.ERROR for _, j in judged),
-        parse_failure_rate=unreadable / len(judged) if judged else None, pairs=len(pairs),
-        reused=reused, new=new, cost_usd=cost_usd, cost_per_pair_usd=cost_usd / len(pairs) if pairs else None,
+        name=name,
+        plugin=plugin,
+        fingerprint=fingerprint,
+        judged=len(judged),
+        ok=len(ok),
+        parse_failures=unreadable,
+        errors=sum(j.status is ParseStatus.ERROR for _, j in judged),
+        parse_failure_rate=unreadable / len(judged) if judged else None,
+        pairs=len(pairs),
+        reused=reused,
+        new=new,
+        cost_usd=cost_usd,
+        cost_per_pair_usd=cost_usd / len(pairs) if pairs else None,
         mean_latency_s=latency,
         length_bias=LengthBias(n=len(ok), spearman=spearman(lengths, scores), pearson=pearson(lengths, scores)),
         human=human_agreement(human) if human is not None else None,
-    )  # fmt: skip
+    )
 
 
 def _pairs_by_question(pairs: Sequence[PreferencePair]) -> dict[str, set[tuple[str, str]]]:
@@ -189,8 +198,11 @@ def agreement(
         if len(scored) < 2:
             continue
         xs, ys = [s for s, _ in scored], [s for _, s in scored]
-        rows.append(QuestionAgreement(sample_id=sample_id, a=a, b=b, answers=len(scored), spearman=spearman(xs, ys),
-                                      kendall=kendall(xs, ys)))
+        rows.append(
+            QuestionAgreement(
+                sample_id=sample_id, a=a, b=b, answers=len(scored), spearman=spearman(xs, ys), kendall=kendall(xs, ys)
+            )
+        )
         decisions_a.extend(pairwise_preferences(xs))
         decisions_b.extend(pairwise_preferences(ys))
     pairs_a, pairs_b = _pairs_by_question(pairs[a]), _pairs_by_question(pairs[b])
@@ -200,13 +212,22 @@ def agreement(
     tau, tau_n = _mean([r.kendall for r in rows])
     equal = sum(x == y for x, y in zip(decisions_a, decisions_b, strict=True))
     summary = PairAgreement(
-        a=a, b=b, questions=len(rows), spearman=rho, spearman_questions=rho_n, kendall=tau, kendall_questions=tau_n,
-        kappa=cohen_kappa(decisions_a, decisions_b), decisions=len(decisions_a),
+        a=a,
+        b=b,
+        questions=len(rows),
+        spearman=rho,
+        spearman_questions=rho_n,
+        kendall=tau,
+        kendall_questions=tau_n,
+        kappa=cohen_kappa(decisions_a, decisions_b),
+        decisions=len(decisions_a),
         decision_agreement=equal / len(decisions_a) if decisions_a else None,
-        pair_questions=len(both), same_pairs=same, pair_agreement=same / len(both) if both else None,
+        pair_questions=len(both),
+        same_pairs=same,
+        pair_agreement=same / len(both) if both else None,
         changed_a_to_b=sum(len(p - pairs_b.get(q, set())) for q, p in pairs_a.items()),
         changed_b_to_a=sum(len(p - pairs_a.get(q, set())) for q, p in pairs_b.items()),
-    )  # fmt: skip
+    )
     return summary, rows
 
 

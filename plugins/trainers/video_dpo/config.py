@@ -16,9 +16,22 @@ from mmaip_plugins.zoo.tiny import TinyFamily
 __all__ = ["LOSS_TYPES", "LoraOptions", "SmokeModel", "VideoDpoOptions", "VideoTrainingOptions"]
 
 LOSS_TYPES = Literal[
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
-    "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
-]  # fmt: skip
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+]
 
 F_DIVERGENCE_LOSSES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
 """The loss types built on the chosen-rejected reward difference: the only ones with an f-divergence (as in TRL)."""

@@ -43,7 +43,10 @@ class TrlDpoObjective:
         self.use_weighting = options.use_weighting
         self.aux_loss_enabled = False
         self.args = SimpleNamespace(discopop_tau=options.discopop_tau, gradient_checkpointing_kwargs=None)
-        self._metrics: dict[str, defaultdict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._metrics: dict[str, defaultdict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
         self._total_train_tokens = 0
         self._tp_size = 1
         self.model: Any = None

@@ -269,7 +269,9 @@ class _Round:
         self.result.pairs = len(examples)
         return examples
 
-    def _reference_logps(self, model: Any, prepared: PreparedPairs, collator: VideoPreferenceCollator) -> dict[str, list[float]]:
+    def _reference_logps(
+        self, model: Any, prepared: PreparedPairs, collator: VideoPreferenceCollator
+    ) -> dict[str, list[float]]:
         """Reference log-probs of every pair (chosen, rejected), computed once per round and kept on disk."""
         from accelerate.utils import gather_object
 
