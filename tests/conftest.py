@@ -118,7 +118,7 @@ def example_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
 
     tmp = tmp_path_factory.mktemp("example")
     source = tmp / "src"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "mmaip-shorter", source)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "mmaip-shorter", source)
     site = tmp / "site"
     subprocess.run(
         [

@@ -1,4 +1,4 @@
-"""Builders of records for tests."""
+"""Builders of records for tests, and where the tests' support files are."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import textwrap
 from pathlib import Path
 
 from mmaip_core import Judgement, Response, Scored, ScoreScale, VideoQA
+
+TESTS = Path(__file__).resolve().parent
+"""The tests folder: conftest, these helpers, the local API server, the scripted plugins."""
+ROOT = TESTS.parent
+"""The repository."""
 
 
 def sample(answer: str | None = "red", sample_id: str = "s1") -> VideoQA:

@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from mmaip_core.testbeds.demo import prepare_demo
 
-ROOT = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "demo-out")
 # the documented layout: import name -> source folder (README, "Layout and import names")
 FOLDERS = {"mmaip_core": "mmaip_core", "mmaip_plugins": "plugins", "mmaip_miniature": "miniature"}

@@ -14,7 +14,7 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
-from helpers import fake_distribution
+from helpers import TESTS, fake_distribution
 
 from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
 from mmaip_core.config import load_config
@@ -170,7 +170,7 @@ def test_killed_builds_resume_without_repeating_finished_calls(
     """kill -9 a real `mmaip build` at several points: nothing committed is lost or asked for again, and
     the finished build equals an uninterrupted one."""
     site = fake_distribution(tmp_path / "site", "mmaip-scripted", {"scripted": "scripted_plugins"}, {})
-    shutil.copy(Path(__file__).with_name("scripted_plugins.py"), site / "scripted_plugins.py")
+    shutil.copy(TESTS / "scripted_plugins.py", site / "scripted_plugins.py")
     log = tmp_path / "asked.log"
     zoo = [{**entry, "delay": 0.05, "log": str(log)} for entry in ZOO]
     config, out = _config(tmp_path, demo_dir, zoo), tmp_path / "run"
@@ -242,7 +242,7 @@ def test_damaged_outputs_are_one_clear_error(plugins: PluginManager, demo_dir: P
 def _scripted_env(tmp_path: Path) -> dict[str, str]:
     """The environment in which a `mmaip` subprocess finds the scripted test plugins."""
     site = fake_distribution(tmp_path / "site", "mmaip-scripted", {"scripted": "scripted_plugins"}, {})
-    shutil.copy(Path(__file__).with_name("scripted_plugins.py"), site / "scripted_plugins.py")
+    shutil.copy(TESTS / "scripted_plugins.py", site / "scripted_plugins.py")
     return {**os.environ, "PYTHONPATH": str(site)}
 
 

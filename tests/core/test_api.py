@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
+
+from helpers import ROOT
 
 import mmaip_core
 from mmaip_core.plugins import hookspecs
 from mmaip_core.plugins.kinds import PLUGIN_KINDS
 from mmaip_core.records import RECORDS
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = ROOT / "docs"
 
 
 def _isort_style(name: str) -> tuple[int, str]:
