@@ -71,7 +71,7 @@ from mmaip_core.plugins.kinds import (
     VideoInfo,
 )
 from mmaip_core.plugins.manager import PluginManager, get_plugin_manager
-from mmaip_core.plugins.scoring import SimpleScorer
+from mmaip_core.plugins.simple_scorer import SimpleScorer
 from mmaip_core.records import (
     RECORDS,
     AnnotatedResponse,

@@ -1,1 +1,1 @@
-"""The pipeline's stages over a run folder: the shared run and the one cached-call loop, build (MMAIP-V), judging, evaluation, judge drift, frame ablations, export."""
+"""The pipeline's stages over a run folder: the shared run and the one cached-call loop, build (MMAIP-V), scoring answers, evaluation, judge drift, frame ablations, export."""

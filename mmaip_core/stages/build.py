@@ -44,7 +44,6 @@ from mmaip_core.records import (
     Response,
     VideoQA,
 )
-from mmaip_core.stages.judging import judgement_key, score_answers
 from mmaip_core.stages.run import (
     BuildSummary,
     ItemError,
@@ -59,6 +58,7 @@ from mmaip_core.stages.run import (
     stage_sections,
     write_run_manifest,
 )
+from mmaip_core.stages.score import judgement_key, score_answers
 from mmaip_core.store import layout
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic

@@ -35,8 +35,8 @@ from mmaip_core.plugins.kinds import Frames, Scorer, ScoreRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
 from mmaip_core.stages.build import make_pairs, require_build_files
-from mmaip_core.stages.judging import score_answers
 from mmaip_core.stages.run import Progress, StageRun, load_frames
+from mmaip_core.stages.score import score_answers
 from mmaip_core.store import layout
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic
