@@ -18,6 +18,7 @@ build sample is judged with that sample's ground truth and caption; any other pa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -145,6 +146,16 @@ def compare_scorers(
         return _compare(build_dir, scorers, folder, manager, human, progress)
 
 
+@dataclass
+class _Judged:
+    """One scorer's judgements by response id (the build's own where its fingerprint matches) and their counts."""
+
+    judgements: dict[str, Judgement]
+    reused: int
+    new: int
+    cost_usd: float
+
+
 def _compare(
     build_dir: str | Path,
     scorers: Mapping[str, ScorerConfig],
@@ -156,59 +167,22 @@ def _compare(
     config, samples, annotated = read_build(build_dir)
     responses = [line.response for line in annotated if line.response.text is not None]
     if not responses:
-        raise EmptyRunError(f"{Path(build_dir) / 'responses.jsonl'}: no answer to score")
+        raise EmptyRunError(f"{Path(build_dir) / layout.RESPONSES}: no answer to score")
     human_pairs, errors = read_train_pairs(human) if human is not None else ([], [])
     own_samples, human_answers = _human_requests(human_pairs, samples)
-    judgements: dict[str, dict[str, Judgement]] = {}
-    counts: dict[str, tuple[int, int, float]] = {}
+    asked = [*responses, *(r for pair in human_answers for r in pair)]
     with StageRun.open(config, out, manager, progress) as run:
-        created: dict[str, Scorer] = {
+        created = {
             label: manager.create("scorer", s.plugin, s.options, prices=run.prices) for label, s in scorers.items()
         }
-        frames: dict[str, Frames] = {}
-        if any(s.uses_frames for s in created.values()):
-            frames = load_frames(run, [*samples, *own_samples])
-        by_id = {s.id: s for s in [*samples, *own_samples]}
-        asked = [*responses, *(r for pair in human_answers for r in pair)]
-        for label, scorer in created.items():
-            from_build = {
-                line.response.id: j
-                for line in annotated
-                for j in line.judgements
-                if j.fingerprint == scorer.fingerprint
-            }
-            requests = [
-                ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
-                for r in asked
-                if r.id not in from_build
-            ]
-            scored = score_answers(run, scorer, requests, label=f"judgement {label}")
-            judgements[label] = {**from_build, **scored.judgements}
-            counts[label] = (len(from_build) + scored.reused, scored.new, scored.cost_usd)
-    pairs: dict[str, list[PreferencePair]] = {}
-    stats = []
-    for label, scorer in created.items():
-        lines = [
-            AnnotatedResponse(response=r, judgements=[judgements[label][r.id]] if r.id in judgements[label] else [])
-            for r in responses
-        ]
-        pairs[label], _ = make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, lines)
-        reused, new, cost = counts[label]
-        outcomes = [(judgements[label].get(c.id), judgements[label].get(r.id)) for c, r in human_answers]
-        stats.append(
-            scorer_stats(
-                label,
-                scorers[label].plugin,
-                scorer.fingerprint,
-                responses,
-                judgements[label],
-                pairs[label],
-                reused=reused,
-                new=new,
-                cost_usd=cost,
-                human=outcomes if human is not None else None,
-            )
-        )
+        judged = _judge_with_each(run, created, annotated, [*samples, *own_samples], asked)
+    judgements = {label: j.judgements for label, j in judged.items()}
+    pairs = {label: _pairs(manager, config, samples, responses, judgements[label]) for label in created}
+    answers = human_answers if human is not None else None
+    stats = [
+        _stats(label, scorers[label].plugin, s, responses, judged[label], pairs[label], answers)
+        for label, s in created.items()
+    ]
     summaries, per_question = all_agreements(list(created), responses, judgements, pairs)
     comparison = Comparison(
         build=str(build_dir),
@@ -221,10 +195,88 @@ def _compare(
         human_file=str(human) if human is not None else None,
         human_pairs=len(human_pairs),
     )
-    write_text_atomic(out / layout.COMPARISON, comparison.model_dump_json(indent=2))
-    write_jsonl_atomic(out / layout.JUDGEMENTS, [j for label in created for j in judgements[label].values()])
-    write_jsonl_atomic(out / layout.ERRORS, errors)
+    _write(out, comparison, responses, judgements, errors)
+    return comparison
+
+
+def _stats(
+    label: str,
+    plugin: str,
+    scorer: Scorer,
+    responses: Sequence[Response],
+    judged: _Judged,
+    pairs: list[PreferencePair],
+    human_answers: Sequence[tuple[Response, Response]] | None,
+) -> ScorerStats:
+    """One scorer's figures; with human pairs, its judgement of each pair's chosen and rejected answer."""
+    outcomes = None
+    if human_answers is not None:
+        outcomes = [(judged.judgements.get(c.id), judged.judgements.get(r.id)) for c, r in human_answers]
+    return scorer_stats(
+        label,
+        plugin,
+        scorer.fingerprint,
+        responses,
+        judged.judgements,
+        pairs,
+        reused=judged.reused,
+        new=judged.new,
+        cost_usd=judged.cost_usd,
+        human=outcomes,
+    )
+
+
+def _judge_with_each(
+    run: StageRun,
+    created: Mapping[str, Scorer],
+    annotated: Sequence[AnnotatedResponse],
+    samples: Sequence[VideoQA],
+    asked: Sequence[Response],
+) -> dict[str, _Judged]:
+    """Every scorer's judgement of every answer asked: the build's own where the fingerprint matches, the rest
+    through the comparison's ledger."""
+    frames: dict[str, Frames] = load_frames(run, samples) if any(s.uses_frames for s in created.values()) else {}
+    by_id = {s.id: s for s in samples}
+    judged = {}
+    for label, scorer in created.items():
+        own = {
+            line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint
+        }
+        requests = [
+            ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
+            for r in asked
+            if r.id not in own
+        ]
+        scored = score_answers(run, scorer, requests, label=f"judgement {label}")
+        judged[label] = _Judged({**own, **scored.judgements}, len(own) + scored.reused, scored.new, scored.cost_usd)
+    return judged
+
+
+def _pairs(
+    manager: PluginManager,
+    config: RunConfig,
+    samples: Sequence[VideoQA],
+    responses: Sequence[Response],
+    judgements: Mapping[str, Judgement],
+) -> list[PreferencePair]:
+    """The pairs the build's strategy makes from one scorer's judgements."""
+    lines = [
+        AnnotatedResponse(response=r, judgements=[judgements[r.id]] if r.id in judgements else []) for r in responses
+    ]
+    return make_pairs(manager, config.pairs.plugin, config.pairs.options, samples, lines)[0]
+
+
+def _write(
+    out: Path,
+    comparison: Comparison,
+    responses: Sequence[Response],
+    judgements: Mapping[str, Mapping[str, Judgement]],
+    errors: Sequence[BaseModel],
+) -> None:
+    """``comparison.json``, ``judgements.jsonl``, ``errors.jsonl`` and the report."""
     from mmaip_core.analysis.compare.report import write_comparison_report
 
-    write_comparison_report(out, comparison, responses, judgements)
-    return comparison
+    write_text_atomic(out / layout.COMPARISON, comparison.model_dump_json(indent=2))
+    write_jsonl_atomic(out / layout.JUDGEMENTS, [j for per_label in judgements.values() for j in per_label.values()])
+    write_jsonl_atomic(out / layout.ERRORS, errors)
+    write_comparison_report(out, comparison, responses, dict(judgements))
