@@ -28,7 +28,7 @@ from mmaip_core.errors import TrainingError, UserError
 from mmaip_core.frames import FrameLoader
 from mmaip_core.plugins.kinds import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
 from mmaip_core.plugins.manager import PluginManager
-from mmaip_core.records import RoundRecord, RoundResult, TrainManifest, TrainPair
+from mmaip_core.records import ItemError, RoundRecord, RoundResult, TrainManifest, TrainPair
 from mmaip_core.store import layout
 from mmaip_core.store.checkpoints import is_complete, read_marker
 from mmaip_core.store.files import read_record, write_text_atomic
@@ -123,15 +123,7 @@ def _run_rounds(
     main, barrier = _main_process()
     manifest_path = out / layout.TRAIN_MANIFEST
     manifest = _load_manifest(manifest_path, trainer, resume)
-    pairs, bad = read_train_pairs(train.pairs)
-    if not pairs:
-        raise UserError(
-            f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {bad[0].message if bad else '-'})"
-        )
-    if train.schedule == "shards" and len(pairs) < train.rounds:
-        raise UserError(
-            f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)"
-        )
+    pairs, bad = _usable_pairs(train)
     base = out / "base"
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -139,14 +131,13 @@ def _run_rounds(
         if not is_complete(base):
             trainer.save_base(base)
     barrier()
-    if manifest is None:
-        manifest = TrainManifest(
-            base=str(base),
-            trainer=train.trainer.plugin,
-            trainer_fingerprint=trainer.fingerprint,
-            rounds_planned=train.rounds,
-            run=run_manifest(config.resolved(manager), manager, command or sys.argv),
-        )
+    manifest = manifest or TrainManifest(
+        base=str(base),
+        trainer=train.trainer.plugin,
+        trainer_fingerprint=trainer.fingerprint,
+        rounds_planned=train.rounds,
+        run=run_manifest(config.resolved(manager), manager, command or sys.argv),
+    )
     frames = _frames(config, train, manager)
     reference = Path(manifest.rounds[-1].next_reference) if manifest.rounds else base
     for t in range(len(manifest.rounds) + 1, train.rounds + 1):
@@ -155,23 +146,18 @@ def _run_rounds(
         if main:
             write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
         policy_dir = folder / "policy"
-        if is_complete(policy_dir):  # trained before a kill that came before the round was recorded
-            result = RoundResult.model_validate(read_marker(policy_dir)["result"])
-        else:
-            request = RoundRequest(
-                round=t,
-                reference=reference,
-                pairs=round_pairs,
-                out=policy_dir,
-                work=folder / "work",
-                cache=out / "cache",
-                frames=frames,
-                resume=resume,
-                progress=progress if main else None,
-            )
-            result = trainer.train_round(request)
-        if not is_complete(policy_dir):
-            raise TrainingError(f"round {t}: the trainer returned without a complete policy in {policy_dir}")
+        request = RoundRequest(
+            round=t,
+            reference=reference,
+            pairs=round_pairs,
+            out=policy_dir,
+            work=folder / "work",
+            cache=out / "cache",
+            frames=frames,
+            resume=resume,
+            progress=progress if main else None,
+        )
+        result = _train_policy(trainer, request)
         record = _finish_round(train, policy, t, base, reference, policy_dir, folder, result, main)
         barrier()
         manifest.rounds.append(record)
@@ -185,6 +171,30 @@ def _run_rounds(
         plot_curves(manifest, out / "curves.png")
     barrier()
     return manifest
+
+
+def _usable_pairs(train: TrainConfig) -> tuple[list[TrainPair], list[ItemError]]:
+    """The training pairs and the lines that could not be used; an error when they cannot fill the rounds."""
+    pairs, bad = read_train_pairs(train.pairs)
+    if not pairs:
+        first = bad[0].message if bad else "-"
+        raise UserError(f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {first})")
+    if train.schedule == "shards" and len(pairs) < train.rounds:
+        raise UserError(
+            f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)"
+        )
+    return pairs, bad
+
+
+def _train_policy(trainer: PolicyTrainer, request: RoundRequest) -> RoundResult:
+    """The round's policy: trained, or found complete (trained before a kill that came before the round was
+    recorded); an error when the trainer returns without a complete policy."""
+    if is_complete(request.out):
+        return RoundResult.model_validate(read_marker(request.out)["result"])
+    result = trainer.train_round(request)
+    if not is_complete(request.out):
+        raise TrainingError(f"round {request.round}: the trainer returned without a complete policy in {request.out}")
+    return result
 
 
 def _finish_round(
