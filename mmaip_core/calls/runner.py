@@ -71,7 +71,8 @@ class CallOutcome(Generic[ItemT, ResultT]):
 
 
 class _RateLimiter:
-    """Spaces call starts at least 60/rpm seconds apart."""
+    """Schedules call starts 60/rpm seconds apart: the k-th start comes no earlier than the first plus k intervals,
+    so no more than rpm calls start in any minute (a start the event loop wakes late shortens only the gap after it)."""
 
     def __init__(self, rpm: float | None) -> None:
         self.interval = 60.0 / rpm if rpm else 0.0

@@ -313,8 +313,9 @@ def test_the_rate_limit_spaces_call_starts() -> None:
     outcomes = _collect(list(range(5)), call, _options(concurrency=5, rpm=rpm))
     assert len(outcomes) == 5
     starts.sort()
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert all(gap >= 0.045 for gap in gaps), gaps
+    # the k-th start is scheduled k intervals after the first; a start the event loop wakes late shortens the
+    # gap after it, never the schedule (a 15 ms allowance for a late first start)
+    assert all(start - starts[0] >= k * 0.05 - 0.015 for k, start in enumerate(starts)), starts
     assert starts[-1] - starts[0] < 0.2 + 0.15
 
 
@@ -328,7 +329,7 @@ def test_retries_count_against_the_rate_limit() -> None:
         return x
 
     _collect([1], call, _options(rpm=600))  # 0.1 s apart, even with a Retry-After of 0
-    assert starts[1] - starts[0] >= 0.095
+    assert starts[1] - starts[0] >= 0.085  # one interval after the first start was scheduled (10 ms for a late wake-up)
 
 
 def test_outcomes_arrive_as_calls_end_not_in_input_order() -> None:
