@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,8 @@ TESTS = Path(__file__).resolve().parent
 """The tests folder: conftest, these helpers, the local API server, the scripted plugins."""
 ROOT = TESTS.parent
 """The repository."""
+MMAIP = str(Path(sys.executable).parent / "mmaip")
+"""The ``mmaip`` command of the environment that runs the tests."""
 
 
 def sample(answer: str | None = "red", sample_id: str = "s1") -> VideoQA:

@@ -3,16 +3,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import fake_distribution
+from helpers import MMAIP, fake_distribution
 
 import mmaip_core
 from mmaip_core import PLUGIN_KINDS, RECORDS
-
-MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,18 +8,16 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from helpers import MMAIP
 from safetensors import safe_open
 
 from mmaip_core import PluginManager
 from mmaip_core.config import load_config
 from mmaip_core.train.extrapolate import VISION_PATTERN, tensor_files
 from mmaip_miniature import QUICK, MiniatureResults, run_miniature
-
-MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 def _language_weights(folder: Path) -> dict[str, torch.Tensor]:

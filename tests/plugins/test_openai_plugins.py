@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from api_mock import MockServer
-from helpers import response, sample
+from helpers import MMAIP, response, sample
 
 from mmaip_core import (
     GenerationRequest,
@@ -392,7 +392,6 @@ def test_stored_call_errors_quote_no_credentials(
 def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
     import sqlite3
     import subprocess
-    import sys
 
     config = _api_config(tmp_path, demo_dir)
     data = yaml.safe_load(config.read_text())
@@ -405,9 +404,8 @@ def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo
     data["scorer"]["base_url"] = secret_url
     config.write_text(yaml.safe_dump(data))
     out = tmp_path / "run"
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     done = subprocess.run(
-        [mmaip, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300
+        [MMAIP, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     port = server.server_address[1]

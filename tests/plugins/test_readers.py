@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import MMAIP
 from PIL import Image
 
 from mmaip_core import PluginManager, RowError, SamplesFileError, UserError, VideoQA
@@ -172,16 +173,14 @@ def test_missing_caption_file_or_video_folder_is_an_error(manager: PluginManager
 
 def test_the_cli_prints_a_file_error_as_one_line(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     samples = tmp_path / "none.jsonl"
     config = tmp_path / "run.yaml"
     config.write_text(
         f"samples: {{path: {samples}}}\nzoo: [{{name: a, generator: smoke}}]\nscorer: {{name: exact-match}}\n"
     )
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     done = subprocess.run(
-        [mmaip, "build", str(config), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120
+        [MMAIP, "build", str(config), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120
     )
     assert (done.returncode, done.stderr.strip()) == (2, f"error: {samples}: file not found")
 

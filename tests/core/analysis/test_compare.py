@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
+from helpers import MMAIP
 
 from mmaip_core import Judgement, ParseStatus, PluginManager, PreferencePair, Response
 from mmaip_core.analysis.compare.stats import agreement, human_agreement, scorer_stats
@@ -210,7 +210,7 @@ def test_compare_scorers_command(build_dir: Path, tmp_path: Path, example_plugin
     )
     out = tmp_path / "compare"
     command = [
-        str(Path(sys.executable).parent / "mmaip"),
+        MMAIP,
         "compare-scorers",
         str(build_dir),
         "--scorers",

@@ -14,14 +14,12 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
-from helpers import TESTS, fake_distribution
+from helpers import MMAIP, TESTS, fake_distribution
 
 from mmaip_core import AnnotatedResponse, ParseStatus, PluginManager, PreferencePair
 from mmaip_core.config import load_config
 from mmaip_core.stages.build import re_pair, run_build
 from mmaip_core.store.jsonl import read_jsonl
-
-MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 @pytest.fixture

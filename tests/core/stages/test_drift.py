@@ -10,6 +10,7 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
+from helpers import MMAIP
 
 from mmaip_core import EvalRecord, ParseStatus, PluginManager, UserError
 from mmaip_core.config import load_config
@@ -128,9 +129,7 @@ def test_rejudge_runs_no_model_and_reports_drift(
 def test_rejudge_command(demo_dir: Path, tmp_path: Path) -> None:
     """``mmaip evaluate --rejudge`` through the CLI, offline: exact-match verdicts judged again by reference."""
     import subprocess
-    import sys
 
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     config = tmp_path / "eval.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -145,12 +144,12 @@ def test_rejudge_command(demo_dir: Path, tmp_path: Path) -> None:
         )
     )
     first = subprocess.run(
-        [mmaip, "evaluate", str(config), "--out", str(tmp_path / "a")], capture_output=True, text=True
+        [MMAIP, "evaluate", str(config), "--out", str(tmp_path / "a")], capture_output=True, text=True
     )
     assert first.returncode == 0, first.stderr
     config.write_text(config.read_text().replace("exact-match", "reference"))
     second = subprocess.run(
-        [mmaip, "evaluate", str(config), "--out", str(tmp_path / "b"), "--rejudge", str(tmp_path / "a")],
+        [MMAIP, "evaluate", str(config), "--out", str(tmp_path / "b"), "--rejudge", str(tmp_path / "a")],
         capture_output=True,
         text=True,
     )

@@ -4,7 +4,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 import scripted_plugins
 import yaml
 from datasets import load_dataset
+from helpers import MMAIP
 from PIL import Image
 from transformers import AutoProcessor
 from trl.data_utils import is_conversational, maybe_apply_chat_template
@@ -153,14 +153,13 @@ def test_llava_hound_refuses_video_path_rows(build_dir: Path, tmp_path: Path) ->
 
 
 def test_cli_exports_frames_for_trl_by_default_and_refuses_video_paths_for_llava_hound(build_dir: Path) -> None:
-    mmaip = str(Path(sys.executable).parent / "mmaip")
-    done = subprocess.run([mmaip, "export", str(build_dir)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([MMAIP, "export", str(build_dir)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (build_dir / "export-trl" / "train.parquet").is_file() and not (
         build_dir / "export-trl" / "train.jsonl"
     ).exists()
     refused = subprocess.run(
-        [mmaip, "export", str(build_dir), "-f", "llava-hound", "--video-path"],
+        [MMAIP, "export", str(build_dir), "-f", "llava-hound", "--video-path"],
         capture_output=True,
         text=True,
         timeout=120,

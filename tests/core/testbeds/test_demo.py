@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
+
+from helpers import MMAIP
 
 from mmaip_core import PluginManager, PreferencePair, RunManifest
 from mmaip_core.config import load_config
 from mmaip_core.stages.build import run_build
 from mmaip_core.store.jsonl import read_jsonl
 from mmaip_core.testbeds.demo import prepare_demo
-
-MMAIP = str(Path(sys.executable).parent / "mmaip")
 
 
 def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:

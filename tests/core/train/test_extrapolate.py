@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import MMAIP
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -109,13 +110,11 @@ def test_lora_adapter_scaling(tmp_path: Path) -> None:
 
 def test_cli_alpha_sweep(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     result = subprocess.run(
         [
-            mmaip,
+            MMAIP,
             "extrapolate",
             "--policy",
             str(policy),
@@ -134,7 +133,7 @@ def test_cli_alpha_sweep(tmp_path: Path) -> None:
         value = _read(tmp_path / "sweep" / f"alpha-{alpha:g}")["lm_head.weight"][0].item()
         assert value == pytest.approx(8.0 + alpha * 4.0)
     bad = subprocess.run(
-        [mmaip, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
+        [MMAIP, "extrapolate", "--policy", str(policy), "--out", str(tmp_path / "x"), "--alpha", "0.3"],
         capture_output=True,
         text=True,
     )
@@ -157,13 +156,11 @@ def test_copied_and_mismatched_tensors_are_checked(tmp_path: Path) -> None:
 
 def test_cli_single_alpha_of_a_sweep_gets_its_folder(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     policy, anchor = _checkpoint(tmp_path / "policy", 4.0), _checkpoint(tmp_path / "anchor", 2.0)
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     result = subprocess.run(
         [
-            mmaip,
+            MMAIP,
             "extrapolate",
             "--policy",
             str(policy),
@@ -186,7 +183,6 @@ def test_alpha_sweep_evaluates_every_alpha_and_chooses_the_best(tmp_path: Path, 
     sweep.json's score per alpha is the mean of its evaluation metrics, and the chosen alpha is the best one."""
     import os
     import subprocess
-    import sys
 
     from mmaip_core.testbeds.synthetic import make_demo_dataset
 
@@ -202,11 +198,10 @@ evaluators:
   - name: reference
 frames: {{num_frames: 4, cache_dir: {tmp_path / "frames"}}}
 """)
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     out = tmp_path / "sweep"
     result = subprocess.run(
         [
-            mmaip,
+            MMAIP,
             "extrapolate",
             "--policy",
             str(policy),
@@ -339,14 +334,12 @@ def test_damaged_or_overflowing_lora_adapter(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("how", "code"), [("truncated", 1), ("garbage", 1), ("overflow", 2)])
 def test_cli_reports_bad_checkpoints_in_one_line(tmp_path: Path, how: str, code: int) -> None:
     import subprocess
-    import sys
 
     policy, anchor = _half_pair(tmp_path)
     named = policy / "model.safetensors" if how == "overflow" else _damage(anchor, how)
-    mmaip = str(Path(sys.executable).parent / "mmaip")
     result = subprocess.run(
         [
-            mmaip,
+            MMAIP,
             "extrapolate",
             "--policy",
             str(policy),
