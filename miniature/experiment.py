@@ -240,7 +240,8 @@ def _zoo_data(
             FrameSettings.model_validate({"num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}),
             manager,
         )
-        return {video: loader.load(video) for video in dict.fromkeys(sample.video for sample in samples)}
+        videos = dict.fromkeys(sample.video for sample in samples if sample.video is not None)
+        return {video: loader.load(video) for video in videos}
 
     # the frames are a function of the videos (fixed by the ShapesQA manifest) and the frame settings
     manifest = (path.parent / "shapesqa.json").read_text()

@@ -64,7 +64,10 @@ class VideoQA(Record):
     """One video question, as a sample reader produces it."""
 
     id: str = Field(description="Unique id of the sample within its source.")
-    video: str = Field(description="Path (absolute, or relative to the sample file) or URL of the video.")
+    video: str | None = Field(
+        default=None,
+        description="Path (absolute, or relative to the sample file) or URL of the video; None for a text-only question.",
+    )
     question: str = Field(description="The question asked about the video.")
     answer: str | None = Field(default=None, description="Ground-truth answer, if known.")
     caption: str | None = Field(default=None, description="Detailed caption of the video, if known.")
@@ -140,7 +143,9 @@ class Response(Record):
     text: str | None = Field(default=None, description="The answer; None when the call failed.")
     usage: TokenUsage | None = Field(default=None, description="Token counts of the call.")
     latency_s: float | None = Field(default=None, ge=0, description="Seconds the call took (per answer).")
-    frames: str = Field(description="Key of the FrameManifest of the frames the model saw.")
+    frames: str | None = Field(
+        default=None, description="Key of the FrameManifest of the frames the model saw (None: a text-only question)."
+    )
     smoke: bool = Field(default=False, description="True for randomly initialised smoke models.")
     error: ErrorInfo | None = Field(default=None, description="Why the call failed, if it did.")
     created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
@@ -222,7 +227,7 @@ class PreferencePair(Record):
 
     id: str = Field(description="Stable id of the pair.")
     sample_id: str = Field(description="Id of the VideoQA.")
-    video: str = Field(description="The video, as in the sample.")
+    video: str | None = Field(default=None, description="The video, as in the sample (None: a text-only question).")
     question: str = Field(description="The question, as in the sample.")
     prompt: str = Field(description="The prompt as the trained model will see it (without frames).")
     chosen: str = Field(description="The preferred answer.")
@@ -236,7 +241,10 @@ class PreferencePair(Record):
     strategy: str = Field(description="Name of the pair strategy plugin.")
     margin: float = Field(description="chosen_score - rejected_score.")
     label_source: str = Field(description="'human' or 'ai:<scorer fingerprint>'.")
-    frames: str = Field(description="FrameManifest key of the frames the answers were generated from.")
+    frames: str | None = Field(
+        default=None,
+        description="FrameManifest key of the frames the answers were generated from (None: a text-only question).",
+    )
     answer: str | None = Field(default=None, description="Ground-truth answer of the sample.")
     caption: str | None = Field(default=None, description="Caption of the sample.")
 

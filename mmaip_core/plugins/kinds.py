@@ -213,11 +213,12 @@ class SampleReaderSpec(PluginSpec[SampleReader]):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Ask for answer number ``sample_index`` to ``sample`` given ``frames``; ``id`` is the call key."""
+    """Ask for answer number ``sample_index`` to ``sample`` given ``frames``; ``id`` is the call key.
+    ``frames`` is None for a text-only sample (no video): the question is asked on its own."""
 
     id: str
     sample: VideoQA
-    frames: Frames
+    frames: Frames | None
     sample_index: int = 0
 
 

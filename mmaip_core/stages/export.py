@@ -229,13 +229,13 @@ def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", 
                 "of frame images, not a video file (drop --video-path)"
             ]
         )
-    images = _frames_by_key(build, {p.frames for p in pairs}) if frames_as_images else {}
+    images = _frames_by_key(build, {p.frames for p in pairs if p.frames}) if frames_as_images else {}
     target = out / _data_file(fmt, frames_as_images)
     if fmt == "llava-hound":
         _write_frame_folders(out / FRAMES_FOLDER, images)
         _write_rows(target, [_llava_hound_row(p) for p in pairs], with_images=False)
     else:
-        _write_rows(target, [_row(p, images.get(p.frames)) for p in pairs], with_images=frames_as_images)
+        _write_rows(target, [_row(p, images.get(p.frames or "")) for p in pairs], with_images=frames_as_images)
     write_text_atomic(
         out / "README.md", _card(build, pairs, target.relative_to(out).as_posix(), _rows_layout(fmt, frames_as_images))
     )

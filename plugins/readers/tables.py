@@ -40,6 +40,11 @@ class TableOptions(PluginOptions):
     )
     source: str | None = Field(default=None, description="Dataset name recorded on every sample.")
     check_videos: bool = Field(default=True, description="Report rows whose video file does not exist.")
+    text_only: bool = Field(
+        default=False,
+        description="Read rows without a video as text-only questions (the frame stages skip them) instead of "
+        "reporting them as bad rows.",
+    )
 
 
 class _TableReader:
@@ -67,11 +72,15 @@ class _TableReader:
             return None if value in ("", None) else value
 
         missing = [col for col in (c.video, c.question) if get(col) is None]
-        if missing:
-            return RowError(source, row_id, f"missing column(s) {', '.join(missing)}")
-        video, problem = resolve_video(str(get(c.video)), root, self.options.check_videos)
-        if problem:
-            return RowError(source, row_id, problem)
+        if missing == [c.video] and self.options.text_only:
+            video: str | None = None
+        elif missing:
+            hint = "; set text_only: true to read questions without a video" if missing == [c.video] else ""
+            return RowError(source, row_id, f"missing column(s) {', '.join(missing)}{hint}")
+        else:
+            video, problem = resolve_video(str(get(c.video)), root, self.options.check_videos)
+            if problem:
+                return RowError(source, row_id, problem)
         mapped = {c.id, c.video, c.question, c.answer, c.caption, "source"}
         sample_id = get(c.id)
         return sample_or_error(
@@ -111,7 +120,8 @@ class CsvReader(_TableReader):
             header = reader.fieldnames or []
         except UnicodeDecodeError as exc:
             raise SamplesFileError(path, f"not UTF-8 text: {exc.reason}") from exc
-        missing = [column for column in (c.video, c.question) if column not in header]
+        wanted = (c.question,) if self.options.text_only else (c.video, c.question)
+        missing = [column for column in wanted if column not in header]
         if missing:
             has = ", ".join(header) or "nothing"
             raise SamplesFileError(path, f"no column(s) {', '.join(missing)} in the header row (it has: {has})")

@@ -1,5 +1,6 @@
-"""The zoo: response generators. ``hf`` runs any Hugging Face video MLLM; ``smoke`` runs tiny random
-models built on the fly, so the pipeline runs anywhere (their answers are noise and are marked so)."""
+"""The zoo: response generators. ``hf`` runs any Hugging Face video MLLM, ``vllm`` the same with vLLM's
+offline engine; ``openai`` and ``anthropic`` call APIs; ``smoke`` runs tiny random models built on the fly, so
+the pipeline runs anywhere (their answers are noise and are marked so)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mmaip_plugins.zoo.anthropic import AnthropicGenerator, AnthropicGeneratorOp
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
 from mmaip_plugins.zoo.openai import OpenAIGenerator, OpenAIGeneratorOptions
 from mmaip_plugins.zoo.tiny import BUILDER_VERSION, TinyFamily, build_tiny_model
+from mmaip_plugins.zoo.vllm import VLLMGenerator, VLLMOptions
 
 __all__ = ["SmokeOptions", "smoke_generator"]
 
@@ -42,6 +44,12 @@ def mmaip_response_generators() -> list[GeneratorSpec]:
             description="local or hub Hugging Face video MLLM with its own processor and chat template",
             options=HFOptions,
             factory=HFGenerator,
+        ),
+        GeneratorSpec(
+            name="vllm",
+            description="Hugging Face video MLLM on vLLM's offline engine (needs mmaip[vllm] and a GPU)",
+            options=VLLMOptions,
+            factory=VLLMGenerator,
         ),
         GeneratorSpec(
             name="openai",

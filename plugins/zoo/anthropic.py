@@ -1,4 +1,4 @@
-"""The ``anthropic`` generator: Claude models, frames sent as image blocks."""
+"""The ``anthropic`` generator: Claude models, frames sent as image blocks (none for a text-only sample)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ class AnthropicGeneratorOptions(AnthropicFrames):
 
 
 class AnthropicGenerator(ApiGenerator):
-    """Answers each question with one Messages API call: the frames as images, then the question.
+    """Answers each question with one Messages API call: the frames as images, then the question (the question
+    alone for a text-only request).
 
     The SDK's ``messages.create`` takes no ``temperature``/``top_p`` arguments; they are sent in the request
     body (``extra_body``), which the API reads; ``top_p`` only when below 1. ``seed`` does not exist in this
@@ -51,20 +52,25 @@ class AnthropicGenerator(ApiGenerator):
                 "frames": [options.max_frames, options.jpeg_quality],
             }
         )[:16]
-        super().__init__(
-            options.model, options.params, options, fingerprint, ClientCache(lambda: anthropic_client(options))
-        )
+        self._clients = ClientCache(lambda: anthropic_client(options))
+        super().__init__(options.model, options.params, options, fingerprint, self._clients)
         self.options = options
+
+    def _image_tokens(self, request: GenerationRequest) -> int:
+        return image_tokens(request.frames, self.options) if request.frames is not None else 0
+
+    def _content(self, request: GenerationRequest) -> str | list[dict[str, Any]]:
+        """The user turn: the frames' image blocks, then the question; the question alone without frames."""
+        if request.frames is None:
+            return request.sample.question
+        return [*image_blocks(request.frames, self.options), {"type": "text", "text": request.sample.question}]
 
     def estimate(self, request: GenerationRequest) -> TokenUsage:
         prompt = text_tokens((self.options.system_prompt or "") + request.sample.question) + 10
-        return TokenUsage(
-            prompt_tokens=prompt + image_tokens(request.frames, self.options), completion_tokens=self.params.max_tokens
-        )
+        return TokenUsage(prompt_tokens=prompt + self._image_tokens(request), completion_tokens=self.params.max_tokens)
 
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         p = self.params
-        content = [*image_blocks(request.frames, self.options), {"type": "text", "text": request.sample.question}]
         # Recent Claude models refuse temperature and top_p together: top_p is sent only when it was set.
         sampling = {"temperature": p.temperature, **({"top_p": p.top_p} if p.top_p < 1 else {})}
         kwargs: dict[str, Any] = {"extra_body": {**sampling, **p.extra_body}}
@@ -75,14 +81,14 @@ class AnthropicGenerator(ApiGenerator):
             message = await self._clients.get().messages.create(
                 model=self.options.model,
                 max_tokens=p.max_tokens,
-                messages=[{"role": "user", "content": content}],
+                messages=[{"role": "user", "content": self._content(request)}],
                 **kwargs,
             )
         except Exception as exc:
             raise translate_error(exc) from exc
         spent = usage(message)
         if spent is not None:
-            spent.image_tokens = image_tokens(request.frames, self.options)
+            spent.image_tokens = self._image_tokens(request)
         return self._response(
             request, model, text=reply_text(message), usage=spent, latency_s=time.perf_counter() - start
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
 
@@ -17,15 +17,15 @@ from mmaip_core import (
     TokenUsage,
     run_generation_calls,
 )
-from mmaip_plugins.apis.common import ClientCache
 
-__all__ = ["ApiGenerationParams", "ApiGenerator", "response_record"]
+__all__ = ["ApiGenerationParams", "ApiGenerator", "Connections", "response_record"]
 
 
 def response_record(
     request: GenerationRequest, *, model: str, model_id: str, generator: str, params: dict[str, Any], **fields: Any
 ) -> Response:
-    """The Response to ``request`` (any generator): ids, model, parameters and frame key filled in."""
+    """The Response to ``request`` (any generator): ids, model, parameters and frame key filled in
+    (None for a text-only request)."""
     return Response(
         id=request.id,
         sample_id=request.sample.id,
@@ -34,7 +34,7 @@ def response_record(
         generator=generator,
         params=params,
         sample_index=request.sample_index,
-        frames=request.frames.manifest.key,
+        frames=request.frames.manifest.key if request.frames is not None else None,
         **fields,
     )
 
@@ -49,6 +49,14 @@ class ApiGenerationParams(PluginOptions):
     )
 
 
+class Connections(Protocol):
+    """What an API generator opens for its calls (SDK clients) and must close when they end."""
+
+    async def aclose(self) -> None:
+        """Close the connections of the running event loop."""
+        ...
+
+
 class ApiGenerator(ABC):
     """One API call per answer; subclasses implement :meth:`agenerate`."""
 
@@ -61,9 +69,9 @@ class ApiGenerator(ABC):
         params: ApiGenerationParams,
         call_options: CallOptions,
         fingerprint: str,
-        clients: ClientCache,
+        connections: Connections,
     ) -> None:
-        self._clients = clients
+        self._connections = connections
         self.model_id = model_id
         self.params = params
         self.call_options = call_options
@@ -81,7 +89,7 @@ class ApiGenerator(ABC):
 
     async def aclose(self) -> None:
         """Close connections when a batch of calls ends (see :func:`mmaip_core.run_calls`)."""
-        await self._clients.aclose()
+        await self._connections.aclose()
 
     @abstractmethod
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:

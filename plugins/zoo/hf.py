@@ -1,10 +1,12 @@
 """The ``hf`` generator: any local or hub Hugging Face video MLLM, with its own processor and chat
-template (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision, LLaVA-NeXT-Video, ...)."""
+template (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision, LLaVA-NeXT-Video, ...). A text-only request (no
+frames) gets the question alone: no video input, a chat template of text only."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any, Literal
 
 from pydantic import Field
@@ -25,6 +27,7 @@ __all__ = [
     "GenerationParams",
     "HFGenerator",
     "HFOptions",
+    "batches",
     "chat_messages",
     "chat_prompt",
     "load_pretrained",
@@ -183,14 +186,22 @@ class HFGenerator:
             self._load()
         responses: list[Response] = []
         size = self.batch_size if self.options.params.temperature == 0 else 1
-        for start in range(0, len(requests), size):
-            batch = requests[start : start + size]
+        for batch in batches(requests, size):
             try:
                 responses.extend(self._generate_batch(batch, model))
             except Exception as exc:  # one bad batch must not end the run: record and go on
                 error = ErrorInfo(error_class=type(exc).__name__, message=str(exc))
                 responses.extend(self._response(r, model, error=error) for r in batch)
         return responses
+
+
+def batches(requests: Sequence[GenerationRequest], size: int) -> Iterator[list[GenerationRequest]]:
+    """``requests`` in order, in batches of at most ``size`` that are all with frames or all text-only (a
+    processor takes no batch that mixes both)."""
+    for _, run in groupby(requests, key=lambda r: r.frames is None):
+        same = list(run)
+        for start in range(0, len(same), size):
+            yield same[start : start + size]
 
 
 def load_pretrained(

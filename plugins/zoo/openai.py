@@ -1,15 +1,15 @@
-"""The ``openai`` generator: any OpenAI-compatible chat endpoint (OpenAI, vLLM, SGLang, ...), frames sent
-as JPEG image parts."""
+"""The ``openai`` generator: any OpenAI-compatible chat endpoint (OpenAI, vLLM, SGLang, ...), or several
+servers of one model (``base_urls``), frames sent as JPEG image parts (none for a text-only sample)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmaip_core import GenerationRequest, Response, TokenUsage, stable_hash
-from mmaip_plugins.apis.common import ClientCache
 from mmaip_plugins.apis.images import text_tokens
 from mmaip_plugins.apis.openai_api import (
     OpenAIFrames,
@@ -21,6 +21,7 @@ from mmaip_plugins.apis.openai_api import (
     usage,
 )
 from mmaip_plugins.zoo.api import ApiGenerationParams, ApiGenerator
+from mmaip_plugins.zoo.endpoints import EndpointPool
 
 __all__ = ["OpenAIGenerator", "OpenAIGeneratorOptions"]
 
@@ -29,40 +30,72 @@ class OpenAIGeneratorOptions(OpenAIFrames):
     model: str = Field(
         description="Model name as the endpoint knows it, e.g. gpt-4o-mini or Qwen/Qwen2-VL-7B-Instruct."
     )
+    base_urls: list[str] | None = Field(
+        default=None,
+        description="Several endpoints serving the same model (instead of base_url): each call goes to the least "
+        "busy, each endpoint gets at most `concurrency` calls at once.",
+    )
     params: ApiGenerationParams = Field(default_factory=ApiGenerationParams)
     system_prompt: str | None = None
 
+    @model_validator(mode="after")
+    def _one_way_to_endpoints(self) -> OpenAIGeneratorOptions:
+        if self.base_urls is None:
+            return self
+        if self.base_url is not None:
+            raise ValueError("give base_url (one endpoint) or base_urls (several), not both")
+        if not self.base_urls:
+            raise ValueError("base_urls: list at least one endpoint")
+        if len(set(self.base_urls)) != len(self.base_urls):
+            raise ValueError("base_urls: an endpoint is listed twice")
+        return self
+
+
+def _fingerprint(options: OpenAIGeneratorOptions) -> str:
+    """What determines an answer. A pool of servers (``base_urls``) serves one model: its endpoints are left out,
+    so adding or removing a server keeps every stored answer; a single ``base_url`` is part of it."""
+    key: dict[str, Any] = {} if options.base_urls else {"endpoint": endpoint(options)}
+    key.update(
+        model=options.model,
+        params=options.params.model_dump(mode="json"),
+        system_prompt=options.system_prompt,
+        frames=[options.max_frames, options.detail, options.jpeg_quality],
+    )
+    return stable_hash(key)[:16]
+
+
+def _client_factory(options: OpenAIGeneratorOptions, url: str | None) -> Callable[[], Any]:
+    """Makes the client of one endpoint (``None``: $OPENAI_BASE_URL, else OpenAI's)."""
+    return lambda: openai_client(options.model_copy(update={"base_url": url}))
+
 
 class OpenAIGenerator(ApiGenerator):
-    """Answers each question with one chat completion: the frames as images, then the question."""
+    """Answers each question with one chat completion: the frames as images, then the question (the question
+    alone for a text-only request). With ``base_urls`` the entry runs ``concurrency`` calls per endpoint."""
 
     plugin = "openai"
 
     def __init__(self, options: OpenAIGeneratorOptions) -> None:
-        fingerprint = stable_hash(
-            {
-                "endpoint": endpoint(options),
-                "model": options.model,
-                "params": options.params.model_dump(mode="json"),
-                "system_prompt": options.system_prompt,
-                "frames": [options.max_frames, options.detail, options.jpeg_quality],
-            }
-        )[:16]
-        super().__init__(
-            options.model, options.params, options, fingerprint, ClientCache(lambda: openai_client(options))
-        )
+        urls: list[str | None] = [*options.base_urls] if options.base_urls else [options.base_url]
+        self._pool = EndpointPool([_client_factory(options, url) for url in urls], options)
+        call_options = options.model_copy(update={"concurrency": options.concurrency * len(urls)})
+        super().__init__(options.model, options.params, call_options, _fingerprint(options), self._pool)
         self.options = options
 
     def _messages(self, request: GenerationRequest) -> list[dict[str, Any]]:
-        content = [*image_parts(request.frames, self.options), {"type": "text", "text": request.sample.question}]
+        question = request.sample.question
+        content: str | list[dict[str, Any]] = question
+        if request.frames is not None:
+            content = [*image_parts(request.frames, self.options), {"type": "text", "text": question}]
         system = [{"role": "system", "content": self.options.system_prompt}] if self.options.system_prompt else []
         return [*system, {"role": "user", "content": content}]
 
+    def _image_tokens(self, request: GenerationRequest) -> int:
+        return image_tokens(request.frames, self.options) if request.frames is not None else 0
+
     def estimate(self, request: GenerationRequest) -> TokenUsage:
         prompt = text_tokens((self.options.system_prompt or "") + request.sample.question) + 10
-        return TokenUsage(
-            prompt_tokens=prompt + image_tokens(request.frames, self.options), completion_tokens=self.params.max_tokens
-        )
+        return TokenUsage(prompt_tokens=prompt + self._image_tokens(request), completion_tokens=self.params.max_tokens)
 
     async def agenerate(self, request: GenerationRequest, *, model: str) -> Response:
         p = self.params
@@ -72,14 +105,15 @@ class OpenAIGenerator(ApiGenerator):
         if p.extra_body:
             kwargs["extra_body"] = p.extra_body
         start = time.perf_counter()
-        try:
-            completion = await self._clients.get().chat.completions.create(
-                model=self.options.model, messages=self._messages(request), **kwargs
-            )
-        except Exception as exc:
-            raise translate_error(exc) from exc
+        async with self._pool.lease(request.id) as server:
+            try:
+                completion = await server.clients.get().chat.completions.create(
+                    model=self.options.model, messages=self._messages(request), **kwargs
+                )
+            except Exception as exc:
+                raise translate_error(exc) from exc
         text = completion.choices[0].message.content or ""
         spent = usage(completion)
         if spent is not None:
-            spent.image_tokens = image_tokens(request.frames, self.options)
+            spent.image_tokens = self._image_tokens(request)
         return self._response(request, model, text=text, usage=spent, latency_s=time.perf_counter() - start)
