@@ -27,7 +27,7 @@ from rich.table import Table
 import mmaip_core
 from mmaip_core import MmaipError, PluginManager, UserError, get_plugin_manager
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
-from mmaip_core.config import load_config
+from mmaip_core.config import RunConfig, load_config
 from mmaip_core.errors import PluginConfigError, did_you_mean
 from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import PLUGIN_KINDS
@@ -266,12 +266,64 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
     console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
 
 
+def _build_on_ray(
+    config: RunConfig, out: Path, shards: int | None, address: str | None, max_cost: float | None, limit: int | None
+) -> None:
+    from mmaip_core.engines.ray import run_build_on_ray
+
+    bar, update = _progress_bar()
+    with bar:
+        summary = run_build_on_ray(
+            config, out, shards, address=address, progress=update, max_cost=max_cost, limit=limit
+        )
+    _print_summary(summary, out)
+
+
+def _evaluate_shard(
+    config: RunConfig, out: Path, manager: PluginManager, shard: str, allow_config_change: bool, limit: int | None
+) -> None:
+    from mmaip_core.stages.evaluate_shards import evaluate_shard
+    from mmaip_core.stages.shards import shard_folder
+    from mmaip_core.stages.stream import Shard
+
+    part = Shard.parse(shard)
+    bar, update = _progress_bar()
+    with bar:
+        results = evaluate_shard(config, out, manager, part, update, allow_config_change, limit)
+    if results is None:
+        console.print(
+            f"Shard {part.label} is done ({shard_folder(out, part)}); the last of the {part.count} shards to end "
+            f"merges them into {out}."
+        )
+        return
+    _print_results(results, out)
+
+
 AllowChangeOption = Annotated[
     bool,
     typer.Option(
         "--allow-config-change",
         help="Continue in a run folder started with another config (finished calls "
         "are reused; the outputs then follow the new config).",
+    ),
+]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Only the first N questions (a quick try of a config).")
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="I/N: build shard I (0-based) of N in OUT/shards/I-of-N, e.g. one per machine sharing OUT; "
+        "the last shard to end merges them into OUT.",
+    ),
+]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this process) or ray: the build's shards as Ray tasks on the cluster at --ray-address "
+        "(or RAY_ADDRESS), else on a Ray started here; needs pip install 'mmaip[ray]'.",
     ),
 ]
 FramesOption = Annotated[
@@ -297,12 +349,24 @@ def build(
     ] = None,
     frames: FramesOption = None,
     allow_config_change: AllowChangeOption = False,
+    limit: LimitOption = None,
+    shard: ShardOption = None,
+    engine: EngineOption = "local",
+    shards: Annotated[
+        int | None, typer.Option("--shards", min=1, help="With --engine ray: shards (default: one per CPU).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="With --engine ray: the cluster (default: RAY_ADDRESS).")
+    ] = None,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
     from mmaip_core.stages.build import plan_build, run_build
+    from mmaip_core.stages.shards import shard_folder, shards_done
+    from mmaip_core.stages.stream import WHOLE, Shard
 
     manager = _manager()
     run_config = load_config(config, manager)
+    part = Shard.parse(shard) if shard else WHOLE
     if frames:
         if dry_run:
             raise typer.BadParameter("--dry-run plans one frame setting; leave out --frames")
@@ -323,7 +387,7 @@ def build(
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
     if dry_run:
-        plan = plan_build(run_config, out, manager)
+        plan = plan_build(run_config, out, manager, limit=limit, shard=part)
         table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
         for row in plan.rows:
             table.add_row(
@@ -335,12 +399,34 @@ def build(
             f"unusable videos); estimated cost of new calls at most ${plan.estimated_usd:.4f} "
             f"(already spent in {out}: ${plan.spent_usd:.4f}). Nothing was called."
         )
+        console.print(
+            f"Shard {plan.shard}; at most {plan.window} questions hold frames at once: at most {plan.frames_mb:.0f} MB "
+            "(the build's memory beyond the models, whatever the number of questions)."
+        )
+        return
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine {engine}: expected local or ray")
+    if engine == "ray":
+        if shard:
+            raise typer.BadParameter("--engine ray runs every shard; leave out --shard (use --shards N)")
+        _build_on_ray(run_config, out, shards, ray_address, max_cost, limit)
         return
     bar, update = _progress_bar()
     with bar:
         summary = run_build(
-            run_config, out, manager, progress=update, max_cost=max_cost, allow_config_change=allow_config_change
+            run_config,
+            out,
+            manager,
+            progress=update,
+            max_cost=max_cost,
+            allow_config_change=allow_config_change,
+            limit=limit,
+            shard=part,
         )
+    if part.count > 1 and not shards_done(out, part.count):
+        _print_summary(summary, shard_folder(out, part))
+        console.print(f"Shard {part.label} is done; the last of the {part.count} shards to end merges them into {out}.")
+        return
     _print_summary(summary, out)
     if summary.refused_by_budget:
         err_console.print(
@@ -391,6 +477,8 @@ def evaluate(
     ] = None,
     frames: FramesOption = None,
     allow_config_change: AllowChangeOption = False,
+    limit: LimitOption = None,
+    shard: ShardOption = None,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.stages.evaluate import run_evaluation
@@ -410,9 +498,14 @@ def evaluate(
         console.print(Markdown((out / "ablation.md").read_text()))
         console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
         return
+    if rejudge is None and shard:
+        _evaluate_shard(run_config, out, manager, shard, allow_config_change, limit)
+        return
     if rejudge is None:
         with bar:
-            results = run_evaluation(run_config, out, manager, progress=update, allow_config_change=allow_config_change)
+            results = run_evaluation(
+                run_config, out, manager, progress=update, allow_config_change=allow_config_change, limit=limit
+            )
         _print_results(results, out)
         return
     from mmaip_core.stages.drift import rejudge as run_rejudge

@@ -28,10 +28,16 @@ def _model(device: str) -> Any:
 
 
 def embed(texts: Sequence[str], device: str = "cpu") -> NDArray[np.float32]:
-    """Unit-length embeddings (n, 384)."""
+    """Unit-length embeddings (n, 384).
+
+    Each text is embedded on its own: in a padded batch the numbers move in the last digits with the batch's
+    other texts, and the stages batch local models as requests arrive, so a score would depend on timing."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    return np.asarray(_model(device).encode(list(texts), normalize_embeddings=True), dtype=np.float32)
+    model = _model(device)
+    return np.stack(
+        [np.asarray(model.encode([text], normalize_embeddings=True)[0], dtype=np.float32) for text in texts]
+    )
 
 
 def cosine_to_truth(answers: Sequence[str], truths: Sequence[str], device: str = "cpu") -> list[float]:

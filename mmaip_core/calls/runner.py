@@ -32,7 +32,15 @@ from mmaip_core.plugins.kinds import AsyncResponseGenerator, AsyncScorer, Genera
 from mmaip_core.records import ErrorInfo, Judgement, Response
 from mmaip_core.store.redaction import redact_text
 
-__all__ = ["CallOptions", "CallOutcome", "TransientError", "run_calls", "run_generation_calls", "run_scoring_calls"]
+__all__ = [
+    "ApiLane",
+    "CallOptions",
+    "CallOutcome",
+    "TransientError",
+    "run_calls",
+    "run_generation_calls",
+    "run_scoring_calls",
+]
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -70,7 +78,7 @@ class CallOutcome(Generic[ItemT, ResultT]):
     attempts: int
 
 
-class _RateLimiter:
+class RateLimiter:
     """Schedules call starts 60/rpm seconds apart: the k-th start comes no earlier than the first plus k intervals,
     so no more than rpm calls start in any minute (a start the event loop wakes late shortens only the gap after it)."""
 
@@ -89,11 +97,11 @@ class _RateLimiter:
         await asyncio.sleep(start - now)
 
 
-async def _call_with_retries(
+async def call_with_retries(
     item: ItemT,
     call: Callable[[ItemT], Awaitable[ResultT]],
     options: CallOptions,
-    limiter: _RateLimiter,
+    limiter: RateLimiter,
 ) -> CallOutcome[ItemT, ResultT]:
     last = TransientError("no attempt made", error_class="NoAttempt")
     for attempt in range(1, options.max_attempts + 1):
@@ -123,6 +131,24 @@ def _error(error_class: str, exc: Exception, attempts: int) -> ErrorInfo:
     return ErrorInfo(error_class=error_class, message=redact_text(str(exc)), attempts=attempts)
 
 
+class ApiLane(Generic[ItemT, ResultT]):
+    """The calls of one API model: ``call(item)`` with retries, within the endpoint's limits."""
+
+    def __init__(self, call: Callable[[ItemT], Awaitable[ResultT]], options: CallOptions) -> None:
+        self.call, self.options = call, options
+        self.slots = asyncio.Semaphore(options.concurrency)
+        self.limiter = RateLimiter(options.rpm)
+
+    async def run(
+        self, item: ItemT, admit: Callable[[ItemT], Awaitable[bool]] | None = None
+    ) -> CallOutcome[ItemT, ResultT] | None:
+        """The outcome of ``item``'s call; None when ``admit`` (asked once a slot is free) refuses it."""
+        async with self.slots:
+            if admit is not None and not await admit(item):
+                return None
+            return await call_with_retries(item, self.call, self.options, self.limiter)
+
+
 def run_calls(
     items: Sequence[ItemT],
     call: Callable[[ItemT], Awaitable[ResultT]],
@@ -138,17 +164,18 @@ def run_calls(
     the event loop (to close connections opened in it).
     """
 
+    async def admitted(item: ItemT) -> bool:
+        assert admit is not None
+        verdict = admit(item)
+        return await verdict if inspect.isawaitable(verdict) else verdict
+
     async def main() -> None:
-        limiter = _RateLimiter(options.rpm)
-        slots = asyncio.Semaphore(options.concurrency)
+        lane: ApiLane[ItemT, ResultT] = ApiLane(call, options)
 
         async def one(item: ItemT) -> None:
-            async with slots:
-                if admit is not None:
-                    admitted = admit(item)
-                    if not (await admitted if inspect.isawaitable(admitted) else admitted):
-                        return
-                on_outcome(await _call_with_retries(item, call, options, limiter))
+            outcome = await lane.run(item, admitted if admit is not None else None)
+            if outcome is not None:
+                on_outcome(outcome)
 
         try:
             await asyncio.gather(*(one(item) for item in items))

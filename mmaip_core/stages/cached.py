@@ -2,16 +2,19 @@
 
     content key -> ledger lookup -> what is left -> call (within the budget) -> store at once -> progress
 
-:class:`CachedCalls` holds one stage's keys: results the ledger already has as finished are reused, the rest
-are asked by the caller (locally in chunks, concurrently through :mod:`mmaip_core.calls.runner`, or through a batch
-API), and each result is committed the moment it exists, so a killed run loses nothing and a rerun pays for
-nothing twice. :class:`Admission` reserves each API call's estimated cost in the run's budget before the call
+Results the ledger already has as finished are reused, the rest are asked, and each result is committed the
+moment it exists, so a killed run loses nothing and a rerun pays for nothing twice. :class:`StreamedCalls`
+serves one key at a time, while a stage streams its samples (:mod:`mmaip_core.stages.stream`): a key asked
+while its call is in flight waits for that call, and a call that failed in this run is not asked again
+before the next run.
+ :class:`Admission` reserves each API call's estimated cost in the run's budget before the call
 starts and settles it with the actual cost when it ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -22,41 +25,68 @@ if TYPE_CHECKING:
     from mmaip_core.calls.budget import Budget
     from mmaip_core.stages.run import StageRun
 
-__all__ = ["Admission", "CachedCalls"]
+__all__ = ["Admission", "StreamedCalls"]
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 ItemT = TypeVar("ItemT")
 
 
-class CachedCalls(Generic[RecordT]):
-    """The calls of one stage, keyed by content (``keys`` may repeat: one call serves every repetition)."""
+class StreamedCalls(Generic[RecordT]):
+    """The calls of one label (a zoo entry, a judge, an evaluator) while a stage streams.
 
-    def __init__(self, run: StageRun, kind: LedgerKind, label: str, keys: Iterable[str], record: type[RecordT]) -> None:
-        self.run, self.kind, self.label = run, kind, label
-        self.keys = list(dict.fromkeys(keys))
-        stored = run.ledger.get_many(self.keys)
-        self.results: dict[str, RecordT] = {k: record.model_validate(e.record) for k, e in stored.items() if e.done}
-        self.reused = len(self.results)
-        run.progress(label, self.reused, len(self.keys), run.budget.spent)
+    :meth:`get` serves a key from the ledger, from a call of this run (in flight, or failed), or asks it once.
+    ``asked`` holds the keys this run called; ``cost`` sums what the keys served so far cost, once per key
+    (earlier runs included)."""
 
-    def todo(self, items: Iterable[tuple[str, ItemT]]) -> list[tuple[str, ItemT]]:
-        """What is left to ask: one item per key without a finished result (keys in first-seen order)."""
-        left: dict[str, ItemT] = {}
-        for key, item in items:
-            if key not in self.results:
-                left[key] = item
-        return list(left.items())
+    def __init__(self, run: StageRun, kind: LedgerKind, label: str, record: type[RecordT], total: int) -> None:
+        self.run, self.kind, self.label, self.record, self.total = run, kind, label, record, total
+        self.in_flight: dict[str, asyncio.Future[RecordT | None]] = {}
+        self.failed: dict[str, RecordT] = {}
+        self.asked: set[str] = set()
+        self.costed: set[str] = set()
+        self.cost = 0.0
+        self.served = 0
 
-    def store(self, key: str, result: RecordT, failed: bool, cost: float = 0.0) -> None:
-        """Commit ``result`` of ``key`` (a failed call is asked again by a rerun) and report progress."""
-        status = FAILED if failed else DONE
-        self.run.ledger.put(key, self.kind, status, result.model_dump(mode="json"), cost)
-        self.results[key] = result
-        self.run.progress(self.label, len(self.results), len(self.keys), self.run.budget.spent)
+    async def get(self, key: str, ask: Callable[[], Awaitable[tuple[RecordT, bool, float] | None]]) -> RecordT | None:
+        """The result of ``key``; ``ask()`` makes the call: (result, failed, cost), or None when it was not made
+        (the budget refused it; then the result is None)."""
+        if key in self.in_flight:
+            shared = await asyncio.shield(self.in_flight[key])
+            return self._served(key, shared, 0.0) if shared is not None else None
+        if key in self.failed:
+            return self._served(key, self.failed[key], 0.0)
+        entry = self.run.ledger.get_many([key]).get(key)
+        if entry is not None and entry.done:
+            return self._served(key, self.record.model_validate(entry.record), entry.cost)
+        future: asyncio.Future[RecordT | None] = asyncio.get_running_loop().create_future()
+        self.in_flight[key] = future
+        try:
+            made = await ask()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiting requests see it, and no warning is logged
+            raise
+        finally:
+            del self.in_flight[key]
+        result = self.store(key, *made) if made is not None else None
+        future.set_result(result)
+        return result
 
-    def cost(self) -> float:
-        """What this stage's results cost, earlier runs included."""
-        return sum(entry.cost for entry in self.run.ledger.get_many(self.keys).values())
+    def store(self, key: str, result: RecordT, failed: bool, cost: float) -> RecordT:
+        """Commit the result of a call this run made (a failed one is asked again by the next run)."""
+        self.run.ledger.put(key, self.kind, FAILED if failed else DONE, result.model_dump(mode="json"), cost)
+        self.asked.add(key)
+        if failed:
+            self.failed[key] = result
+        return self._served(key, result, cost)
+
+    def _served(self, key: str, result: RecordT, cost: float) -> RecordT:
+        if key not in self.costed:
+            self.costed.add(key)
+            self.cost += cost
+        self.served += 1
+        self.run.progress(self.label, self.served, max(self.total, self.served), self.run.budget.spent)
+        return result
 
 
 class Admission(Generic[ItemT]):

@@ -28,7 +28,15 @@ from mmaip_core.errors import ConfigError, EmptyRunError, UserError
 from mmaip_core.plugins.kinds import EvalRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus, VideoQA
-from mmaip_core.stages.evaluate import EvalResults, create_evaluators, judge, require_verdicts, summarise, write_outputs
+from mmaip_core.stages.evaluate import (
+    EvalResults,
+    create_evaluators,
+    failed_to_answer,
+    judge,
+    require_verdicts,
+    summarise,
+    write_outputs,
+)
 from mmaip_core.stages.run import Progress, StageRun, load_frames, stage_sections
 from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
@@ -152,14 +160,6 @@ def _predictions(records: list[EvalRecord]) -> dict[tuple[str, str, str], EvalRe
     return out
 
 
-def _failed_to_answer(record: EvalRecord) -> bool:
-    return (
-        record.status is ParseStatus.ERROR
-        and record.prediction == ""
-        and (record.rationale or "").startswith("no answer")
-    )
-
-
 def rejudge(
     config: RunConfig,
     previous: str | Path,
@@ -227,14 +227,14 @@ def _judge_again(
                     frames=frames.get(r.sample_id),
                 )
                 for r in mine
-                if not _failed_to_answer(r)
+                if not failed_to_answer(r)
             ]
             for name, evaluator in evaluators:
                 records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
                 records.extend(
                     r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint})
                     for r in mine
-                    if _failed_to_answer(r)
+                    if failed_to_answer(r)
                 )
     return records, benchmarks, models
 

@@ -13,8 +13,10 @@ A verdict that could not be read is counted as a parse failure, never imputed.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 from pathlib import Path
 
@@ -22,24 +24,24 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference, summarize
 from mmaip_core.analysis.report import write_report
+from mmaip_core.calls.local import LocalLane, local_worker
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError
-from mmaip_core.plugins.kinds import EvalRequest, Evaluator, Frames
+from mmaip_core.plugins.kinds import EvalRequest, Evaluator
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus
-from mmaip_core.stages.cached import CachedCalls
+from mmaip_core.stages.cached import StreamedCalls
+from mmaip_core.stages.evaluate_sample import SampleEvaluation
+from mmaip_core.stages.models import Answerer
 from mmaip_core.stages.run import (
     KEY_VERSION,
     Progress,
     StageRun,
-    chunks,
     first_error,
-    generate_entry,
-    load_frames,
-    read_samples,
     stage_sections,
     write_run_manifest,
 )
+from mmaip_core.stages.stream import WHOLE, FrameSource, Shard, Window, count_samples, stream_samples
 from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import stable_hash
@@ -50,8 +52,10 @@ __all__ = [
     "EvalResults",
     "MetricRow",
     "PairedRow",
+    "Verdicts",
     "create_evaluators",
     "evaluation_key",
+    "failed_to_answer",
     "judge",
     "require_verdicts",
     "run_evaluation",
@@ -102,29 +106,51 @@ def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
     )
 
 
-def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
-    """Verdicts of ``requests``, from the ledger where possible, committed chunk by chunk."""
-    keyed = [(evaluation_key(evaluator, r), r) for r in requests]
-    calls = CachedCalls(run, "evaluation", label, (k for k, _ in keyed), EvalRecord)
-    todo = calls.todo(keyed)
-    run.verdicts.update(reused=len(keyed) - len(todo), new=len(todo))
-    for chunk in chunks(todo, EVAL_CHUNK):
-        for (key, _), record in zip(chunk, evaluator.evaluate([r for _, r in chunk]), strict=True):
-            cost = run.prices.cost(record.model_id, record.usage)
-            calls.store(key, record, failed=record.status is ParseStatus.ERROR, cost=cost)
-    # a verdict is about the text: restamp it with this request's sample, model and benchmark
-    return [
-        calls.results[k].model_copy(
+class Verdicts:
+    """The verdicts of one evaluator (``name``), through the ledger; evaluators run locally in batches of
+    EVAL_CHUNK (an API judge makes its calls concurrently inside :meth:`Evaluator.evaluate`)."""
+
+    def __init__(self, run: StageRun, name: str, evaluator: Evaluator, worker: ThreadPoolExecutor, total: int) -> None:
+        self.run, self.name, self.evaluator = run, name, evaluator
+        self.calls = StreamedCalls(run, "evaluation", name, EvalRecord, total)
+        self.lane: LocalLane[EvalRequest, EvalRecord] = LocalLane(evaluator.evaluate, EVAL_CHUNK, worker)
+
+    async def verdict(self, request: EvalRequest, frames: str | None = None) -> EvalRecord:
+        """The verdict on ``request``, stamped with its sample, model, benchmark and frames (``frames``: the key
+        of the frames the model saw, when the request carries none because the evaluator does not look)."""
+
+        async def ask() -> tuple[EvalRecord, bool, float]:
+            record = await self.lane.run(request)
+            return record, record.status is ParseStatus.ERROR, self.run.prices.cost(record.model_id, record.usage)
+
+        record = await self.calls.get(evaluation_key(self.evaluator, request), ask)
+        assert record is not None  # a local lane always answers
+        return record.model_copy(  # a verdict is about the text: restamp it with this request's place
             update={
-                "sample_id": r.sample.id,
-                "video": r.sample.video,
-                "model": r.model,
-                "benchmark": r.benchmark,
-                "frames": r.frames.manifest.key if r.frames else None,
+                "sample_id": request.sample.id,
+                "video": request.sample.video,
+                "model": request.model,
+                "benchmark": request.benchmark,
+                "frames": request.frames.manifest.key if request.frames else frames,
             }
         )
-        for k, r in keyed
-    ]
+
+    def no_answer(self, request: EvalRequest, why: str, frames: str | None) -> EvalRecord:
+        """The record of a question the model failed to answer: an error of the model, counted in the metrics."""
+        return _no_answer(request, (self.name, self.evaluator), why, frames)
+
+
+def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
+    """Verdicts of ``requests``, from the ledger where possible, committed as they come."""
+
+    async def all_of() -> list[EvalRecord]:
+        return list(await asyncio.gather(*(verdicts.verdict(r) for r in requests)))
+
+    with local_worker() as worker:
+        verdicts = Verdicts(run, label, evaluator, worker, len(requests))
+        records = asyncio.run(all_of())
+    run.verdicts.update(new=len(verdicts.calls.asked), reused=len(requests) - len(verdicts.calls.asked))
+    return records
 
 
 def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str, frames: str | None) -> EvalRecord:
@@ -156,8 +182,12 @@ def run_evaluation(
     manager: PluginManager,
     progress: Progress | None = None,
     allow_config_change: bool = False,
+    limit: int | None = None,
+    shard: Shard = WHOLE,
 ) -> EvalResults:
-    """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger).
+    """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger); ``limit``:
+    the first questions of each benchmark only; ``shard``: its share of them only (see
+    :mod:`mmaip_core.stages.evaluate_shards`, which runs shards and merges them).
 
     The folder is held by this process and remembers its config (see :func:`mmaip_core.stages.build.run_build`).
     A benchmark without a usable question, or an evaluation without a single usable verdict, is an
@@ -169,7 +199,7 @@ def run_evaluation(
     with locked(out) as folder:
         check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
         with StageRun.open(config, folder, manager, progress) as run:
-            records = _evaluate(run, create_evaluators(run))
+            records = _evaluate(run, create_evaluators(run), limit, shard)
             results = summarise(
                 records,
                 [b.name for b in config.benchmarks],
@@ -179,45 +209,44 @@ def run_evaluation(
                 run.ledger.total_cost(),
             )
         write_outputs(folder, config, manager, run, results, records)
-    require_verdicts(folder, records)
+    if shard.count == 1:
+        require_verdicts(folder, records)
     return results
 
 
-def _evaluate(run: StageRun, evaluators: list[tuple[str, Evaluator]]) -> list[EvalRecord]:
-    """Every evaluator's verdicts on every model's answers to every benchmark's questions."""
-    records: list[EvalRecord] = []
-    for benchmark in run.config.benchmarks:
-        samples = read_samples(run, benchmark)
-        if not samples:
-            raise EmptyRunError(f"benchmark '{benchmark.name}': no question could be read{first_error(run, 'samples')}")
-        frames: dict[str, Frames] = load_frames(run, samples)
-        by_id = {s.id: s for s in samples}
-        for entry in run.config.models:
-            answers = generate_entry(run, entry, samples, frames)
-            requests = [
-                EvalRequest(
-                    sample=by_id[a.sample_id],
-                    benchmark=benchmark.name,
-                    model=entry.name,
-                    prediction=a.text,
-                    frames=frames.get(a.sample_id),
+def _evaluate(
+    run: StageRun, evaluators: list[tuple[str, Evaluator]], limit: int | None, shard: Shard
+) -> list[EvalRecord]:
+    """Every evaluator's verdicts on every model's answers to every benchmark's questions, a benchmark at a time,
+    its samples streamed (at most a window of samples' frames in memory); ``limit``: the first questions only."""
+    with local_worker() as worker:
+        totals = [count_samples(run, b, limit, shard) for b in run.config.benchmarks]
+        answerers = [
+            Answerer(run, entry, run.manager.create("generator", entry.plugin, entry.options), worker, sum(totals))
+            for entry in run.config.models
+        ]
+        judges = [Verdicts(run, name, e, worker, sum(totals) * len(answerers)) for name, e in evaluators]
+        window = Window.for_models(sum(a.in_flight for a in answerers) + EVAL_CHUNK * len(judges))
+        evaluation = SampleEvaluation(answerers, judges, FrameSource(run, worker, window.frames), window)
+        for benchmark, total in zip(run.config.benchmarks, totals, strict=True):
+            if not total and not count_samples(run, benchmark, limit, WHOLE):
+                sum(1 for _ in stream_samples(run, benchmark))  # records why no row could be read
+                raise EmptyRunError(
+                    f"benchmark '{benchmark.name}': no question could be read{first_error(run, 'samples')}"
                 )
-                for a in answers
-                if a.text is not None
-            ]
-            failed = [
-                (
-                    EvalRequest(sample=by_id[a.sample_id], benchmark=benchmark.name, model=entry.name, prediction=""),
-                    f"no answer: {a.error.error_class}: {a.error.message}" if a.error else "no answer",
-                    a.frames,
-                )
-                for a in answers
-                if a.text is None
-            ]
-            for evaluator in evaluators:
-                records.extend(judge(run, evaluator[1], f"{evaluator[0]} {entry.name} {benchmark.name}", requests))
-                records.extend(_no_answer(request, evaluator, why, key) for request, why, key in failed)
+        records = asyncio.run(evaluation.benchmarks(run, run.config.benchmarks, limit, shard))
+    asked = sum(len(j.calls.asked) for j in judges)
+    run.verdicts.update(new=asked, reused=sum(j.calls.served for j in judges) - asked)
     return records
+
+
+def failed_to_answer(record: EvalRecord) -> bool:
+    """Whether ``record`` stands for a question the model failed to answer (not a verdict on an answer)."""
+    return (
+        record.status is ParseStatus.ERROR
+        and record.prediction == ""
+        and (record.rationale or "").startswith("no answer")
+    )
 
 
 def require_verdicts(out: Path, records: Sequence[EvalRecord]) -> None:

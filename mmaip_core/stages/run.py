@@ -1,5 +1,5 @@
-"""What the stages share: the run's state, reading samples, loading frames, and asking the zoo through the
-ledger (generation keys, batches for local models, concurrent calls within the budget for API models)."""
+"""What the stages share: the run's state and summary, generation keys, loading the frames of a list of samples,
+and what a run folder remembers (the resolved config, the run manifest)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,12 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.calls.budget import Budget
 from mmaip_core.calls.pricing import PriceTable
-from mmaip_core.calls.runner import run_generation_calls
-from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
+from mmaip_core.config import RunConfig
 from mmaip_core.errors import VideoError
 from mmaip_core.frames import FrameLoader
-from mmaip_core.plugins.kinds import AsyncResponseGenerator, Frames, GenerationRequest, ResponseGenerator, RowError
+from mmaip_core.plugins.kinds import Frames
 from mmaip_core.plugins.manager import PluginManager
-from mmaip_core.records import ItemError, Response, VideoQA
-from mmaip_core.stages.cached import Admission, CachedCalls
+from mmaip_core.records import ItemError, VideoQA
 from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import stable_hash
@@ -36,14 +34,10 @@ __all__ = [
     "ItemError",
     "Progress",
     "StageRun",
-    "chunks",
+    "by_stage",
     "first_error",
-    "generate_answers",
-    "generate_entry",
     "generation_key",
-    "generation_requests",
     "load_frames",
-    "read_samples",
     "stage_sections",
     "write_run_manifest",
 ]
@@ -76,7 +70,7 @@ class BuildSummary(BaseModel):
 
 
 def generation_key(
-    sample: VideoQA, frames: Frames, entry: str, generator: str, fingerprint: str, sample_index: int
+    sample: VideoQA, frames: Frames | None, entry: str, generator: str, fingerprint: str, sample_index: int
 ) -> str:
     """Key of one generation call: frames (video content, sampler, indices, size), the sample and its question,
     the zoo entry, its generator plugin and fingerprint (model, revision, parameters), and the answer's index.
@@ -88,7 +82,7 @@ def generation_key(
         {
             "v": KEY_VERSION,
             "kind": "generation",
-            "frames": frames.manifest.key,
+            "frames": frames.manifest.key if frames is not None else None,
             "sample": sample.id,
             "question": sample.question,
             "entry": entry,
@@ -140,6 +134,15 @@ def _silent(stage: str, done: int, total: int, spent: float) -> None:
     """Progress that reports nothing."""
 
 
+STAGE_ORDER = {"samples": 0, "frames": 1, "generation": 2, "judgement": 3}
+"""The order of the stages in ``errors.jsonl`` (other stages come after)."""
+
+
+def by_stage(errors: Iterable[ItemError]) -> list[ItemError]:
+    """``errors`` sorted by stage, in the order they happened within one."""
+    return sorted(errors, key=lambda e: STAGE_ORDER.get(e.stage, len(STAGE_ORDER)))
+
+
 def first_error(run: StageRun, stage: str) -> str:
     """``"; first: CLASS: message"`` for the first item error of ``stage``, or an empty string."""
     first = next((e for e in run.errors if e.stage == stage), None)
@@ -160,32 +163,14 @@ def write_run_manifest(out: Path, config: RunConfig, manager: PluginManager) -> 
     write_text_atomic(out / layout.RUN_MANIFEST, manifest.model_dump_json(indent=2))
 
 
-def read_samples(run: StageRun, choice: PluginChoice | None = None) -> list[VideoQA]:
-    """The samples of ``choice`` (default: the config's ``samples``); bad rows and repeated ids are recorded
-    as item errors and skipped."""
-    choice = choice or run.config.samples
-    assert choice is not None
-    reader = run.manager.create("sample-reader", choice.plugin, choice.options)
-    samples: list[VideoQA] = []
-    seen: set[str] = set()
-    for item in reader.read():
-        if isinstance(item, RowError):
-            run.fail("samples", f"{item.source}:{item.row}", "RowError", item.cause)
-        elif item.id in seen:
-            run.fail("samples", item.id, "DuplicateId", "a sample with this id was read before; skipped")
-        else:
-            seen.add(item.id)
-            samples.append(item)
-    run.summary.row_errors = sum(e.stage == "samples" for e in run.errors)
-    return samples
-
-
 def load_frames(run: StageRun, samples: Sequence[VideoQA]) -> dict[str, Frames]:
     """Frames of every sample by sample id; each video is loaded once however many questions it has."""
     loader = FrameLoader(run.config.frames, run.manager)
     frames: dict[str, Frames] = {}
     by_video: dict[str, Frames | VideoError] = {}
     for done, sample in enumerate(samples, start=1):
+        if sample.video is None:  # a text-only question
+            continue
         if sample.video not in by_video:
             try:
                 by_video[sample.video] = loader.load(sample.video)
@@ -199,90 +184,3 @@ def load_frames(run: StageRun, samples: Sequence[VideoQA]) -> dict[str, Frames]:
             frames[sample.id] = loaded
         run.progress("frames", done, len(samples), run.budget.spent)
     return frames
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), max(size, 1)):
-        yield items[start : start + size]
-
-
-def run_generator(
-    run: StageRun,
-    name: str,
-    generator: ResponseGenerator,
-    todo: list[GenerationRequest],
-    store: Callable[[Response], None],
-) -> None:
-    """Make the calls of ``todo``: concurrently for API generators (within the budget), batch by batch for
-    local models."""
-    if isinstance(generator, AsyncResponseGenerator):
-        admission: Admission[GenerationRequest] = Admission(
-            run.budget, lambda r: run.prices.cost(generator.model_id, generator.estimate(r)), lambda r: r.id
-        )
-
-        def settle(response: Response) -> None:
-            store(response)
-            admission.settle(response.id, run.prices.cost(response.model_id, response.usage))
-
-        run_generation_calls(generator, todo, name, settle, admission.wait)
-        return
-    for chunk in chunks(todo, generator.batch_size):
-        for response in generator.generate(chunk, model=name):
-            store(response)
-
-
-def generation_requests(
-    entry: ZooEntry, generator: ResponseGenerator, samples: Sequence[VideoQA], frames: dict[str, Frames]
-) -> list[GenerationRequest]:
-    """The calls of one zoo entry: ``n`` answers to every sample whose frames could be read."""
-    return [
-        GenerationRequest(
-            id=generation_key(sample, frames[sample.id], entry.name, entry.plugin, generator.fingerprint, i),
-            sample=sample,
-            frames=frames[sample.id],
-            sample_index=i,
-        )
-        for sample in samples
-        if sample.id in frames
-        for i in range(entry.n)
-    ]
-
-
-def generate_entry(
-    run: StageRun, entry: ZooEntry, samples: Sequence[VideoQA], frames: dict[str, Frames]
-) -> list[Response]:
-    """One zoo entry's answers to every sample, from the ledger where possible."""
-    generator: ResponseGenerator = run.manager.create("generator", entry.plugin, entry.options)
-    requests = generation_requests(entry, generator, samples, frames)
-    label = f"generation {entry.name}"
-    calls = CachedCalls(run, "generation", label, (r.id for r in requests), Response)
-    todo = [request for _, request in calls.todo((r.id, r) for r in requests)]
-    priced = isinstance(generator, AsyncResponseGenerator)  # API models; local ones cost nothing
-
-    def store(response: Response) -> None:
-        cost = run.prices.cost(response.model_id, response.usage) if priced else 0.0
-        calls.store(response.id, response, failed=response.error is not None, cost=cost)
-
-    run_generator(run, entry.name, generator, todo, store)
-    counts = Counter(reused=calls.reused, new=len(todo))
-    answers = []
-    for request in requests:
-        answer = calls.results.get(request.id)
-        if answer is None:  # the generator returned no record for this request
-            continue
-        answers.append(answer)
-        counts["failed" if answer.error else "done"] += 1
-        if answer.error:
-            run.fail("generation", request.id, answer.error.error_class, answer.error.message)
-    run.summary.responses[entry.name] = dict(counts)
-    run.summary.cost_by_stage[label] = calls.cost()
-    return answers
-
-
-def generate_answers(run: StageRun, samples: Sequence[VideoQA], frames: dict[str, Frames]) -> dict[str, list[Response]]:
-    """Every zoo entry's answers to every sample."""
-    answers: dict[str, list[Response]] = {s.id: [] for s in samples}
-    for entry in run.config.zoo:
-        for response in generate_entry(run, entry, samples, frames):
-            answers[response.sample_id].append(response)
-    return answers

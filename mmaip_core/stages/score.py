@@ -1,6 +1,7 @@
-"""Asking a scorer about many answers through the ledger: content keys, the provider's batch API, concurrent
-API calls within the budget, or chunks for local scorers. The build scores its zoo's answers with it, and
-``compare-scorers`` scores the same answers with several scorers.
+"""Asking a scorer about answers through the ledger: content keys, and the provider's batch API
+(:class:`ProviderBatches`). The build judges its zoo's answers one by one as they arrive
+and ``compare-scorers`` scores a list of answers with several scorers, both through
+:class:`mmaip_core.stages.models.Judge`.
 
 Every judgement is committed to the ledger the moment it exists, so a killed run loses nothing and a rerun
 pays for nothing twice. The core times every new judgement (``Judgement.latency_s``: the attempt that
@@ -12,22 +13,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
 
 from mmaip_core.calls.pricing import BATCH_DISCOUNT
-from mmaip_core.calls.runner import run_scoring_calls
 from mmaip_core.errors import ProviderError
 from mmaip_core.plugins.kinds import AsyncScorer, BatchScorer, Frames, Scorer, ScoreRequest
-from mmaip_core.records import ErrorInfo, Judgement, ParseStatus, VideoQA
-from mmaip_core.stages.cached import Admission, CachedCalls
-from mmaip_core.stages.run import KEY_VERSION, StageRun, chunks
+from mmaip_core.records import ErrorInfo, Judgement, VideoQA
+from mmaip_core.stages.cached import Admission
+from mmaip_core.stages.run import KEY_VERSION, StageRun
 from mmaip_core.store.hashing import stable_hash
 
-__all__ = ["ScoredAnswers", "judgement_key", "score_answers"]
+__all__ = ["ProviderBatches", "judgement_key"]
 
 log = logging.getLogger(__name__)
-SCORE_CHUNK = 32
+BATCH_GROUP = 128
+"""Calls submitted together as one provider batch while a build streams (their frames are held until then)."""
 BATCH_ERRORS_BEFORE_STOP = 10
 
 
@@ -48,59 +49,84 @@ def judgement_key(sample: VideoQA, answer: str, scorer: Scorer, frames: Frames |
     )
 
 
-@dataclass
-class ScoredAnswers:
-    """The judgements of one scorer by response id (requests the budget refused are absent)."""
+class ProviderBatches:
+    """Judgements through the provider's batch API (BATCH_DISCOUNT of the list price).
 
-    judgements: dict[str, Judgement]
-    reused: int
-    new: int
-    cost_usd: float
-    """What these judgements cost, earlier runs included (0 for local scorers)."""
+    :meth:`add` collects the calls not in the ledger, submitting them BATCH_GROUP at a time within the budget
+    (each batch recorded in the ledger the moment it exists; a call a killed run already submitted is not
+    submitted again); :meth:`collect` waits for every open batch and stores its judgements through ``store``.
+    A batch the provider does not know (404) is closed and its calls recorded as failed (a rerun asks again);
+    other provider errors are retried, and after BATCH_ERRORS_BEFORE_STOP in a row the run stops with the batch
+    still recorded for the next run.
+    """
 
+    def __init__(self, run: StageRun, scorer: BatchScorer, store: Callable[[str, Judgement, float], None]) -> None:
+        self.run, self.scorer, self.store = run, scorer, store
+        self.pending = run.ledger.open_batches(scorer.fingerprint)
+        self.submitted = {key for keys in self.pending.values() for key in keys}
+        self.group: list[tuple[str, ScoreRequest]] = []
+        self.requests: dict[str, ScoreRequest] = {}
+        self.collected = False
+        self.admission = _admission(run, scorer, share=BATCH_DISCOUNT)
 
-def score_answers(
-    run: StageRun, scorer: Scorer, requests: Sequence[ScoreRequest], label: str = "judgement"
-) -> ScoredAnswers:
-    """One judgement per request with text, from ``run``'s ledger where possible, new ones asked of ``scorer``
-    (batch API, concurrent calls within the budget, or chunks) and committed at once."""
-    keyed = [
-        (judgement_key(r.sample, r.response.text, scorer, r.frames), r) for r in requests if r.response.text is not None
-    ]
-    calls = CachedCalls(run, "judgement", label, (k for k, _ in keyed), Judgement)
-    todo = calls.todo(keyed)
+    def add(self, key: str, request: ScoreRequest) -> None:
+        """Judge ``request`` (keyed ``key``) in a batch; its frames are let go once the batch is submitted."""
+        if key in self.requests:
+            return
+        self.requests[key] = replace(request, frames=None)
+        if key not in self.submitted:
+            self.group.append((key, request))
+            if len(self.group) >= BATCH_GROUP:
+                self.flush()
 
-    def store(key: str, judgement: Judgement, price_share: float = 1.0) -> None:
-        listed = (
-            judgement.cost_usd
-            if judgement.cost_usd is not None
-            else run.prices.cost(judgement.model_id, judgement.usage)
-        )
-        calls.store(key, judgement, failed=judgement.status is ParseStatus.ERROR, cost=listed * price_share)
+    def flush(self) -> None:
+        """Submit the calls collected so far (those the budget admits)."""
+        fresh, self.group = self.admission.now(self.group), []
+        if fresh:
+            for batch_id, keys in self.scorer.submit_batch(fresh):
+                self.run.ledger.put_batch(batch_id, self.scorer.fingerprint, keys)
+                self.pending[batch_id] = keys
+                self.submitted.update(keys)
 
-    if isinstance(scorer, BatchScorer) and scorer.batch:
-        _score_in_batches(run, scorer, todo, store)
-    elif isinstance(scorer, AsyncScorer):
-        admission = _admission(run, scorer, share=1.0)
+    def collect(self) -> None:
+        """Submit what is left, then wait for every open batch and store its judgements."""
+        self.flush()
+        self.collected = True
+        errors: Counter[str] = Counter()
+        while self.pending:
+            for batch_id, keys in list(self.pending.items()):
+                self._poll(batch_id, keys, errors)
+            if self.pending:
+                time.sleep(self.scorer.batch_poll_s)
 
-        def settle(key: str, judgement: Judgement) -> None:
-            store(key, judgement)
-            admission.settle(key, run.prices.cost(judgement.model_id, judgement.usage))
+    def _poll(self, batch_id: str, keys: list[str], errors: Counter[str]) -> None:
+        wanted = {key: self.requests[key] for key in keys if key in self.requests}
+        try:
+            if self.scorer.batch_done(batch_id):
+                self._finish(batch_id, self.scorer.collect_batch(batch_id, wanted))
+            errors[batch_id] = 0
+        except Exception as exc:  # the provider's trouble must not lose the other batches
+            if getattr(exc, "status_code", None) == 404:
+                log.warning(
+                    "batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys)
+                )
+                error = ErrorInfo(error_class="BatchNotFound", message=f"batch {batch_id}: {exc}")
+                self._finish(batch_id, [(key, self.scorer.failed(request, error)) for key, request in wanted.items()])
+                return
+            errors[batch_id] += 1
+            log.warning("batch %s: %s: %s", batch_id, type(exc).__name__, exc)
+            if errors[batch_id] >= BATCH_ERRORS_BEFORE_STOP:
+                raise ProviderError(
+                    f"batch {batch_id} failed {errors[batch_id]} times in a row ({type(exc).__name__}: {exc}); "
+                    "it stays recorded: rerun the same command to collect it"
+                ) from exc
 
-        run_scoring_calls(scorer, todo, settle, admission.wait)
-    else:
-        for chunk in chunks(todo, SCORE_CHUNK):
-            start = time.perf_counter()
-            judged = scorer.score([r for _, r in chunk])
-            latency = round((time.perf_counter() - start) / max(len(chunk), 1), 6)
-            for (key, _), judgement in zip(chunk, judged, strict=True):
-                store(key, judgement.model_copy(update={"latency_s": latency}))
-    judgements = {
-        request.response.id: calls.results[key].model_copy(update={"response_id": request.response.id})
-        for key, request in keyed
-        if key in calls.results
-    }
-    return ScoredAnswers(judgements=judgements, reused=len(keyed) - len(todo), new=len(todo), cost_usd=calls.cost())
+    def _finish(self, batch_id: str, results: list[tuple[str, Judgement]]) -> None:
+        for key, judgement in results:
+            self.store(key, judgement, BATCH_DISCOUNT)
+            self.admission.settle(key, self.run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT)
+        self.run.ledger.close_batch(batch_id)
+        del self.pending[batch_id]
 
 
 def _admission(run: StageRun, scorer: AsyncScorer | BatchScorer, share: float) -> Admission[tuple[str, ScoreRequest]]:
@@ -110,58 +136,3 @@ def _admission(run: StageRun, scorer: AsyncScorer | BatchScorer, share: float) -
         return run.prices.cost(scorer.model_id, scorer.estimate(item[1])) * share
 
     return Admission(run.budget, estimate, lambda item: item[0])
-
-
-def _score_in_batches(
-    run: StageRun,
-    scorer: BatchScorer,
-    todo: list[tuple[str, ScoreRequest]],
-    store: Callable[[str, Judgement, float], None],
-) -> None:
-    """Judge through the provider's batch API: collect the batches a killed run left, submit the rest within
-    the budget (each batch recorded the moment it exists), wait, collect. Batch calls cost BATCH_DISCOUNT of
-    the list price. A batch the provider does not know (404) is closed and its calls recorded as failed (a
-    rerun asks again); other provider errors are retried, and after BATCH_ERRORS_BEFORE_STOP in a row the run
-    stops with the batch still recorded for the next run."""
-    requests = dict(todo)
-    pending = run.ledger.open_batches(scorer.fingerprint)
-    submitted = {key for keys in pending.values() for key in keys}
-    admission = _admission(run, scorer, share=BATCH_DISCOUNT)
-    fresh = admission.now([(key, request) for key, request in todo if key not in submitted])
-    if fresh:
-        for batch_id, keys in scorer.submit_batch(fresh):
-            run.ledger.put_batch(batch_id, scorer.fingerprint, keys)
-            pending[batch_id] = keys
-    errors: Counter[str] = Counter()
-
-    def finish(batch_id: str, results: list[tuple[str, Judgement]]) -> None:
-        for key, judgement in results:
-            store(key, judgement, BATCH_DISCOUNT)
-            admission.settle(key, run.prices.cost(judgement.model_id, judgement.usage) * BATCH_DISCOUNT)
-        run.ledger.close_batch(batch_id)
-        del pending[batch_id]
-
-    while pending:
-        for batch_id, keys in list(pending.items()):
-            wanted = {key: requests[key] for key in keys if key in requests}
-            try:
-                if scorer.batch_done(batch_id):
-                    finish(batch_id, scorer.collect_batch(batch_id, wanted))
-                errors[batch_id] = 0
-            except Exception as exc:  # the provider's trouble must not lose the other batches
-                if getattr(exc, "status_code", None) == 404:
-                    log.warning(
-                        "batch %s is unknown to the provider; its %d calls will be asked again", batch_id, len(keys)
-                    )
-                    error = ErrorInfo(error_class="BatchNotFound", message=f"batch {batch_id}: {exc}")
-                    finish(batch_id, [(key, scorer.failed(request, error)) for key, request in wanted.items()])
-                    continue
-                errors[batch_id] += 1
-                log.warning("batch %s: %s: %s", batch_id, type(exc).__name__, exc)
-                if errors[batch_id] >= BATCH_ERRORS_BEFORE_STOP:
-                    raise ProviderError(
-                        f"batch {batch_id} failed {errors[batch_id]} times in a row ({type(exc).__name__}: {exc}); "
-                        "it stays recorded: rerun the same command to collect it"
-                    ) from exc
-        if pending:
-            time.sleep(scorer.batch_poll_s)

@@ -32,17 +32,20 @@ from mmaip_core.analysis.compare.stats import (
 )
 from mmaip_core.config import RunConfig, ScorerConfig, read_config_file
 from mmaip_core.errors import ConfigError, EmptyRunError, UserError
-from mmaip_core.plugins.kinds import Frames, Scorer, ScoreRequest
+from mmaip_core.plugins.kinds import Scorer, ScoreRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, Judgement, PreferencePair, Response, RunManifest, TrainPair, VideoQA
 from mmaip_core.stages.build import make_pairs, require_build_files
+from mmaip_core.stages.models import score_answers
 from mmaip_core.stages.run import Progress, StageRun, load_frames
-from mmaip_core.stages.score import score_answers
 from mmaip_core.store import layout
 from mmaip_core.store.files import read_record, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl, write_jsonl_atomic
 from mmaip_core.store.runfolder import locked
 from mmaip_core.train.pairs import read_train_pairs
+
+FRAME_CHUNK = 64
+"""Questions whose frames a comparison holds at once (for scorers that look at the video)."""
 
 __all__ = ["Comparison", "compare_scorers", "read_build", "resolve_scorers"]
 
@@ -107,7 +110,7 @@ def _human_requests(
     pairs: Sequence[TrainPair], samples: Sequence[VideoQA]
 ) -> tuple[list[VideoQA], list[tuple[Response, Response]]]:
     """A sample (the build's, matched by video and question, else one of its own) and two answers per pair."""
-    by_video_question = {(str(Path(s.video).resolve()), s.question): s for s in samples}
+    by_video_question = {(str(Path(s.video).resolve()), s.question): s for s in samples if s.video is not None}
     own: dict[str, VideoQA] = {}
     answers = []
     for pair in pairs:
@@ -234,22 +237,38 @@ def _judge_with_each(
     asked: Sequence[Response],
 ) -> dict[str, _Judged]:
     """Every scorer's judgement of every answer asked: the build's own where the fingerprint matches, the rest
-    through the comparison's ledger."""
-    frames: dict[str, Frames] = load_frames(run, samples) if any(s.uses_frames for s in created.values()) else {}
+    through the comparison's ledger. When a scorer looks at the video, the questions are judged FRAME_CHUNK at a
+    time, their frames read for the chunk and let go after it."""
     by_id = {s.id: s for s in samples}
-    judged = {}
-    for label, scorer in created.items():
-        own = {
-            line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint
-        }
-        requests = [
-            ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
-            for r in asked
-            if r.id not in own
-        ]
-        scored = score_answers(run, scorer, requests, label=f"judgement {label}")
-        judged[label] = _Judged({**own, **scored.judgements}, len(own) + scored.reused, scored.new, scored.cost_usd)
+    looks = any(s.uses_frames for s in created.values())
+    answers: dict[str, list[Response]] = {}
+    for response in asked:
+        answers.setdefault(response.sample_id, []).append(response)
+    order = list(answers)
+    size = FRAME_CHUNK if looks else max(len(order), 1)
+    own = {label: _own(annotated, scorer) for label, scorer in created.items()}
+    judged = {label: _Judged(dict(own[label]), len(own[label]), 0, 0.0) for label in created}
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        frames = load_frames(run, [by_id[i] for i in chunk]) if looks else {}
+        for label, scorer in created.items():
+            requests = [
+                ScoreRequest(sample=by_id[r.sample_id], response=r, frames=frames.get(r.sample_id))
+                for sample_id in chunk
+                for r in answers[sample_id]
+                if r.id not in judged[label].judgements
+            ]
+            scored = score_answers(run, scorer, requests, label=f"judgement {label}")
+            part = judged[label]
+            part.judgements.update(scored.judgements)
+            part.reused, part.new = part.reused + scored.reused, part.new + scored.new
+            part.cost_usd += scored.cost_usd
     return judged
+
+
+def _own(annotated: Sequence[AnnotatedResponse], scorer: Scorer) -> dict[str, Judgement]:
+    """The build's own judgements made by ``scorer`` (same fingerprint), by response id."""
+    return {line.response.id: j for line in annotated for j in line.judgements if j.fingerprint == scorer.fingerprint}
 
 
 def _pairs(

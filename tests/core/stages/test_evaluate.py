@@ -120,3 +120,26 @@ def test_an_evaluation_with_nothing_to_show_is_an_error(
     with pytest.raises(EmptyRunError, match=r"none of the 18 verdicts is usable; first: no answer: Boom: down"):
         run_evaluation(load_config(_config(tmp_path, demo_dir), plugins), out, plugins)
     assert len(list(read_jsonl(out / "verdicts.jsonl", EvalRecord))) == 18
+
+
+def test_evaluation_shards_merge_into_what_one_process_writes(
+    plugins: PluginManager, demo_dir: Path, tmp_path: Path
+) -> None:
+    from mmaip_core.stages.evaluate_shards import evaluate_shard
+    from mmaip_core.stages.stream import Shard
+
+    config = load_config(_config(tmp_path, demo_dir), plugins)
+    whole = run_evaluation(config, tmp_path / "one", plugins)
+    first = evaluate_shard(config, tmp_path / "sharded", plugins, Shard(0, 2))
+    merged = evaluate_shard(config, tmp_path / "sharded", plugins, Shard(1, 2))
+    assert first is None and merged is not None  # the last shard to end merges
+    assert merged.metrics == whole.metrics and merged.paired == whole.paired
+
+    def verdicts(out: Path) -> list[dict[str, object]]:
+        return [
+            r.model_dump(exclude={"created_at", "latency_s"}) for r in read_jsonl(out / "verdicts.jsonl", EvalRecord)
+        ]
+
+    assert verdicts(tmp_path / "sharded") == verdicts(tmp_path / "one")
+    shard_rows = list(read_jsonl(tmp_path / "sharded" / "shards" / "0-of-2" / "verdicts.jsonl", EvalRecord))
+    assert 0 < len(shard_rows) < len(verdicts(tmp_path / "one"))

@@ -1,0 +1,1 @@
+"""Distributed engines that run a stage's shards (Ray)."""
