@@ -7,13 +7,24 @@ The model name picks the behaviour (several may be combined):
 - ``flaky``: the first two attempts get 500; ``alwaysfail``: every attempt gets 500;
 - ``slow``: the first attempt sleeps 2 s (longer than the tests' timeouts);
 - ``garbage``: judge replies cannot be parsed; ``badrange``: judge scores are 9;
+- ``signed``: generator answers end with `` (<model>)``, so models with different names answer differently;
 - ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400;
 - ``echourl``: every error message quotes the request as the server saw it, as some proxies do: its URL,
   with the ``user:password@`` of a Basic Authorization header, and its API key; a request that would have
   succeeded gets 404 instead.
 
-Every answer takes ``latency_s`` (default 0.01 s). Judges (recognised by their system prompt) score 5 when the ground truth occurs in the candidate answer, else
-2; verdicts are yes/5 then, else no/1. Generators answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body.
+Every answer takes ``latency_s`` (default 0.01 s), or, with ``tail=(fraction, seconds)``, ``seconds`` for a
+deterministic ``fraction`` of requests: those whose canonical JSON body hashes below ``fraction`` (so the same
+request always gets the same latency, a retry included). Judges (recognised by their system prompt) score 5
+when the ground truth occurs in the candidate answer, else 2; verdicts are yes/5 then, else no/1. Generators
+answer ``"<question> [<n> images]"``. Every request is recorded with its headers and body (``record_requests``),
+and every chat request's model, role (generator, judge or verdict), status and ``time.monotonic()`` start and
+end (its reply ready to send) in ``timings``; ``GET /stats`` returns the timings as JSON, for a server running
+in another process (CLOCK_MONOTONIC is system-wide on Linux, so they compare with the client's clock).
+
+Run on its own (benchmarks), it prints its base URL and serves until killed, keeping no request bodies::
+
+    python tests/api_mock.py [LATENCY] [--tail FRACTION:SECONDS]     # e.g. 0.05 --tail 0.2:2
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,10 +45,17 @@ from typing import Any
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, latency_s: float = 0.01) -> None:
+    def __init__(
+        self, latency_s: float = 0.01, tail: tuple[float, float] | None = None, record_requests: bool = True
+    ) -> None:
+        if tail is not None and not (0 <= tail[0] <= 1 and tail[1] >= 0):
+            raise ValueError(f"tail must be (fraction in [0, 1], seconds >= 0), not {tail}")
         super().__init__(("127.0.0.1", 0), _Handler)
         self.latency_s = latency_s
+        self.tail = tail
+        self.record_requests = record_requests
         self.requests: list[dict[str, Any]] = []
+        self.timings: list[dict[str, Any]] = []
         self.attempts: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
@@ -54,6 +73,25 @@ class MockServer(ThreadingHTTPServer):
         """Base URL for Anthropic clients (no /v1)."""
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def latency_for(self, body: dict[str, Any]) -> float:
+        """The seconds a request with this body takes: the tail's, if its hash falls in the tail's fraction."""
+        if self.tail is None or self.tail[0] <= 0:
+            return self.latency_s
+        fraction, seconds = self.tail
+        return seconds if _unit_hash(body) < fraction else self.latency_s
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /stats`` returns: the settings, the peak of requests in flight and every chat timing."""
+        with self.lock:
+            timings = list(self.timings)
+        return {
+            "latency_s": self.latency_s,
+            "tail": list(self.tail) if self.tail else None,
+            "max_in_flight": self.max_in_flight,
+            "now": time.monotonic(),
+            "timings": timings,
+        }
+
     def __enter__(self) -> MockServer:
         self.thread.start()
         return self
@@ -61,6 +99,25 @@ class MockServer(ThreadingHTTPServer):
     def __exit__(self, *_: object) -> None:
         self.shutdown()
         self.server_close()
+
+
+def _unit_hash(body: dict[str, Any]) -> float:
+    """A number in [0, 1) fixed by the body's content (its canonical JSON), not by how a client serialised it."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.sha256(canonical).digest()[:8], "big") / 2**64
+
+
+def _system(anthropic: bool, body: dict[str, Any]) -> str:
+    if anthropic:
+        return _text(body.get("system", ""))
+    return next((_text(m["content"]) for m in body.get("messages", []) if m["role"] == "system"), "")
+
+
+def _role(system: str) -> str:
+    """What a chat request asks for, told by its system prompt: a verdict (evaluation), a judgement or an answer."""
+    if "Decide whether the prediction is correct" in system:
+        return "verdict"
+    return "judge" if "judge" in system else "generator"
 
 
 def _text(content: Any) -> str:
@@ -94,7 +151,7 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
     """The reply to one chat request (OpenAI chat completion or Anthropic message)."""
     structured = "output_config" in body if anthropic else "response_format" in body
     model = body["model"]
-    time.sleep(server.latency_s)
+    time.sleep(server.latency_for(body))
     if "slow" in model and attempt == 1:
         time.sleep(2)
     if "ratelimit" in model and attempt == 1:
@@ -105,14 +162,10 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
         field = "output_config" if anthropic else "response_format"
         return _error(anthropic, 400, "invalid_request_error", f"{field} is not supported")
     messages = body["messages"]
-    system = (
-        body.get("system", "")
-        if anthropic
-        else next((_text(m["content"]) for m in messages if m["role"] == "system"), "")
-    )
+    role = _role(_system(anthropic, body))
     user = _text(next(m["content"] for m in messages if m["role"] == "user"))
     images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
-    if "Decide whether the prediction is correct" in system:  # a verdict (evaluation)
+    if role == "verdict":  # evaluation
         right = _judge_score(user) == 5
         score = 9 if "badrange" in model else (5 if right else 1)
         if "garbage" in model:
@@ -121,7 +174,7 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
             content = json.dumps({"reason": "compared", "pred": "yes" if right else "no", "score": score})
         else:
             content = f"Reason: compared\nPred: {'yes' if right else 'no'}\nScore: {score}"
-    elif "judge" in system:
+    elif role == "judge":
         score = 9 if "badrange" in model else _judge_score(user)
         if "garbage" in model:
             content = "I think it is a fine answer."
@@ -132,7 +185,7 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
         else:
             content = f"Explanation: compared with the ground truth\nAccuracy: {score}\nScore: {score}"
     else:
-        content = f"{user.strip()} [{images} images]"
+        content = f"{user.strip()} [{images} images]" + (f" ({model})" if "signed" in model else "")
     prompt_tokens, completion_tokens = 10 + 85 * images, len(content.split())
     if anthropic:
         return (
@@ -205,9 +258,10 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("content-type", "")
         body = json.loads(raw) if content_type.startswith("application/json") else {}
         with server.lock:
-            server.requests.append(
-                {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-            )
+            if server.record_requests:
+                server.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                )
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
@@ -218,11 +272,26 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path == "/v1/messages/batches":
                 return self._send(200, server.batches.create_anthropic(server, body, self._base()))
             anthropic = self.path.endswith("/messages")
+            start = time.monotonic()
             reply = _chat(server, anthropic, body, self._attempt(raw))
-            self._send(*_echo(reply, anthropic, self._seen()) if "echourl" in body["model"] else reply)
+            if "echourl" in body["model"]:
+                reply = _echo(reply, anthropic, self._seen())
+            self._record(body, anthropic, start, reply[0])  # before the reply: a client reading /stats next sees it
+            self._send(*reply)
         finally:
             with server.lock:
                 server.in_flight -= 1
+
+    def _record(self, body: dict[str, Any], anthropic: bool, start: float, status: int) -> None:
+        timing = {
+            "model": body.get("model", ""),
+            "role": _role(_system(anthropic, body)),
+            "status": status,
+            "start": start,
+            "end": time.monotonic(),
+        }
+        with self.server.lock:
+            self.server.timings.append(timing)
 
     def _base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -237,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         batches = self.server.batches
         path = self.path.split("?")[0]
+        if path == "/stats":
+            return self._send(200, self.server.stats())
         parts = path.split("/")
         batch_id = parts[4] if path.startswith("/v1/messages/batches/") else parts[3] if len(parts) > 3 else ""
         if "batches/" in path and batch_id not in batches.objects:
@@ -345,9 +416,23 @@ class Batches:
         return {**final, "status": "in_progress", "output_file_id": None}
 
 
-if __name__ == "__main__":  # run on its own (benchmarks): prints the base URL, serves until killed
-    import sys
+def _tail(text: str) -> tuple[float, float]:
+    fraction, _, seconds = text.partition(":")
+    return float(fraction), float(seconds)
 
-    with MockServer(latency_s=float(sys.argv[1]) if len(sys.argv) > 1 else 0.01) as running:
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve until killed, printing the base URL first (bodies are not kept: nothing could read them)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Local OpenAI/Anthropic-compatible test server.")
+    parser.add_argument("latency", nargs="?", type=float, default=0.01, help="seconds per answer (0.01)")
+    parser.add_argument("--tail", type=_tail, default=None, metavar="FRACTION:SECONDS", help="e.g. 0.2:2")
+    args = parser.parse_args(argv)
+    with MockServer(latency_s=args.latency, tail=args.tail, record_requests=False) as running:
         print(running.url, flush=True)
         running.thread.join()
+
+
+if __name__ == "__main__":
+    main()
