@@ -38,8 +38,9 @@ from mmaip_core.validation import render_validation_error
 if TYPE_CHECKING:
     from mmaip_core.analysis.compare import Comparison
     from mmaip_core.records import TrainManifest
-    from mmaip_core.stages.build import BuildSummary
+    from mmaip_core.stages.build import BuildPlan, BuildSummary
     from mmaip_core.stages.evaluate import EvalResults
+    from mmaip_core.stages.stream import Shard
 
 app = typer.Typer(
     name="mmaip",
@@ -360,8 +361,7 @@ def build(
     ] = None,
 ) -> None:
     """Build preference pairs: zoo answers, scores, pairs (MMAIP-V). Resumable."""
-    from mmaip_core.stages.build import plan_build, run_build
-    from mmaip_core.stages.shards import shard_folder, shards_done
+    from mmaip_core.stages.build import plan_build
     from mmaip_core.stages.stream import WHOLE, Shard
 
     manager = _manager()
@@ -370,58 +370,65 @@ def build(
     if frames:
         if dry_run:
             raise typer.BadParameter("--dry-run plans one frame setting; leave out --frames")
-        from mmaip_core.stages.ablation import ablate_build
-
-        bar, update = _progress_bar()
-        with bar:
-            ablate_build(
-                run_config,
-                frames,
-                out,
-                manager,
-                progress=update,
-                max_cost=max_cost,
-                allow_config_change=allow_config_change,
-            )
-        console.print(Markdown((out / "ablation.md").read_text()))
-        console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
-        return
-    if dry_run:
-        plan = plan_build(run_config, out, manager, limit=limit, shard=part)
-        table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
-        for row in plan.rows:
-            table.add_row(
-                row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new), f"{row.estimated_usd:.4f}"
-            )
-        console.print(table)
-        console.print(
-            f"{plan.samples} questions on {plan.videos} videos ({plan.row_errors} bad rows, {plan.video_errors} "
-            f"unusable videos); estimated cost of new calls at most ${plan.estimated_usd:.4f} "
-            f"(already spent in {out}: ${plan.spent_usd:.4f}). Nothing was called."
-        )
-        console.print(
-            f"Shard {plan.shard}; at most {plan.window} questions hold frames at once: at most {plan.frames_mb:.0f} MB "
-            "(the build's memory beyond the models, whatever the number of questions)."
-        )
-        return
-    if engine not in ("local", "ray"):
-        raise typer.BadParameter(f"--engine {engine}: expected local or ray")
-    if engine == "ray":
+        _ablate_build(run_config, frames, out, manager, max_cost, allow_config_change)
+    elif dry_run:
+        _print_plan(plan_build(run_config, out, manager, limit=limit, shard=part), out)
+    elif engine == "ray":
         if shard:
             raise typer.BadParameter("--engine ray runs every shard; leave out --shard (use --shards N)")
         _build_on_ray(run_config, out, shards, ray_address, max_cost, limit)
-        return
+    elif engine == "local":
+        _build_here(run_config, out, manager, part, max_cost, allow_config_change, limit)
+    else:
+        raise typer.BadParameter(f"--engine {engine}: expected local or ray")
+
+
+def _ablate_build(
+    config: RunConfig, frames: list[str], out: Path, manager: PluginManager, max_cost: float | None, allow: bool
+) -> None:
+    from mmaip_core.stages.ablation import ablate_build
+
+    bar, update = _progress_bar()
+    with bar:
+        ablate_build(config, frames, out, manager, progress=update, max_cost=max_cost, allow_config_change=allow)
+    console.print(Markdown((out / "ablation.md").read_text()))
+    console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
+
+
+def _print_plan(plan: BuildPlan, out: Path) -> None:
+    table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
+    for row in plan.rows:
+        cells = (row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new))
+        table.add_row(*cells, f"{row.estimated_usd:.4f}")
+    console.print(table)
+    console.print(
+        f"{plan.samples} questions on {plan.videos} videos ({plan.row_errors} bad rows, {plan.video_errors} "
+        f"unusable videos); estimated cost of new calls at most ${plan.estimated_usd:.4f} "
+        f"(already spent in {out}: ${plan.spent_usd:.4f}). Nothing was called."
+    )
+    console.print(
+        f"Shard {plan.shard}; at most {plan.window} questions hold frames at once: at most {plan.frames_mb:.0f} MB "
+        "(the build's memory beyond the models, whatever the number of questions)."
+    )
+
+
+def _build_here(
+    config: RunConfig,
+    out: Path,
+    manager: PluginManager,
+    part: Shard,
+    max_cost: float | None,
+    allow_config_change: bool,
+    limit: int | None,
+) -> None:
+    """The build (or one shard of it) in this process."""
+    from mmaip_core.stages.build import run_build
+    from mmaip_core.stages.shards import shard_folder, shards_done
+
     bar, update = _progress_bar()
     with bar:
         summary = run_build(
-            run_config,
-            out,
-            manager,
-            progress=update,
-            max_cost=max_cost,
-            allow_config_change=allow_config_change,
-            limit=limit,
-            shard=part,
+            config, out, manager, update, max_cost, allow_config_change=allow_config_change, limit=limit, shard=part
         )
     if part.count > 1 and not shards_done(out, part.count):
         _print_summary(summary, shard_folder(out, part))

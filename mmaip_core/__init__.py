@@ -36,6 +36,7 @@ from mmaip_core.errors import (
 from mmaip_core.plugins.hookspecs import hookimpl
 from mmaip_core.plugins.kinds import (
     PLUGIN_KINDS,
+    AsyncEvaluator,
     AsyncResponseGenerator,
     AsyncScorer,
     BatchScorer,
@@ -115,6 +116,7 @@ __all__ = [
     "RECORDS",
     "VISION_PATTERN",
     "AnnotatedResponse",
+    "AsyncEvaluator",
     "AsyncResponseGenerator",
     "AsyncScorer",
     "BatchScorer",

@@ -476,6 +476,26 @@ class Evaluator(Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncEvaluator(Evaluator, Protocol):
+    """An evaluator whose verdicts are API calls. The core asks each verdict the moment its answer exists,
+    concurrently within ``call_options`` (see :mod:`mmaip_core.calls.runner`), and retries it there."""
+
+    call_options: CallOptions
+
+    async def aevaluate(self, request: EvalRequest) -> EvalRecord:
+        """The verdict on one request (a failure the call should retry raises TransientError)."""
+        ...
+
+    def failed(self, request: EvalRequest, error: ErrorInfo) -> EvalRecord:
+        """The record of a verdict whose call failed for good (status error, the error as its rationale)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the calls opened (connections), inside the event loop that ran them."""
+        ...
+
+
 class EvaluatorSpec(PluginSpec[Evaluator]):
     kind: ClassVar[str] = "evaluator"
 

@@ -25,14 +25,15 @@ from pydantic import BaseModel, Field
 from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference, summarize
 from mmaip_core.analysis.report import write_report
 from mmaip_core.calls.local import LocalLane, local_worker
+from mmaip_core.calls.runner import ApiLane
 from mmaip_core.config import RunConfig
 from mmaip_core.errors import ConfigError, EmptyRunError
-from mmaip_core.plugins.kinds import EvalRequest, Evaluator
+from mmaip_core.plugins.kinds import AsyncEvaluator, EvalRequest, Evaluator
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus
-from mmaip_core.stages.cached import StreamedCalls
+from mmaip_core.stages.cached import Admission, StreamedCalls
 from mmaip_core.stages.evaluate_sample import SampleEvaluation
-from mmaip_core.stages.models import Answerer
+from mmaip_core.stages.models import Answerer, ApiCalls
 from mmaip_core.stages.run import (
     KEY_VERSION,
     Progress,
@@ -107,24 +108,48 @@ def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
 
 
 class Verdicts:
-    """The verdicts of one evaluator (``name``), through the ledger; evaluators run locally in batches of
-    EVAL_CHUNK (an API judge makes its calls concurrently inside :meth:`Evaluator.evaluate`)."""
+    """The verdicts of one evaluator (``name``), through the ledger: an API evaluator's one call each, concurrently
+    within its ``call_options``; a local evaluator's in batches of EVAL_CHUNK on the stage's local worker."""
 
     def __init__(self, run: StageRun, name: str, evaluator: Evaluator, worker: ThreadPoolExecutor, total: int) -> None:
         self.run, self.name, self.evaluator = run, name, evaluator
         self.calls = StreamedCalls(run, "evaluation", name, EvalRecord, total)
-        self.lane: LocalLane[EvalRequest, EvalRecord] = LocalLane(evaluator.evaluate, EVAL_CHUNK, worker)
+        self.api: ApiCalls[EvalRequest, EvalRecord] | None = None
+        self.local: LocalLane[EvalRequest, EvalRecord] | None = None
+        if isinstance(evaluator, AsyncEvaluator):
+            admission: Admission[EvalRequest] = Admission(
+                run.budget, lambda _: 0.0, lambda r: evaluation_key(evaluator, r)
+            )
+            self.api = ApiCalls(ApiLane(evaluator.aevaluate, evaluator.call_options), admission, evaluator.failed)
+        else:
+            self.local = LocalLane(evaluator.evaluate, EVAL_CHUNK, worker)
+
+    @property
+    def in_flight(self) -> int:
+        return self.api.lane.options.concurrency if self.api else EVAL_CHUNK
+
+    async def _ask(self, request: EvalRequest) -> EvalRecord:
+        if self.api is not None:
+            record = await self.api.run(request)
+            assert record is not None  # an evaluation has no spending limit: no call is refused
+            return record
+        assert self.local is not None
+        return await self.local.run(request)
+
+    async def aclose(self) -> None:
+        if isinstance(self.evaluator, AsyncEvaluator):
+            await self.evaluator.aclose()
 
     async def verdict(self, request: EvalRequest, frames: str | None = None) -> EvalRecord:
         """The verdict on ``request``, stamped with its sample, model, benchmark and frames (``frames``: the key
         of the frames the model saw, when the request carries none because the evaluator does not look)."""
 
         async def ask() -> tuple[EvalRecord, bool, float]:
-            record = await self.lane.run(request)
+            record = await self._ask(request)
             return record, record.status is ParseStatus.ERROR, self.run.prices.cost(record.model_id, record.usage)
 
         record = await self.calls.get(evaluation_key(self.evaluator, request), ask)
-        assert record is not None  # a local lane always answers
+        assert record is not None  # every verdict is asked and stored
         return record.model_copy(  # a verdict is about the text: restamp it with this request's place
             update={
                 "sample_id": request.sample.id,
@@ -144,7 +169,10 @@ def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[Ev
     """Verdicts of ``requests``, from the ledger where possible, committed as they come."""
 
     async def all_of() -> list[EvalRecord]:
-        return list(await asyncio.gather(*(verdicts.verdict(r) for r in requests)))
+        try:
+            return list(await asyncio.gather(*(verdicts.verdict(r) for r in requests)))
+        finally:
+            await verdicts.aclose()
 
     with local_worker() as worker:
         verdicts = Verdicts(run, label, evaluator, worker, len(requests))
@@ -226,7 +254,7 @@ def _evaluate(
             for entry in run.config.models
         ]
         judges = [Verdicts(run, name, e, worker, sum(totals) * len(answerers)) for name, e in evaluators]
-        window = Window.for_models(sum(a.in_flight for a in answerers) + EVAL_CHUNK * len(judges))
+        window = Window.for_models(sum(a.in_flight for a in answerers) + sum(j.in_flight for j in judges))
         evaluation = SampleEvaluation(answerers, judges, FrameSource(run, worker, window.frames), window)
         for benchmark, total in zip(run.config.benchmarks, totals, strict=True):
             if not total and not count_samples(run, benchmark, limit, WHOLE):

@@ -51,8 +51,9 @@ class SampleEvaluation:
             for benchmark in benchmarks:
                 records.extend(await self.benchmark(run, benchmark, limit, shard))
         finally:
-            for answerer in self.answerers:
-                await answerer.aclose()
+            models: list[Answerer | Verdicts] = [*self.answerers, *self.judges]
+            for model in models:
+                await model.aclose()
         return records
 
     async def benchmark(

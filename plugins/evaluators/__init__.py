@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from mmaip_core import EvaluatorSpec, hookimpl
 from mmaip_plugins.evaluators.exact_match import ExactMatchEvaluator, ExactMatchEvaluatorOptions
-from mmaip_plugins.evaluators.judges import JudgeEvaluatorOptions, TextJudge, VisionJudge
+from mmaip_plugins.evaluators.judges import JudgeEvaluatorOptions, text_judge, vision_judge
 from mmaip_plugins.evaluators.reference import ReferenceEvaluator, ReferenceEvaluatorOptions
 
-__all__ = ["ExactMatchEvaluator", "ReferenceEvaluator", "TextJudge", "VisionJudge"]
+__all__ = ["ExactMatchEvaluator", "ReferenceEvaluator", "text_judge", "vision_judge"]
 
 
 @hookimpl
@@ -18,14 +18,14 @@ def mmaip_evaluators() -> list[EvaluatorSpec]:
             name="vision-judge",
             description="judge sees frames, question, ground truth and prediction: yes/no and 0-5 (the paper)",
             options=JudgeEvaluatorOptions,
-            factory=VisionJudge,
+            factory=vision_judge,
             context=True,
         ),
         EvaluatorSpec(
             name="text-judge",
             description="judge sees question, ground truth and prediction only (the Video-ChatGPT baseline)",
             options=JudgeEvaluatorOptions,
-            factory=TextJudge,
+            factory=text_judge,
             context=True,
         ),
         EvaluatorSpec(

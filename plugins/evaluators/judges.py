@@ -10,11 +10,13 @@ the reading of a verdict are in :mod:`mmaip_plugins.judging` (``prompts``, ``par
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field
 
 from mmaip_core import (
+    AsyncScorer,
+    ErrorInfo,
     EvalRecord,
     EvalRequest,
     Judgement,
@@ -29,7 +31,7 @@ from mmaip_core import (
 )
 from mmaip_plugins.judging import CORRECT
 
-__all__ = ["JudgeEvaluator", "JudgeEvaluatorOptions", "TextJudge", "VisionJudge"]
+__all__ = ["ApiJudgeEvaluator", "JudgeEvaluator", "JudgeEvaluatorOptions", "text_judge", "vision_judge"]
 
 
 class JudgeEvaluatorOptions(PluginOptions):
@@ -41,19 +43,13 @@ class JudgeEvaluatorOptions(PluginOptions):
 
 
 class JudgeEvaluator:
-    """Turns each prediction into a judge request and each verdict into an EvalRecord."""
+    """Turns each prediction into a request to ``judge`` and each verdict into an EvalRecord; ``vision``: the
+    judge sees the frames."""
 
-    name: ClassVar[str]
-    vision: ClassVar[bool]
-
-    def __init__(self, options: JudgeEvaluatorOptions, context: PluginContext) -> None:
-        values = {k: v for k, v in options.judge.items() if k != "name"}
-        values.update(task="verdict", vision=self.vision, scale=options.scale.model_dump())
-        name = str(options.judge.get("name", ""))
-        self.judge: Scorer = context.manager.create("scorer", name, values, prices=context.prices)
-        self.scale = options.scale
-        self.uses_frames = self.vision
-        self.fingerprint = stable_hash({"evaluator": self.name, "judge": self.judge.fingerprint})[:16]
+    def __init__(self, name: str, vision: bool, judge: Scorer, scale: ScoreScale) -> None:
+        self.name, self.vision, self.judge, self.scale = name, vision, judge, scale
+        self.uses_frames = vision
+        self.fingerprint = stable_hash({"evaluator": name, "judge": judge.fingerprint})[:16]
 
     def _score_request(self, index: int, request: EvalRequest) -> ScoreRequest:
         frames = request.frames
@@ -98,11 +94,40 @@ class JudgeEvaluator:
         return [self._record(r, v) for r, v in zip(requests, verdicts, strict=True)]
 
 
-class VisionJudge(JudgeEvaluator):
-    name = "vision-judge"
-    vision = True
+class ApiJudgeEvaluator(JudgeEvaluator):
+    """A judge evaluator over an API judge: the core asks one verdict per call, each as soon as its answer
+    exists, concurrently within the judge's ``call_options``."""
+
+    judge: AsyncScorer
+
+    def __init__(self, name: str, vision: bool, judge: AsyncScorer, scale: ScoreScale) -> None:
+        super().__init__(name, vision, judge, scale)
+        self.call_options = judge.call_options
+
+    async def aevaluate(self, request: EvalRequest) -> EvalRecord:
+        return self._record(request, await self.judge.ascore(self._score_request(0, request)))
+
+    def failed(self, request: EvalRequest, error: ErrorInfo) -> EvalRecord:
+        return self._record(request, self.judge.failed(self._score_request(0, request), error))
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
 
 
-class TextJudge(JudgeEvaluator):
-    name = "text-judge"
-    vision = False
+def _judge_evaluator(name: str, vision: bool, options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
+    values = {k: v for k, v in options.judge.items() if k != "name"}
+    values.update(task="verdict", vision=vision, scale=options.scale.model_dump())
+    judge: Scorer = context.manager.create("scorer", str(options.judge.get("name", "")), values, prices=context.prices)
+    if isinstance(judge, AsyncScorer):
+        return ApiJudgeEvaluator(name, vision, judge, options.scale)
+    return JudgeEvaluator(name, vision, judge, options.scale)
+
+
+def vision_judge(options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
+    """The paper's judge: it sees the frames, the question, the ground truth and the prediction."""
+    return _judge_evaluator("vision-judge", True, options, context)
+
+
+def text_judge(options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
+    """The Video-ChatGPT baseline: question, ground truth and prediction only."""
+    return _judge_evaluator("text-judge", False, options, context)

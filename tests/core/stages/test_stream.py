@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from api_mock import MockServer
+from helpers import MMAIP, TESTS, fake_distribution
+from test_build import ZOO
+from test_build import _config as _scripted_config
 
 from mmaip_core import PluginManager, VideoQA
 from mmaip_core.config import load_config
@@ -160,3 +166,25 @@ def test_a_second_process_on_the_same_shard_stops_at_once(
     with locked(shard_folder(tmp_path / "run", Shard(0, 2))), pytest.raises(RunFolderBusyError):
         run_build(config, tmp_path / "run", manager, shard=Shard(0, 2))
     assert run_build(config, tmp_path / "run", manager, shard=Shard(1, 2)).samples >= 0  # the other shard runs
+
+
+def test_the_command_line_builds_shards_with_a_limit_and_plans_the_frames_memory(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    site = fake_distribution(tmp_path / "site", "mmaip-scripted", {"scripted": "scripted_plugins"}, {})
+    shutil.copy(TESTS / "scripted_plugins.py", site / "scripted_plugins.py")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    config, out = _scripted_config(tmp_path, demo_dir, ZOO), tmp_path / "run"
+
+    def mmaip(*args: str) -> str:
+        done = subprocess.run(
+            [MMAIP, "build", str(config), "--out", str(out), *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stdout.split())
+
+    plan = mmaip("--dry-run", "--limit", "5")
+    assert "5 questions" in plan and "hold frames at once" in plan and not out.exists()
+    assert "merges them into" in mmaip("--shard", "0/2", "--limit", "5")
+    mmaip("--shard", "1/2", "--limit", "5")
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 5  # merged: the first 5 questions
