@@ -103,6 +103,19 @@ def _batch(
     return examples, videos
 
 
+class _Videos:
+    """Pixel inputs made beforehand, by video key (the collator's ``videos``: a VideoInputSource)."""
+
+    def __init__(self, inputs: dict[str, dict[str, torch.Tensor]]) -> None:
+        self._inputs = inputs
+
+    def kept(self, key: str) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self._inputs[key].items() if not k.startswith("pixel_values")}
+
+    def inputs(self, key: str) -> dict[str, torch.Tensor]:
+        return self._inputs[key]
+
+
 def _time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
     step()  # warm-up
     if device.type == "cuda":
@@ -139,7 +152,7 @@ def _run_variant(
     examples, videos = _batch(policy, args.pairs, args.frames, args.size, args.prompt, args.answer)
     common = {
         "pad_token_id": 0,
-        "videos": videos,
+        "videos": _Videos(videos),
         "token_types": True,
         "video_token_id": policy.config.video_token_id,
         "device": device,

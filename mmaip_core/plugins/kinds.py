@@ -511,7 +511,8 @@ class RoundRequest:
     ``out`` must be written completely or not at all (see :mod:`mmaip_core.store.checkpoints`). ``work`` is this
     round's scratch folder (step checkpoints, reference log-probs); with ``resume`` the trainer continues
     from the last complete step checkpoint found there. ``cache`` is shared by every round (e.g. vision
-    features of a frozen tower). ``frames(video)`` returns the training frames of a pair's video.
+    features of a frozen tower). ``frames(video)`` returns the training frames of a pair's video; it reads the
+    frame cache, so a trainer calls it whenever it needs them instead of keeping every video's frames.
     """
 
     round: int

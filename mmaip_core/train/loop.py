@@ -26,7 +26,7 @@ from pathlib import Path
 from mmaip_core.config import RunConfig, TrainConfig
 from mmaip_core.errors import TrainingError, UserError
 from mmaip_core.frames import FrameLoader
-from mmaip_core.plugins.kinds import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
+from mmaip_core.plugins.kinds import PolicyTrainer, ReferencePolicy, RoundRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import ItemError, RoundRecord, RoundResult, TrainManifest, TrainPair
 from mmaip_core.store import layout
@@ -59,18 +59,6 @@ def _load_manifest(path: Path, trainer: PolicyTrainer, resume: bool) -> TrainMan
             f"now {trainer.fingerprint}); resume needs the same options"
         )
     return manifest
-
-
-def _frames(config: RunConfig, train: TrainConfig, manager: PluginManager) -> Callable[[str], Frames]:
-    loader = FrameLoader(train.frames or config.frames, manager)
-    loaded: dict[str, Frames] = {}
-
-    def frames(video: str) -> Frames:
-        if video not in loaded:
-            loaded[video] = loader.load(video)
-        return loaded[video]
-
-    return frames
 
 
 def _main_process() -> tuple[bool, Callable[[], None]]:
@@ -138,7 +126,7 @@ def _run_rounds(
         rounds_planned=train.rounds,
         run=run_manifest(config.resolved(manager), manager, command or sys.argv),
     )
-    frames = _frames(config, train, manager)
+    frames = FrameLoader(train.frames or config.frames, manager).load  # each call reads the frame cache on disk
     reference = Path(manifest.rounds[-1].next_reference) if manifest.rounds else base
     for t in range(len(manifest.rounds) + 1, train.rounds + 1):
         folder = out / f"round-{t}"

@@ -4,13 +4,18 @@ model helpers both use. Nothing here imports torch at import time (the hook modu
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import Field
 
 from mmaip_core import VISION_PATTERN, PluginOptions, TrainingError
 
-__all__ = ["VideoTrainingOptions", "check_finite", "is_vision", "resolve_dtype"]
+__all__ = ["VideoTrainingOptions", "check_finite", "is_vision", "large_blocks_mapped", "resolve_dtype"]
 
 
 class VideoTrainingOptions(PluginOptions):
@@ -76,3 +81,40 @@ def check_finite(model: Any) -> None:
     for name, param in model.named_parameters():
         if param.requires_grad and not torch.isfinite(param).all():
             raise TrainingError(f"parameter {name} is not finite; no checkpoint was written")
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc's ``mallopt`` parameters: the free memory at the top of the heap that is handed back to the system, and
+the size from which a block gets a mapping of its own."""
+MMAP_THRESHOLD_MAX = 32 * 2**20
+"""The largest mapping threshold glibc sets by itself (64-bit); it then keeps twice that at the heap's top."""
+
+
+@contextmanager
+def large_blocks_mapped(threshold: int = 128 * 2**10) -> Iterator[None]:
+    """Inside: glibc's malloc gives every block of ``threshold`` bytes or more a mapping of its own, returned to the
+    system when it is freed. After: the thresholds glibc reaches by itself once large blocks have been freed
+    (blocks under :data:`MMAP_THRESHOLD_MAX` from the heap). Nothing changes with other C libraries.
+
+    For loops that make and free large blocks (a video's pixels) while keeping small objects (token ids): from the
+    heap, each freed block is split by the small objects kept after it and cannot hold the next large one, so the
+    heap, and the resident memory as later work reuses its holes, grew with the number of videos although no
+    video was kept (docs/benchmarks.md, "Training memory")."""
+    mallopt = _mallopt()
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, threshold)
+    try:
+        yield
+    finally:
+        if mallopt is not None:
+            mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+            mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD_MAX)
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    try:
+        mallopt: Callable[[int, int], int] = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):  # no C library found, or one without mallopt (not glibc)
+        return None
+    return mallopt

@@ -11,19 +11,25 @@ reported.
 - Answers for supervised fine-tuning (:func:`prepare_answers`): ``input_ids`` (prompt then answer) and
   ``labels`` (``IGNORE_INDEX`` over the prompt, video tokens included, then the answer's ids), batched by
   :class:`VideoLanguageModelingCollator` (TRL's language-modelling collator).
+
+No video's frames or pixels are kept: :class:`VideoInputs` keeps, per video, what makes its inputs again (the
+video, a prompt that shows it) and the few numbers that are neither text nor pixels (e.g. ``video_grid_thw``);
+a batch that needs pixels gets them from the frames (the frame loader reads its cache on disk) and the processor
+then, and they go with the batch. Memory does not grow with the number of videos.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from mmaip_core import Frames, ItemError, TrainPair, VideoError, VideoQA, stable_hash
+from mmaip_plugins.trainers.common import large_blocks_mapped
 from mmaip_plugins.trainers.features import FeatureStore
 from mmaip_plugins.zoo.hf import chat_messages, chat_prompt, processor_inputs
 
@@ -33,8 +39,11 @@ __all__ = [
     "PreparedExamples",
     "PreparedPairs",
     "VideoBatches",
+    "VideoInputSource",
+    "VideoInputs",
     "VideoLanguageModelingCollator",
     "VideoPreferenceCollator",
+    "VideoRecipe",
     "prepare_answers",
     "prepare_pairs",
     "processor_fingerprint",
@@ -59,24 +68,72 @@ def video_token_of(processor: Any) -> int | None:
     return int(processor.tokenizer.convert_tokens_to_ids(token)) if token else None
 
 
+class VideoInputSource(Protocol):
+    """The processor's inputs of each video, by video key, as a batch needs them."""
+
+    def kept(self, key: str) -> Mapping[str, torch.Tensor]:
+        """The inputs other than text and pixels (e.g. ``video_grid_thw``): a few numbers, kept in memory."""
+        ...
+
+    def inputs(self, key: str) -> Mapping[str, torch.Tensor]:
+        """Every input but the text, pixels included, made for this call (the caller drops them)."""
+        ...
+
+
+@dataclass(frozen=True)
+class VideoRecipe:
+    """What one video's processor inputs are made from again: the video as the frame source knows it, and a
+    prompt that shows it (text and token ids); with the inputs that are neither text nor pixels."""
+
+    video: str
+    prompt: str
+    prompt_ids: list[int]
+    kept: dict[str, torch.Tensor]
+
+
 @dataclass
-class PreparedExamples:
-    """Tokenised examples (``examples``), the processor's video inputs by video key (with one prompt that
-    shows each video), and the items left out. Its methods tokenise a question and an answer as the ``hf``
-    generator renders them."""
+class VideoInputs:
+    """The processor's video inputs by video key, from ``frames`` (e.g. the frame loader, which reads its cache on
+    disk) and ``processor``; of each video only its :class:`VideoRecipe` is kept."""
 
     processor: Any
+    frames: Callable[[str], Frames]
+    recipes: dict[str, VideoRecipe] = field(default_factory=dict)
+
+    def add(self, key: str, recipe: VideoRecipe) -> None:
+        """Remember how to make the inputs of video ``key`` (the first recipe of a key is kept)."""
+        self.recipes.setdefault(key, recipe)
+
+    def kept(self, key: str) -> Mapping[str, torch.Tensor]:
+        return self.recipes[key].kept
+
+    def inputs(self, key: str) -> dict[str, torch.Tensor]:
+        """The inputs of ``key`` as the processor made them when the video's prompt was first tokenised (the
+        same call on the same frames): made again now, held by the caller only."""
+        recipe = self.recipes[key]
+        made = processor_inputs(self.processor, [recipe.prompt], [self.frames(recipe.video)])
+        return {k: v for k, v in made.items() if k not in TEXT_KEYS}
+
+
+@dataclass
+class PreparedExamples:
+    """Tokenised examples (``examples``), how each video's processor inputs are made (``videos``, by video key;
+    ``frames`` gives a video's frames), and the items left out. Its methods tokenise a question and an answer as
+    the ``hf`` generator renders them."""
+
+    processor: Any
+    frames: Callable[[str], Frames]
     system_prompt: str | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
-    videos: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     prompts: dict[str, list[int]] = field(default_factory=dict)
-    video_prompts: dict[str, list[int]] = field(default_factory=dict)
     skipped: list[ItemError] = field(default_factory=list)
     token_types: bool = False
+    videos: VideoInputs = field(init=False)
     fingerprint: str = field(init=False)
     video_token_id: int | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.videos = VideoInputs(self.processor, self.frames)
         self.fingerprint = processor_fingerprint(self.processor)
         self.video_token_id = video_token_of(self.processor)
 
@@ -85,16 +142,18 @@ class PreparedExamples:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*system, {"role": "user", "content": question}]
 
-    def prompt(self, messages: list[dict[str, Any]], frames: Frames) -> tuple[str, list[int]]:
-        """The video key and prompt token ids of ``messages`` about ``frames``; each prompt is processed once."""
+    def prompt(self, messages: list[dict[str, Any]], video: str, frames: Frames) -> tuple[str, list[int]]:
+        """The video key and prompt token ids of ``messages`` about ``frames`` (the frames of ``video``); each
+        prompt is processed once, and its pixels are dropped."""
         video_key = stable_hash([frames.manifest.key, self.fingerprint])[:24]
         prompt_key = stable_hash([video_key, messages])[:24]
         if prompt_key not in self.prompts:
-            inputs = processor_inputs(self.processor, [chat_prompt(self.processor, messages, frames)], [frames])
+            text = chat_prompt(self.processor, messages, frames)
+            inputs = processor_inputs(self.processor, [text], [frames])
             self.prompts[prompt_key] = inputs["input_ids"][0].tolist()
             self.token_types = self.token_types or "mm_token_type_ids" in inputs
-            self.videos.setdefault(video_key, {k: v for k, v in inputs.items() if k not in TEXT_KEYS})
-            self.video_prompts.setdefault(video_key, self.prompts[prompt_key])
+            kept = {k: v for k, v in inputs.items() if k not in TEXT_KEYS and k not in PIXEL_KEYS}
+            self.videos.add(video_key, VideoRecipe(video, text, self.prompts[prompt_key], kept))
         return video_key, self.prompts[prompt_key]
 
     def answer(self, messages: list[dict[str, Any]], frames: Frames, answer: str) -> list[int]:
@@ -142,27 +201,28 @@ def prepare_pairs(
     max_length: int | None,
 ) -> PreparedPairs:
     """Tokenise every pair; each video is processed once; bad videos and over-long pairs are reported."""
-    out = PreparedPairs(processor, system_prompt)
-    for pair in pairs:
-        try:
-            loaded = frames(pair.video)
-        except VideoError as exc:
-            out.skip(pair.id, "VideoError", str(exc))
-            continue
-        messages = out.messages(pair.prompt)
-        video_key, prompt_ids = out.prompt(messages, loaded)
-        chosen = out.answer(messages, loaded, pair.chosen)
-        rejected = out.answer(messages, loaded, pair.rejected)
-        if out.fits(pair.id, len(prompt_ids) + max(len(chosen), len(rejected)), prompt_ids, max_length):
-            out.examples.append(
-                {
-                    "id": pair.id,
-                    "video": video_key,
-                    "prompt_ids": prompt_ids,
-                    "chosen_ids": chosen,
-                    "rejected_ids": rejected,
-                }
-            )
+    out = PreparedPairs(processor, frames, system_prompt)
+    with large_blocks_mapped():  # pixels made and freed per prompt must not fragment the heap
+        for pair in pairs:
+            try:
+                loaded = frames(pair.video)
+            except VideoError as exc:
+                out.skip(pair.id, "VideoError", str(exc))
+                continue
+            messages = out.messages(pair.prompt)
+            video_key, prompt_ids = out.prompt(messages, pair.video, loaded)
+            chosen = out.answer(messages, loaded, pair.chosen)
+            rejected = out.answer(messages, loaded, pair.rejected)
+            if out.fits(pair.id, len(prompt_ids) + max(len(chosen), len(rejected)), prompt_ids, max_length):
+                out.examples.append(
+                    {
+                        "id": pair.id,
+                        "video": video_key,
+                        "prompt_ids": prompt_ids,
+                        "chosen_ids": chosen,
+                        "rejected_ids": rejected,
+                    }
+                )
     return out
 
 
@@ -176,32 +236,32 @@ def prepare_answers(
 ) -> PreparedAnswers:
     """Tokenise every sample with its answer (``frames`` by the samples' ``video``); each video is processed
     once; samples without an answer or frames, and over-long ones, are reported."""
-    out = PreparedAnswers(processor, system_prompt)
-    for sample in samples:
-        loaded = frames.get(sample.video)
-        if sample.answer is None:
-            out.skip(sample.id, "NoAnswer", "the sample has no answer to train on")
-            continue
-        if loaded is None:
-            out.skip(sample.id, "NoFrames", f"no frames were given for video {sample.video}")
-            continue
-        messages = out.messages(sample.question)
-        video_key, prompt_ids = out.prompt(messages, loaded)
-        answer = out.answer(messages, loaded, sample.answer)
-        if out.fits(sample.id, len(prompt_ids) + len(answer), prompt_ids, max_length):
-            labels = [IGNORE_INDEX] * len(prompt_ids) + answer
-            out.examples.append(
-                {"id": sample.id, "video": video_key, "input_ids": prompt_ids + answer, "labels": labels}
-            )
+    out = PreparedAnswers(processor, frames.__getitem__, system_prompt)
+    with large_blocks_mapped():  # pixels made and freed per prompt must not fragment the heap
+        for sample in samples:
+            if sample.answer is None:
+                out.skip(sample.id, "NoAnswer", "the sample has no answer to train on")
+                continue
+            if sample.video is None or (loaded := frames.get(sample.video)) is None:
+                out.skip(sample.id, "NoFrames", f"no frames were given for video {sample.video}")
+                continue
+            messages = out.messages(sample.question)
+            video_key, prompt_ids = out.prompt(messages, sample.video, loaded)
+            answer = out.answer(messages, loaded, sample.answer)
+            if out.fits(sample.id, len(prompt_ids) + len(answer), prompt_ids, max_length):
+                labels = [IGNORE_INDEX] * len(prompt_ids) + answer
+                out.examples.append(
+                    {"id": sample.id, "video": video_key, "input_ids": prompt_ids + answer, "labels": labels}
+                )
     return out
 
 
 @dataclass
 class VideoBatches:
-    """Adds each row's video to a batch: cached encoder outputs when ``features`` is given (frozen tower),
-    else the processor's pixel inputs."""
+    """Adds each row's video to a batch from ``videos``: cached encoder outputs when ``features`` is given (frozen
+    tower), else the processor's pixel inputs, made for this batch only."""
 
-    videos: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    videos: VideoInputSource | None = None
     features: FeatureStore | None = None
     token_types: bool = False
     video_token_id: int | None = None
@@ -210,13 +270,17 @@ class VideoBatches:
 
     def with_videos(self, text: Mapping[str, torch.Tensor], keys: Sequence[str]) -> dict[str, Any]:
         """``text`` (padded token tensors, one row per key) on the device, with the videos of ``keys``."""
+        if self.videos is None:
+            raise TypeError("a video batch needs `videos`, the source of each video's inputs")
         batch: dict[str, Any] = {k: v.to(self.device) for k, v in text.items()}
-        names = set(self.videos[keys[0]])
+        unique = list(dict.fromkeys(keys))
         if self.features is not None:
-            names -= set(PIXEL_KEYS)
             batch["mm_encoder_outputs"] = {"video": self.features.batch(keys, self.device, self.dtype)}
-        for name in sorted(names):
-            value = torch.cat([self.videos[k][name] for k in keys], dim=0).to(self.device)
+            inputs = {k: self.videos.kept(k) for k in unique}
+        else:
+            inputs = {k: self.videos.inputs(k) for k in unique}
+        for name in sorted(inputs[keys[0]]):
+            value = torch.cat([inputs[k][name] for k in keys], dim=0).to(self.device)
             batch[name] = value.to(self.dtype) if value.is_floating_point() and name in PIXEL_KEYS else value
         if self.token_types:  # 2 marks video tokens (Qwen models need it with video_grid_thw)
             batch["mm_token_type_ids"] = (batch["input_ids"] == self.video_token_id).long() * 2

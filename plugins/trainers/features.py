@@ -12,7 +12,6 @@ pixel path is tested for every bundled model family.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,20 +95,18 @@ def combine_outputs(per_video: Sequence[Any]) -> Any:
 
 
 class FeatureStore:
-    """Encoder outputs by video key, in ``folder`` (one safetensors file each), with the most recently used
-    ``in_memory`` videos kept in memory."""
+    """Encoder outputs by video key, in ``folder`` (one safetensors file each), read from their file whenever they
+    are asked for (a small read from the page cache): none are kept in memory, however many videos there are."""
 
-    def __init__(self, folder: Path, in_memory: int = 512) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.in_memory = in_memory
         self.output_class: type[Any] | None = None
-        self.memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.safetensors"
 
     def has(self, key: str) -> bool:
-        return key in self.memory or self.path(key).is_file()
+        return self.path(key).is_file()
 
     def put(self, key: str, outputs: Any) -> None:
         """Store the encoder outputs of one video (a transformers ModelOutput)."""
@@ -126,25 +123,22 @@ class FeatureStore:
         tmp.replace(self.path(key))
 
     def get(self, key: str) -> dict[str, Any]:
-        if key in self.memory:
-            self.memory.move_to_end(key)
-        else:
-            from safetensors import safe_open
+        """The encoder outputs of one video, read from its file."""
+        from safetensors import safe_open
 
-            with safe_open(self.path(key), framework="pt") as f:
-                if self.output_class is None:
-                    import importlib
+        with safe_open(self.path(key), framework="pt") as f:
+            if self.output_class is None:
+                import importlib
 
-                    module, _, name = (f.metadata() or {})["class"].partition(":")
-                    self.output_class = getattr(importlib.import_module(module), name)
-                self.memory[key] = _unflatten({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118
-            while len(self.memory) > self.in_memory:
-                self.memory.popitem(last=False)
-        return self.memory[key]
+                module, _, name = (f.metadata() or {})["class"].partition(":")
+                self.output_class = getattr(importlib.import_module(module), name)
+            return _unflatten({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118
 
     def batch(self, keys: Sequence[str], device: torch.device | str, dtype: torch.dtype) -> Any:
-        """The encoder outputs of ``keys`` (one per sequence, in batch order) as the model expects them."""
-        fields = [self.get(k) for k in keys]
+        """The encoder outputs of ``keys`` (one per sequence, in batch order) as the model expects them; each
+        video is read once."""
+        read = {k: self.get(k) for k in dict.fromkeys(keys)}
+        fields = [read[k] for k in keys]
         combined = {name: _to(combine_outputs([f[name] for f in fields]), device, dtype) for name in fields[0]}
         assert self.output_class is not None
         return self.output_class(**combined)

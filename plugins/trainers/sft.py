@@ -94,9 +94,10 @@ def _encode_videos(model: Any, prepared: PreparedAnswers, folder: Path) -> tuple
 
     store = FeatureStore(folder / "vision" / weights_hash(model, is_vision)[:16])
     token_type_id = prepared.video_token_id if prepared.token_types else None
-    todo = [key for key in prepared.videos if not store.has(key)]
+    videos = prepared.videos
+    todo = [key for key in videos.recipes if not store.has(key)]
     for key in todo:
-        store.put(key, encode_video(model, prepared.video_prompts[key], prepared.videos[key], token_type_id))
+        store.put(key, encode_video(model, videos.recipes[key].prompt_ids, videos.inputs(key), token_type_id))
     return store, len(todo)
 
 
@@ -138,8 +139,9 @@ def sft(
     model: str | Path, samples: Sequence[VideoQA], frames: Mapping[str, Frames], out: Path, options: SftOptions
 ) -> SftResult:
     """Fine-tune ``model`` (hub id or folder) on the answers of ``samples`` (``frames`` by each sample's
-    ``video``) and save it to ``out`` as a complete checkpoint folder. Raises TrainingError when no sample
-    can be trained on."""
+    ``video``, read when the encoding or a batch needs a video's pixels; a mapping that loads on access keeps
+    the frames out of memory) and save it to ``out`` as a complete checkpoint folder. Raises TrainingError when
+    no sample can be trained on."""
     from mmaip_plugins.trainers.data import prepare_answers
     from mmaip_plugins.zoo.hf import load_pretrained
 

@@ -7,6 +7,9 @@ Per round, and in this order (the steps of ``_Round.run``):
    and left out;
 3. with a frozen vision tower, encode each video once and store its features on disk (``trainers/features.py``),
    keyed by the frames, the video processor and a hash of the vision weights, so later rounds reuse them;
+   no video's frames, pixels or features are held for the round: a batch reads them when it needs them (frames
+   from the frame cache, pixels from the processor, features from the store's files) and drops them after, so
+   memory does not grow with the number of videos;
 4. compute the reference log-probs of every pair in one pass, with the policy before its first step (it *is*
    the reference then; a LoRA model with its adapter disabled), so no second model is held in memory;
 5. the training steps: TRL's DPO objective (``loss.py``) over TRL's fused LM head (log-probs of the answer
@@ -209,11 +212,12 @@ class _Round:
         return store
 
     def _encode(self, model: Any, prepared: PreparedPairs, store: FeatureStore, token_type_id: int | None) -> None:
-        """Encode every video not yet in ``store`` (each process a share), once."""
-        todo = sorted(k for k in prepared.videos if not store.has(k))
+        """Encode every video not yet in ``store`` (each process a share), once, one video in memory at a time."""
+        videos = prepared.videos
+        todo = sorted(k for k in videos.recipes if not store.has(k))
         self.acc.wait_for_everyone()  # every process shares out the same list before any is written
         for key in todo[self.acc.process_index :: self.acc.num_processes]:
-            store.put(key, encode_video(model, prepared.video_prompts[key], prepared.videos[key], token_type_id))
+            store.put(key, encode_video(model, videos.recipes[key].prompt_ids, videos.inputs(key), token_type_id))
         self.result.vision_encodes = len(todo)
         self.acc.wait_for_everyone()
 

@@ -114,8 +114,8 @@ def test_cached_step_equals_trl_standard_step(
     prepared = prepare_pairs(pairs[:4], lambda v: loader.load(v), processor, system_prompt=None, max_length=None)
     store = FeatureStore(tmp_path / "features")
     token_type_id = video_token_of(processor) if prepared.token_types else None
-    for key, inputs in prepared.videos.items():
-        store.put(key, encode_video(model, prepared.video_prompts[key], inputs, token_type_id))
+    for key, recipe in prepared.videos.recipes.items():
+        store.put(key, encode_video(model, recipe.prompt_ids, prepared.videos.inputs(key), token_type_id))
     options = VideoDpoOptions(model=str(folder), loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5])
     acc = Accelerator(cpu=True)
     common = {
