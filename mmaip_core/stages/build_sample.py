@@ -90,23 +90,22 @@ class SampleBuilder:
     async def _answer(self, answerer: Answerer, sample: VideoQA, held: HeldFrames, index: int) -> Answered | None:
         """One answer, judged as soon as it exists (when it has text); the frames are let go as soon as this
         answer's calls no longer need them."""
-        needed = True
+        release = held.releaser()
         try:
             response = await answerer.answer(answerer.request(sample, held.frames, index))
             if not self.judge.uses_frames:
-                needed = False
-                held.done()
+                release()
             if response is None:
                 return None
             answered = Answered(answerer, response)
             if response.text is not None:
-                request = ScoreRequest(sample=sample, response=response, frames=held.frames if needed else None)
+                frames = held.frames if self.judge.uses_frames else None
+                request = ScoreRequest(sample=sample, response=response, frames=frames)
                 answered.judgement_key = self.judge.key(request)
                 answered.judgement = await self.judge.judge(request)
             return answered
         finally:
-            if needed:
-                held.done()
+            release()
 
 
 def pairs_of(

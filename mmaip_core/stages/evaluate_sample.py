@@ -96,19 +96,18 @@ class SampleEvaluation:
     async def _model(self, m: int, benchmark: str, sample: VideoQA, held: HeldFrames, outcome: _Outcome) -> None:
         """Model ``m``'s answer to ``sample``, and every evaluator's verdict on it (the frames are let go as soon
         as no call of it needs them)."""
-        needed = True
+        looks = any(judge.evaluator.uses_frames for judge in self.judges)
+        release = held.releaser()
         try:
             answerer = self.answerers[m]
             response = await answerer.answer(answerer.request(sample, held.frames, 0))
-            if not any(judge.evaluator.uses_frames for judge in self.judges):
-                needed = False
-                held.done()
+            if not looks:
+                release()
             if response is not None:
                 outcome.answers.append(response)
-                await self._verdicts(m, benchmark, sample, held.frames if needed else None, response, outcome)
+                await self._verdicts(m, benchmark, sample, held.frames if looks else None, response, outcome)
         finally:
-            if needed:
-                held.done()
+            release()
 
     async def _verdicts(
         self, m: int, benchmark: str, sample: VideoQA, frames: Frames | None, response: Response, outcome: _Outcome

@@ -144,6 +144,18 @@ class HeldFrames:
         if self._users <= 0:
             self._drop()
 
+    def releaser(self) -> Callable[[], None]:
+        """One user's :meth:`done`, safe to call more than once (it counts the first call only)."""
+        called = False
+
+        def release() -> None:
+            nonlocal called
+            if not called:
+                called = True
+                self.done()
+
+        return release
+
     def _drop(self) -> None:
         self.frames = None
         if self._release is not None:
