@@ -8,7 +8,6 @@ a file. When the last shard ends it merges: ``DIR``'s outputs are then those one
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import IO, Any
 
 from mmaip_core.config import RunConfig
 from mmaip_core.plugins.manager import PluginManager
-from mmaip_core.records import AnnotatedResponse, FrameManifest, ItemError, VideoQA
+from mmaip_core.records import AnnotatedResponse, FrameManifest, ItemError, PreferencePair, VideoQA
 from mmaip_core.stages.run import BuildSummary, StageRun, by_stage, write_run_manifest
 from mmaip_core.stages.stream import Shard, quiet, stream_samples
 from mmaip_core.store import layout
@@ -91,12 +90,7 @@ def _sample_id(line: str, name: str) -> str:
         return VideoQA.model_validate_json(line).id
     if name == layout.RESPONSES:
         return AnnotatedResponse.model_validate_json(line).response.sample_id
-    return str(_json(line)["sample_id"])
-
-
-def _json(line: str) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(line)
-    return value
+    return PreferencePair.model_validate_json(line).sample_id
 
 
 def _merge_frames(folders: list[Path], out: IO[str]) -> None:
