@@ -31,7 +31,8 @@ from mmaip_core.config import RunConfig, load_config
 from mmaip_core.errors import PluginConfigError, did_you_mean
 from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import PLUGIN_KINDS
-from mmaip_core.records import RECORDS, record_schema
+from mmaip_core.plugins.options_table import option_rows
+from mmaip_core.records import RECORDS, PluginInfo, record_schema
 from mmaip_core.store.redaction import redact, redact_text
 from mmaip_core.validation import render_validation_error
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from mmaip_core.records import TrainManifest
     from mmaip_core.stages.build import BuildPlan, BuildSummary
     from mmaip_core.stages.evaluate import EvalResults
+    from mmaip_core.stages.publish import HubUpload
+    from mmaip_core.stages.run import ErrorCount
     from mmaip_core.stages.stream import Shard
 
 app = typer.Typer(
@@ -48,13 +51,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: flags as --dry-run / --no-dry-run, not `--dry-run <bool>`
 )
-config_app = typer.Typer(help="Work with run configs.", no_args_is_help=True)
+config_app = typer.Typer(help="Work with run configs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
-console = Console()
+LOG_WIDTH = 200
+"""Columns of what is printed to a file or a pipe (a log), where rich would assume 80 and cut names short."""
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or LOG_WIDTH wide when writing to a log (COLUMNS, if set, wins)."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, soft_wrap=True, width=LOG_WIDTH if wide else None)
+
+
+console = _console()
 T = TypeVar("T")
-err_console = Console(stderr=True, soft_wrap=True)
+err_console = _console(stderr=True)
 _state = {"debug": False}
 
 
@@ -77,7 +92,7 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug/--no-debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -110,20 +125,59 @@ def _check_kind(kind: str | None) -> str | None:
     return kind
 
 
+def _named_plugins(manager: PluginManager, name: str | None, kind: str | None) -> list[PluginInfo]:
+    """The plugins of ``kind`` (every kind when None) called ``name`` (every name when None)."""
+    infos = manager.list(kind)
+    if name is None:
+        return infos
+    found = [info for info in infos if info.name == name.strip().lower().replace("_", "-")]
+    if not found:
+        names = sorted({info.name for info in infos})
+        raise UserError(f"no {kind or 'plugin'} is called '{name}'.{did_you_mean(name, names)} See: mmaip plugins")
+    return found
+
+
+def _print_plugin_options(manager: PluginManager, infos: list[PluginInfo], as_json: bool) -> None:
+    described = [(info, option_rows(manager.get(info.kind, info.name).spec.options)) for info in infos]
+    if as_json:
+        _print_json(
+            [{**info.model_dump(mode="json"), "options": [r.model_dump() for r in rows]} for info, rows in described]
+        )
+        return
+    for info, rows in described:
+        console.print(f"[bold]{info.kind} {info.name}[/] ({info.package}): {escape(info.description)}")
+        table = _table("option", "type", "default", "description")
+        for row in rows:
+            table.add_row(
+                row.name,
+                escape(row.type),
+                "(required)" if row.required else escape(row.default),
+                escape(row.description),
+            )
+        console.print(table)
+
+
 @app.command()
 def plugins(
+    name: Annotated[str | None, typer.Argument(help="One plugin: print its options too.")] = None,
     kind: Annotated[
         str | None, typer.Option("--kind", callback=_check_kind, help=f"Only this kind: {', '.join(PLUGIN_KINDS)}.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    options: Annotated[
+        bool, typer.Option("--options/--no-options", help="Print each plugin's options: type, default, doc.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json/--no-json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List every plugin: kind, name, providing package and description."""
+    """List every plugin: kind, name, providing package and description; with NAME or --options, its options."""
     manager = _manager()
-    infos = manager.list(kind)
+    infos = _named_plugins(manager, name, kind)
+    if name is not None or options:
+        _print_plugin_options(manager, infos, as_json)
+        return
     if as_json:
         _print_json([info.model_dump(mode="json") for info in infos])
         return
-    table = Table("kind", "name", "package", "description")
+    table = _table("kind", "name", "package", "description")
     for info in infos:
         table.add_row(info.kind, info.name, f"{info.package} {info.version or ''}".strip(), info.description)
     console.print(table)
@@ -149,14 +203,22 @@ class Backend(StrEnum):
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
-    """``-o KEY=VALUE``: the key and the value read as YAML (``8`` a number, ``[a, b]`` a list)."""
+    """``--set KEY=VALUE``: the key and the value read as YAML (``8`` a number, ``[a, b]`` a list)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"-o '{text}' is not KEY=VALUE")
+        raise UserError(f"--set '{text}' is not KEY=VALUE")
     try:
         return key.strip(), yaml.safe_load(value)
     except yaml.YAMLError as exc:
-        raise UserError(f"-o '{text}': the value is not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
+        problem = getattr(exc, "problem", None) or exc
+        raise UserError(f"--set '{text}': the value is not valid YAML ({problem})") from exc
+
+
+def _set_option(what: str) -> Any:
+    """``--set/-s KEY=VALUE`` (repeatable): a plugin's option, as in every command (``-o`` is always --out)."""
+    return typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", help=f"{what} (repeatable; the value is read as YAML: 8, [a, b])."
+    )
 
 
 @app.command()
@@ -164,17 +226,15 @@ def frames(
     video: Annotated[Path, typer.Argument(help="The video file.")],
     sampler: Annotated[str, typer.Option(help="Frame sampler plugin.")] = "uniform",
     num_frames: Annotated[int | None, typer.Option("--num-frames", "-k", help="Frames to take.")] = None,
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Other sampler option, KEY=VALUE (repeatable).")
-    ] = None,
+    option: Annotated[list[str] | None, _set_option("Other sampler option")] = None,
     backend: Annotated[Backend, typer.Option(help="Decoder.")] = Backend.auto,
     max_side: Annotated[
         int | None, typer.Option(help=f"Resize so the longer side is at most this (8 to {MAX_SIDE}).")
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Frame cache folder.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the frame cache.")] = False,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Read and write the frame cache.")] = True,
     save: Annotated[Path | None, typer.Option(help="Also write the frames as PNG files into this folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the FrameManifest as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json/--no-json", help="Print the FrameManifest as JSON.")] = False,
 ) -> None:
     """Sample frames from a video and print their manifest."""
     options = dict(_parse_option(o) for o in option or [])
@@ -186,12 +246,12 @@ def frames(
             "backend": backend.value,
             "max_side": max_side,
             "cache_dir": cache_dir,
-            "cache": not no_cache,
+            "cache": cache,
         }
     )
     try:
         result = FrameLoader(settings, _manager()).load(video, sampler, options)
-    except PluginConfigError as exc:  # the options of -k and -o, on one line
+    except PluginConfigError as exc:  # the options of -k and --set, on one line
         raise UserError("; ".join(exc.problems)) from exc
     if save is not None:
         from PIL import Image
@@ -210,12 +270,38 @@ def frames(
     console.print(table)
 
 
+class InitKind(StrEnum):
+    build = "build"
+    evaluate = "evaluate"
+    train = "train"
+
+
+@app.command()
+def init(
+    kind: Annotated[InitKind, typer.Argument(help="Which config: build, evaluate or train.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The config file to write (default: KIND.yaml).")
+    ] = None,
+    demo_data: Annotated[
+        bool, typer.Option("--demo-data/--no-demo-data", help="Also write a small synthetic dataset into data/.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force/--no-force", help="Overwrite an existing config file.")] = False,
+) -> None:
+    """Write a commented config template that validates and runs offline on the demo data."""
+    from mmaip_core.testbeds.templates import write_template
+
+    for path in write_template(kind.value, out or Path(f"{kind.value}.yaml"), force=force, demo_data=demo_data):
+        console.print(f"[green]wrote[/] {path}")
+
+
 @config_app.command("validate")
 def config_validate(file: Annotated[Path, typer.Argument(help="A YAML or TOML run config.")]) -> None:
     """Validate a run config and report every error at once."""
     manager = _manager()
     config = load_config(file, manager)
-    console.print(f"[green]ok[/] {file}: {len(config.zoo)} zoo model(s)")
+    counts = {section: len(getattr(config, section)) for section in ("zoo", "benchmarks", "models", "evaluators")}
+    parts = [f"{section} {n}" for section, n in counts.items() if n] + (["train"] if config.train else [])
+    console.print(f"[green]ok[/] {file}" + (f": {', '.join(parts)}" if parts else ""))
     if _state["debug"]:
         _print_json(redact(config.resolved(manager)))
 
@@ -243,8 +329,56 @@ def _progress_bar() -> tuple[Progress, Callable[[str, int, int, float], None]]:
     return bar, update
 
 
+EXIT_EMPTY = 2
+"""Exit code of a run with nothing to show (no input read, no call succeeded, no pair made), as of user errors."""
+EXIT_BUDGET = 3
+"""Exit code of a build stopped by --max-cost: calls were left unmade; a rerun with a larger limit goes on."""
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells wrap rather than end in '…', so that two long names keep what tells them apart."""
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """``{"all scores tie": 9}`` in words: ``all scores tie (9)``; ``none`` when empty."""
+    return ", ".join(f"{why} ({n})" for why, n in counts.items()) or "none"
+
+
+def _print_errors(errors: list[ErrorCount], out: Path) -> None:
+    """The failed items by stage, model and error class (the details are in OUT/errors.jsonl)."""
+    if not errors:
+        return
+    table = _table("stage", "model", "error", "items", title="Failed items")
+    for row in errors:
+        table.add_row(row.stage, row.model or "–", row.error_class, str(row.count))
+    console.print(table)
+    console.print(f"Each failed item (model, sample, cause): {out / 'errors.jsonl'}")
+
+
+def _check_build(summary: BuildSummary, out: Path, max_cost: float | None) -> None:
+    """Exit with EXIT_BUDGET when --max-cost left calls unmade, or with EXIT_EMPTY when the build made no pair."""
+    if summary.refused_by_budget:
+        err_console.print(
+            f"[yellow]stopped by --max-cost ${max_cost}:[/] {summary.refused_by_budget} API call(s) not made "
+            f"(nor paid); rerun with a larger --max-cost to go on (exit code {EXIT_BUDGET}).",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_BUDGET)
+    if summary.pairs == 0:
+        err_console.print(
+            f"[red]error:[/] no preference pair was made (questions without a pair: {_reasons(summary.skipped)}); "
+            f"the answers and their scores are in {out}: `mmaip pairs {out} --strategy ...` re-pairs them.",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_EMPTY)
+
+
 def _print_summary(summary: BuildSummary, out: Path) -> None:
-    table = Table("zoo model", "answers", "failed", "from ledger", "new calls", "USD", title="Build summary")
+    table = _table("zoo model", "answers", "failed", "from ledger", "new calls", "USD", title="Build summary")
     for name, counts in summary.responses.items():
         cost = summary.cost_by_stage.get(f"generation {name}", 0.0)
         table.add_row(
@@ -261,9 +395,10 @@ def _print_summary(summary: BuildSummary, out: Path) -> None:
         f"{summary.samples} questions ({summary.row_errors} bad rows, {summary.video_errors} unusable videos); "
         f"judgements: {j.get('ok', 0)} ok, {j.get('parse_failure', 0) + j.get('out_of_range', 0)} unparsed, "
         f"{j.get('error', 0)} failed ({j.get('reused', 0)} from the ledger, {j.get('new', 0)} new); "
-        f"{summary.pairs} pairs; skipped: {summary.skipped or 'none'}; cost ${summary.cost_usd:.4f} "
-        f"(judging ${summary.cost_by_stage.get('judgement', 0.0):.4f})"
+        f"{summary.pairs} pairs; questions without a pair: {_reasons(summary.skipped)}; cost "
+        f"${summary.cost_usd:.4f} (judging ${summary.cost_by_stage.get('judgement', 0.0):.4f})"
     )
+    _print_errors(summary.errors, out)
     console.print(f"Output: {out}/pairs.jsonl, responses.jsonl, errors.jsonl, summary.json, run-manifest.json")
 
 
@@ -278,6 +413,7 @@ def _build_on_ray(
             config, out, shards, address=address, progress=update, max_cost=max_cost, limit=limit
         )
     _print_summary(summary, out)
+    _check_build(summary, out, max_cost)
 
 
 def _evaluate_shard(
@@ -303,7 +439,7 @@ def _evaluate_shard(
 AllowChangeOption = Annotated[
     bool,
     typer.Option(
-        "--allow-config-change",
+        "--allow-config-change/--no-allow-config-change",
         help="Continue in a run folder started with another config (finished calls "
         "are reused; the outputs then follow the new config).",
     ),
@@ -342,7 +478,8 @@ def build(
     config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the calls and an upper-bound cost estimate; call nothing.")
+        bool,
+        typer.Option("--dry-run/--no-dry-run", help="Print the calls and an upper-bound cost estimate; call nothing."),
     ] = False,
     max_cost: Annotated[
         float | None,
@@ -396,7 +533,7 @@ def _ablate_build(
 
 
 def _print_plan(plan: BuildPlan, out: Path) -> None:
-    table = Table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
+    table = _table("stage", "model", "calls", "in ledger", "new", "estimated USD", title="Build plan (dry run)")
     for row in plan.rows:
         cells = (row.stage, row.model_id or "", str(row.calls), str(row.stored), str(row.new))
         table.add_row(*cells, f"{row.estimated_usd:.4f}")
@@ -435,30 +572,45 @@ def _build_here(
         console.print(f"Shard {part.label} is done; the last of the {part.count} shards to end merges them into {out}.")
         return
     _print_summary(summary, out)
-    if summary.refused_by_budget:
-        err_console.print(
-            f"[yellow]stopped:[/] {summary.refused_by_budget} API call(s) not made: they would exceed --max-cost "
-            f"${max_cost}; rerun with a larger limit to go on."
-        )
+    _check_build(summary, out, max_cost)
 
 
 @app.command()
 def pairs(
     run_dir: Annotated[Path, typer.Argument(help="A finished build's folder.")],
     strategy: Annotated[str, typer.Option(help="Pair strategy plugin.")] = "best-worst",
-    option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Strategy option, KEY=VALUE (repeatable).")
+    option: Annotated[list[str] | None, _set_option("Strategy option")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="The pairs file to write (default: RUN_DIR/pairs-STRATEGY.jsonl); pairs.jsonl stays."
+        ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace/--no-replace",
+            help="Replace the build's pairs.jsonl and its summary's pair counts (what export and train read).",
+        ),
+    ] = False,
 ) -> None:
     """Re-pair a finished build with another strategy, without any new model call."""
     from mmaip_core.stages.build import re_pair
 
-    summary = re_pair(run_dir, _manager(), strategy, dict(_parse_option(o) for o in option or []))
-    console.print(f"{summary.pairs} pairs written to {run_dir / 'pairs.jsonl'}; skipped: {summary.skipped or 'none'}")
+    if replace and out is not None:
+        raise typer.BadParameter("--replace rewrites RUN_DIR/pairs.jsonl; leave out --out")
+    target = None if replace else out or run_dir / f"pairs-{strategy}.jsonl"
+    options = dict(_parse_option(o) for o in option or [])
+    summary = re_pair(run_dir, _manager(), strategy, options, target=target)
+    written = target or run_dir / "pairs.jsonl"
+    console.print(f"{summary.pairs} pairs written to {written}; questions without a pair: {_reasons(summary.skipped)}")
+    if summary.pairs == 0:
+        err_console.print("[red]error:[/] no preference pair was made", highlight=False)
+        raise typer.Exit(EXIT_EMPTY)
 
 
 def _print_results(results: EvalResults, out: Path) -> None:
-    table = Table(
+    table = _table(
         "evaluator", "benchmark", "model", "n", "ratio % [95% CI]", "score [95% CI]", "unreadable", title="Evaluation"
     )
     for row in sorted(results.metrics, key=lambda r: (r.evaluator, r.benchmark, r.model)):
@@ -466,9 +618,12 @@ def _print_results(results: EvalResults, out: Path) -> None:
         ratio, score = format_estimate(m.ratio, percent=True), format_estimate(m.score)
         table.add_row(row.evaluator, row.benchmark, row.model, str(m.n), ratio, score, str(m.parse_failures))
     console.print(table)
+    v = results.verdicts
     console.print(
-        f"verdicts: {results.verdicts}; cost ${results.cost_usd:.4f}. Output: {out}/results.json, verdicts.jsonl, report.md"
+        f"verdicts: {v.get('new', 0)} new, {v.get('reused', 0)} from the ledger; cost ${results.cost_usd:.4f}. "
+        f"Output: {out}/results.json, verdicts.jsonl, report.md"
     )
+    _print_errors(results.errors, out)
 
 
 @app.command()
@@ -486,10 +641,26 @@ def evaluate(
     allow_config_change: AllowChangeOption = False,
     limit: LimitOption = None,
     shard: ShardOption = None,
+    retry_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unreadable/--no-retry-unreadable",
+            help="Ask the judges again for the verdicts this folder's ledger holds as unreadable or imputed.",
+        ),
+    ] = False,
+    all_evaluator_pairs: Annotated[
+        bool,
+        typer.Option(
+            "--all-evaluator-pairs/--like-for-like",
+            help="With --rejudge: compare every old evaluator with every new one, not only those of the same name.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
     from mmaip_core.stages.evaluate import run_evaluation
 
+    if retry_unreadable and (frames or shard or rejudge is not None):
+        raise typer.BadParameter("--retry-unreadable works on a plain evaluation (no --frames, --shard, --rejudge)")
     manager = _manager()
     run_config = load_config(config, manager)
     bar, update = _progress_bar()
@@ -511,18 +682,31 @@ def evaluate(
     if rejudge is None:
         with bar:
             results = run_evaluation(
-                run_config, out, manager, progress=update, allow_config_change=allow_config_change, limit=limit
+                run_config,
+                out,
+                manager,
+                progress=update,
+                allow_config_change=allow_config_change,
+                limit=limit,
+                retry_unreadable=retry_unreadable,
             )
         _print_results(results, out)
         return
+    from mmaip_core.stages.drift import ranking_line
     from mmaip_core.stages.drift import rejudge as run_rejudge
 
     with bar:
         results, drift = run_rejudge(
-            run_config, rejudge, out, manager, progress=update, allow_config_change=allow_config_change
+            run_config,
+            rejudge,
+            out,
+            manager,
+            progress=update,
+            allow_config_change=allow_config_change,
+            all_pairs=all_evaluator_pairs,
         )
     _print_results(results, out)
-    table = Table(
+    table = _table(
         "benchmark",
         "model",
         "old → new",
@@ -546,11 +730,13 @@ def evaluate(
             format_number(r.kappa),
         )
     console.print(table)
+    for ranking in drift.rankings:
+        console.print(ranking_line(ranking).strip(), highlight=False)
     console.print(f"Drift: {out}/drift.json and report.md")
 
 
 def _print_comparison(comparison: Comparison, out: Path) -> None:
-    scorers = Table(
+    scorers = _table(
         "scorer", "judged", "parse failures", "pairs", "length rho", "human agreement", "cost $", title="Scorers"
     )
     for s in comparison.scorers:
@@ -564,7 +750,7 @@ def _print_comparison(comparison: Comparison, out: Path) -> None:
             human,
             f"{s.cost_usd:.4f}",
         )
-    agreement = Table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
+    agreement = _table("A", "B", "Spearman", "Kendall", "kappa", "same pairs", "changed A→B / B→A", title="Agreement")
     for a in comparison.agreement:
         same = f"{a.same_pairs}/{a.pair_questions}"
         agreement.add_row(
@@ -642,14 +828,53 @@ def export(
             "video support, not TRL's DPOTrainer. llava-hound always stores the frames.",
         ),
     ] = True,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option("--push-to-hub", help="Then upload the export with its card as this Hub dataset (user/name)."),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private/--public", help="Create the Hub dataset private.")] = False,
 ) -> None:
     """Export a build's pairs for TRL's DPOTrainer, datasets.load_dataset or LLaVA-Hound-DPO, with a dataset card."""
     from mmaip_core.stages.export import FRAMES_FOLDER, export_pairs
 
-    target = export_pairs(run_dir, out or run_dir / f"export-{format.value}", format.value, frames_as_images)
+    folder = out or run_dir / f"export-{format.value}"
+    target = export_pairs(run_dir, folder, format.value, frames_as_images)
     console.print(f"Exported to {target} (dataset card: {target if target.is_dir() else target.parent}/README.md)")
     if format is ExportFormat.llava_hound:
         console.print(f"LLaVA-Hound-DPO: --data_path {target} --video_folder {target.parent / FRAMES_FOLDER}")
+    if push_to_hub:
+        from mmaip_core.stages.publish import push_dataset
+
+        _print_upload(push_dataset(folder, push_to_hub, private=private))
+
+
+def _print_upload(upload: HubUpload) -> None:
+    where = upload.url or f"nothing uploaded (--dry-run); review {upload.folder}"
+    console.print(f"{upload.repo_type} {upload.repo_id}: {len(upload.files)} files from {upload.folder}: {where}")
+
+
+@app.command()
+def push(
+    folder: Annotated[Path, typer.Argument(help="A training run's folder (its final model) or an export folder.")],
+    repo_id: Annotated[str, typer.Argument(help="The Hub repository, user/name (created when missing).")],
+    private: Annotated[bool, typer.Option("--private/--public", help="Create the repository private.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run/--no-dry-run", help="Stage the files and card (a model: in FOLDER/hub) and upload nothing."
+        ),
+    ] = False,
+    evaluation: Annotated[
+        Path | None, typer.Option("--eval", help="An `mmaip evaluate` folder whose figures go on the model card.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="The Hub dataset the model was trained on (linked from its card).")
+    ] = None,
+) -> None:
+    """Publish a trained model or an exported dataset on the Hugging Face Hub with its card (token: HF_TOKEN)."""
+    from mmaip_core.stages.publish import push as push_to
+
+    _print_upload(push_to(folder, repo_id, private=private, dry_run=dry_run, evaluation=evaluation, dataset=dataset))
 
 
 def _alphas(alpha: float | None, alphas: str | None) -> list[float]:
@@ -674,10 +899,11 @@ def extrapolate(
     alpha: Annotated[float | None, typer.Option(help="ExPO alpha (0.3-0.5 typical; 0 returns the policy).")] = None,
     alphas: Annotated[str | None, typer.Option(help="Several alphas, e.g. 0.1,0.3,0.5.")] = None,
     include_vision: Annotated[
-        bool, typer.Option("--include-vision", help="Extrapolate the vision tower and projector too.")
+        bool,
+        typer.Option("--include-vision/--no-include-vision", help="Extrapolate the vision tower and projector too."),
     ] = False,
     lora: Annotated[
-        bool, typer.Option("--lora", help="POLICY is a LoRA adapter trained on top of the anchor.")
+        bool, typer.Option("--lora/--no-lora", help="POLICY is a LoRA adapter trained on top of the anchor.")
     ] = False,
     eval_config: Annotated[
         Path | None,
@@ -736,7 +962,8 @@ def train(
     config: Annotated[Path, typer.Argument(help="The run config (YAML or TOML) with a `train` section.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, manifest.json, curves.png.")],
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the last complete round (and step inside a round).")
+        bool,
+        typer.Option("--resume/--no-resume", help="Continue from the last complete round (and step inside a round)."),
     ] = False,
     processes: Annotated[
         int | None,
@@ -766,7 +993,9 @@ def train(
 
 
 def _print_training(manifest: TrainManifest, out: Path) -> None:
-    table = Table("round", "steps", "skipped", "pairs", "left out", "final loss", "final margin", "s", title="Training")
+    table = _table(
+        "round", "steps", "skipped", "pairs", "left out", "final loss", "final margin", "s", title="Training"
+    )
     for r in manifest.rounds:
         curves = r.result.curves
         last = {k: f"{curves[k][-1]:.3f}" if curves.get(k) else "–" for k in ("loss", "margin")}
@@ -781,7 +1010,13 @@ def _print_training(manifest: TrainManifest, out: Path) -> None:
             f"{r.result.wall_s:.1f}",
         )
     console.print(table)
-    console.print(f"final model: {manifest.final}\nmanifest: {out / 'manifest.json'}; curves: {out / 'curves.png'}")
+    held_out = [f"round {r.round}: {r.result.eval['accuracy']:.3f}" for r in manifest.rounds if r.result.eval]
+    if held_out:
+        console.print(f"held-out reward accuracy: {', '.join(held_out)}")
+    kept = f" (round {manifest.final_round}, keep: {manifest.keep})" if manifest.final_round else ""
+    console.print(
+        f"final model: {manifest.final}{kept}\nmanifest: {out / 'manifest.json'}; curves: {out / 'curves.png'}"
+    )
 
 
 def _relaunch(processes: int) -> None:
@@ -806,6 +1041,30 @@ def _relaunch(processes: int) -> None:
     raise typer.Exit(subprocess.call(command))
 
 
+@app.command("sft")
+def sft_command(
+    config: Annotated[Path, typer.Argument(help="A run config with `samples`, `frames` and an `sft` section.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the fine-tuned model (complete or absent).")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Train on the first N samples only.")] = None,
+) -> None:
+    """Supervised fine-tuning of `sft.model` on the answers of the config's samples (answer tokens only).
+
+    The prompt is the hf generator's; the result is a checkpoint folder that `generator: hf`, `mmaip train`
+    (`model: OUT`) and `mmaip extrapolate` load. Options: docs/training.md ("Supervised fine-tuning").
+    """
+    from mmaip_plugins.trainers.sft_run import run_sft
+
+    manager = _manager()
+    result = run_sft(load_config(config, manager), out, manager, limit=limit)
+    for item in result.skipped:
+        err_console.print(f"left out {escape(item.item)}: {escape(item.message)}")
+    last = f"{result.losses[-1]:.4f}" if result.losses else "–"
+    console.print(
+        f"{result.examples} samples, {result.steps} steps, final loss {last}, {len(result.skipped)} left out, "
+        f"{result.wall_s:.1f} s\nmodel: {result.out}"
+    )
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo data, config and build.")] = Path("demo-out"),
@@ -827,7 +1086,9 @@ def demo(
 
 
 miniature_app = typer.Typer(
-    help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.", no_args_is_help=True
+    help="The paper in miniature: ShapesQA, a trained tiny zoo, the whole method on a CPU.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(miniature_app, name="miniature")
 
@@ -850,7 +1111,9 @@ def _cache(cache: Path | None) -> Path:
     return cache or Path(base) / "miniature"
 
 
-QuickOption = Annotated[bool, typer.Option("--quick", help="A reduced run (seconds; the numbers are noise).")]
+QuickOption = Annotated[
+    bool, typer.Option("--quick/--no-quick", help="A reduced run (seconds; the numbers are noise).")
+]
 CacheOption = Annotated[
     Path | None,
     typer.Option(help="Where the zoo is cached (default: $MMAIP_CACHE_DIR/miniature or ~/.cache/mmaip/miniature)."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.analysis.charts import grouped_bars
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 from mmaip_core.store.files import save_figure, write_text_atomic
@@ -49,28 +50,12 @@ def _plot(out: Path, results: MiniatureResults) -> str:
 
     names = [m.model for m in results.models]
     figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(names)), 3.6))
-    width = 0.38
-    for k, benchmark in enumerate(BENCHMARKS):
-        values, low, high = [], [], []
-        for i in range(len(names)):
-            e = _accuracy(results, i, benchmark)
-            v = e.value or 0.0
-            values.append(100 * v)
-            low.append(100 * (v - (e.low if e.low is not None else v)))
-            high.append(100 * ((e.high if e.high is not None else v) - v))
-        axis.bar(
-            [i + (k - 0.5) * width for i in range(len(names))],
-            values,
-            width,
-            yerr=[low, high],
-            capsize=3,
-            label=benchmark,
-        )
-    axis.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
-    axis.set_ylabel("exact-match accuracy %, 95% CI")
-    axis.set_ylim(0, 100)
+    series = {b: [_accuracy(results, i, b) for i in range(len(names))] for b in BENCHMARKS}
+    if grouped_bars(axis, names, series, scale=100, digits=1):  # a run without results says so: no zero bars
+        axis.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
+        axis.set_ylabel("exact-match accuracy %, 95% CI")
+        axis.set_ylim(0, 105)
     axis.set_title("ShapesQA miniature: zoo members and the weakest model trained (a)-(d)", fontsize=9)
-    axis.legend(fontsize="small")
     figure.tight_layout()
     save_figure(figure, out / "results.png")
     return "results.png"

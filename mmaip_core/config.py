@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from mmaip_core.calls.pricing import Price
 from mmaip_core.errors import ConfigError, UserError
 from mmaip_core.frames.loader import FrameSettings
-from mmaip_core.plugins.kinds import PluginOptions
+from mmaip_core.plugins.kinds import HubOrFolder, PluginOptions
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.validation import render_validation_error
 
@@ -34,6 +34,7 @@ __all__ = [
     "RunConfig",
     "SamplesConfig",
     "ScorerConfig",
+    "SftConfig",
     "TrainConfig",
     "TrainerChoice",
     "ZooEntry",
@@ -107,11 +108,20 @@ class BenchmarkConfig(PluginChoice):
 
 
 class EvaluatorConfig(PluginChoice):
-    """One entry of ``evaluators`` (evaluation)."""
+    """One entry of ``evaluators`` (evaluation): ``{name: vision-judge, ...}``, or an instance with its own name,
+    ``{name: gpt4o-vision, evaluator: vision-judge, ...}``, so that two of one plugin sit side by side."""
 
     kind: ClassVar[str] = "evaluator"
     selector: ClassVar[str] = "name"
-    name: str = Field(description="Evaluator plugin (vision-judge, text-judge, reference, exact-match, ...).")
+    name: str = Field(
+        description="The evaluator's name in verdicts, results, report and drift; also its plugin (vision-judge, "
+        "text-judge, reference, exact-match, ...) when 'evaluator' is not given."
+    )
+    evaluator: str | None = Field(default=None, description="Evaluator plugin, when 'name' names an instance of it.")
+
+    @property
+    def plugin(self) -> str:
+        return self.evaluator or self.name
 
 
 class TrainerChoice(PluginChoice):
@@ -153,11 +163,42 @@ class TrainConfig(BaseModel):
     schedule: Literal["all", "shards"] = Field(
         default="all", description="all: every pair every round; shards: T disjoint shards, one per round."
     )
-    seed: int = Field(default=0, description="Seed of the shard split.")
+    seed: int = Field(default=0, description="Seed of the shard split and of the held-out split.")
+    eval_pairs: Path | None = Field(
+        default=None, description="Held-out pairs JSONL, scored after every round (eval loss, reward accuracy)."
+    )
+    eval_fraction: float = Field(
+        default=0.0, ge=0, lt=1, description="Share of the pairs held out (seeded by `seed`) instead of eval_pairs."
+    )
+    keep: Literal["last", "best"] = Field(
+        default="last", description="Final model: the last round's, or the round's with the best eval accuracy."
+    )
     frames: FrameSettings | None = Field(
         default=None, description="Training frames (default: the run's frames section)."
     )
     trainer: TrainerChoice = Field(default_factory=TrainerChoice)
+
+    @model_validator(mode="after")
+    def _held_out(self) -> TrainConfig:
+        if self.eval_pairs is not None and self.eval_fraction > 0:
+            raise ValueError("give eval_pairs or eval_fraction, not both")
+        if self.keep == "best" and self.eval_pairs is None and self.eval_fraction == 0:
+            raise ValueError("keep: best needs held-out pairs (eval_pairs or eval_fraction)")
+        return self
+
+
+class SftConfig(BaseModel):
+    """``sft`` (``mmaip sft``): the model to fine-tune; every other key is an option of supervised fine-tuning,
+    validated by the command (``SftOptions`` of the bundled trainers)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="Hub id or folder of the model to fine-tune.")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The SFT options: every key but ``model``."""
+        return dict(self.model_extra or {})
 
 
 _LISTS: dict[str, type[PluginChoice]] = {
@@ -190,6 +231,7 @@ class RunConfig(BaseModel):
     models: list[ZooEntry] = Field(default_factory=list, description="Evaluation: the models under evaluation.")
     evaluators: list[EvaluatorConfig] = Field(default_factory=list, description="Evaluation: the evaluators.")
     train: TrainConfig | None = Field(default=None, description="Training (mmaip train).")
+    sft: SftConfig | None = Field(default=None, description="Supervised fine-tuning (mmaip sft).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:
@@ -219,7 +261,7 @@ class RunConfig(BaseModel):
         data = self.model_dump(mode="json", exclude_none=True)
         for location, choice in self.choices():
             options = manager.options(choice.kind, choice.plugin, choice.options)
-            section: dict[str, Any] = choice.model_dump(mode="json", exclude=set(choice.options))
+            section: dict[str, Any] = choice.model_dump(mode="json", exclude=set(choice.options), exclude_none=True)
             section.update(options.model_dump(mode="json"))
             _set(data, location, section)
         for frames, where in self.frame_sections():
@@ -242,6 +284,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "scorer": ScorerConfig,
     "pairs": PairsConfig,
     "train": TrainConfig,
+    "sft": SftConfig,
 }
 
 
@@ -282,13 +325,34 @@ def _path_fields(model: type[BaseModel]) -> list[str]:
     ]
 
 
+def _folder_fields(model: type[BaseModel]) -> list[str]:
+    return [
+        name for name, field in model.model_fields.items() if any(isinstance(m, HubOrFolder) for m in field.metadata)
+    ]
+
+
+def _hub_or_folder(value: str, base: Path) -> str:
+    """A model's hub id as it is, its folder taken from the config's folder ``base`` (see :class:`HubOrFolder`)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if (base / path).exists() or value.startswith(".") or value.count("/") > 1:
+        return str(base / path)
+    return value
+
+
 def _resolve_paths(choice: PluginChoice, options: PluginOptions, base: Path) -> None:
-    """Path options given in the file: ``~`` expanded, relative ones taken from the config's folder."""
+    """Path options given in the file: ``~`` expanded, relative ones taken from the config's folder; so are
+    model folders (options marked :class:`HubOrFolder`)."""
     for name in _path_fields(type(options)):
         value = getattr(options, name)
         if isinstance(value, Path) and name in choice.options:
             value = value.expanduser()
             setattr(choice, name, str(value if value.is_absolute() else base / value))
+    for name in _folder_fields(type(options)):
+        value = getattr(options, name)
+        if isinstance(value, str) and name in choice.options:
+            setattr(choice, name, _hub_or_folder(value, base))
 
 
 def _has_required(model: type[BaseModel], entry: Any) -> bool:
@@ -355,6 +419,7 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
         except UserError as exc:
             problems.append(f"{location}: {exc}")
             continue
+        problems.extend(manager.nested_problems(options, location))
         if choice is not None:
             _resolve_paths(choice, options, base)
     for frames, _ in config.frame_sections():
@@ -364,6 +429,9 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
     if config.train is not None:
         pairs = config.train.pairs.expanduser()
         config.train.pairs = pairs if pairs.is_absolute() else base / pairs
+        if config.train.eval_pairs is not None:
+            held_out = config.train.eval_pairs.expanduser()
+            config.train.eval_pairs = held_out if held_out.is_absolute() else base / held_out
     if problems:
         raise ConfigError(problems, source=str(path))
     return config

@@ -100,8 +100,15 @@ class UnknownNameError(UserError):
         self.valid_names = sorted(valid_names)
         known = ", ".join(self.valid_names) or "(none)"
         super().__init__(
-            f"unknown {kind} '{name}'. Known {plural or kind + 's'}: {known}.{did_you_mean(name, self.valid_names)}"
+            f"unknown {kind} '{name}'. Known {plural or _plural(kind)}: {known}.{did_you_mean(name, self.valid_names)}"
         )
+
+
+def _plural(noun: str) -> str:
+    """The English plural of a kind's name: pair-strategy -> pair-strategies, scorer -> scorers."""
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
 
 
 class UnknownPluginError(UnknownNameError):

@@ -73,6 +73,15 @@ class VideoQA(Record):
     caption: str | None = Field(default=None, description="Detailed caption of the video, if known.")
     source: str | None = Field(default=None, description="Dataset the sample comes from.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free metadata of the source.")
+    categories: dict[str, str] = Field(
+        default_factory=dict,
+        description="What evaluation results are broken down by (question type, video length, task), by field.",
+    )
+    group: str | None = Field(
+        default=None,
+        description="Samples with the same group count as one question, correct only if all are (circular "
+        "evaluation: the options rotated).",
+    )
 
 
 class FrameManifest(Record):
@@ -160,8 +169,8 @@ class Response(Record):
 class ScoreScale(Record):
     """An inclusive numeric range, e.g. 1–5."""
 
-    min: float = Field(default=1, description="Lowest score.")
-    max: float = Field(default=5, description="Highest score.")
+    min: float = Field(default=1.0, description="Lowest score.")  # floats, as a loaded config holds them: a
+    max: float = Field(default=5.0, description="Highest score.")  # fingerprint hashing 1 and one hashing 1.0 differ
 
     @model_validator(mode="after")
     def _ordered(self) -> ScoreScale:
@@ -271,7 +280,7 @@ class EvalRecord(Record):
     video: str | None = Field(default=None, description="The video, for statistics clustered by video.")
     benchmark: str = Field(description="Benchmark (dataset) name.")
     model: str = Field(description="Name of the model under evaluation.")
-    evaluator: str = Field(description="Name of the evaluator plugin.")
+    evaluator: str = Field(description="Name of the evaluator: its config entry's name (by default its plugin's).")
     fingerprint: str = Field(description="Evaluator fingerprint: judge model, prompt hash, frames policy.")
     question: str = Field(description="The question.")
     answer: str | None = Field(default=None, description="Ground-truth answer.")
@@ -282,8 +291,13 @@ class EvalRecord(Record):
     rationale: str | None = Field(default=None, description="The evaluator's reason.")
     raw_reply: str | None = Field(default=None, description="The judge's reply, verbatim.")
     status: ParseStatus = Field(default=ParseStatus.OK, description="ok, parse_failure, out_of_range or error.")
+    imputed: bool = Field(
+        default=False, description="The verdict was imputed by the judge protocol's rule (lmms-eval: no, 0)."
+    )
     frames: str | None = Field(default=None, description="FrameManifest key of the model's frames.")
     judge_frames: str | None = Field(default=None, description="FrameManifest key shown to the judge.")
+    categories: dict[str, str] = Field(default_factory=dict, description="The sample's categories.")
+    group: str | None = Field(default=None, description="The sample's group (circular evaluation).")
     model_id: str | None = Field(default=None, description="The judge model, for model-based evaluators.")
     usage: TokenUsage | None = Field(default=None, description="Tokens the verdict cost (all attempts).")
     created_at: datetime = Field(default_factory=_now, description="When the record was made (UTC).")
@@ -329,6 +343,10 @@ class ItemError(Record):
     """An item of a run that failed (a line of ``errors.jsonl``)."""
 
     stage: str = Field(description="samples, frames, generation or judgement.")
+    model: str | None = Field(
+        default=None, description="The model label concerned (the zoo entry or the model evaluated), if any."
+    )
+    sample_id: str | None = Field(default=None, description="The sample concerned, if one was read.")
     item: str = Field(description="The sample id, row, video or call key concerned.")
     error_class: str
     message: str
@@ -362,13 +380,21 @@ class RoundResult(Record):
     reference_forwards: int = Field(default=0, description="Sequences scored by the reference this round.")
     wall_s: float = Field(default=0.0, description="Wall time of the round in seconds.")
     resumed_from_step: int | None = Field(default=None, description="Step checkpoint the round resumed from.")
+    eval: dict[str, float] = Field(
+        default_factory=dict,
+        description="Held-out pairs under the trained policy: loss, accuracy (reward accuracy), margin, pairs "
+        "(empty without held-out pairs).",
+    )
 
 
 class RoundRecord(Record):
     """One round of Iter-W2S-RLAIF in ``manifest.json``: which checkpoints it used and wrote."""
 
     round: int = Field(description="1-based round number.")
-    reference: str = Field(description="Folder of this round's reference (and the policy's initialisation).")
+    reference: str = Field(description="Folder of this round's reference.")
+    init: str | None = Field(
+        default=None, description="Folder the policy started from: the last round's model (None: the reference)."
+    )
     policy: str = Field(description="Folder of the trained policy.")
     strong: str | None = Field(default=None, description="Folder of the extrapolated model (None when alpha = 0).")
     alpha: float = Field(description="ExPO alpha: strong = policy + alpha * (policy - anchor).")
@@ -390,6 +416,10 @@ class TrainManifest(Record):
     rounds_planned: int = Field(description="Rounds asked for.")
     rounds: list[RoundRecord] = Field(default_factory=list, description="Completed rounds, in order.")
     final: str | None = Field(default=None, description="Folder of the final model once every round is done.")
+    keep: Literal["last", "best"] = Field(
+        default="last", description="Which round's model is final: the last, or the best held-out reward accuracy."
+    )
+    final_round: int | None = Field(default=None, description="The round whose model is final.")
     run: RunManifest | None = Field(default=None, description="Versions, plugins, config and command.")
     kind: Literal["train-manifest"] = Field(default="train-manifest", description="Marks the file's kind.")
 

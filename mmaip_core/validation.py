@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from mmaip_core.errors import did_you_mean
+
 __all__ = ["render_validation_error"]
 
 
@@ -15,14 +17,16 @@ def _loc(parts: Sequence[int | str], prefix: str) -> str:
 
 
 def render_validation_error(exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
-    """One line per error. Unknown keys list the keys ``model`` allows."""
-    allowed = ", ".join(sorted(model.model_fields)) if model is not None else ""
+    """One line per error. Unknown keys name the closest key ``model`` allows and list them all."""
+    keys = sorted(model.model_fields) if model is not None else []
+    allowed = ", ".join(keys)
     lines = []
     for err in exc.errors():
         loc = _loc(err["loc"], prefix)
         if err["type"] == "extra_forbidden":
             key = err["loc"][-1] if err["loc"] else "?"
-            hint = f"; allowed keys: {allowed}" if allowed and len(err["loc"]) == 1 else ""
+            top = bool(keys) and len(err["loc"]) == 1
+            hint = f"; allowed keys: {allowed}.{did_you_mean(str(key), keys)}" if top else ""
             lines.append(f"{loc}: unknown key '{key}'{hint}")
         elif err["type"] == "missing":
             lines.append(f"{loc}: required key is missing")

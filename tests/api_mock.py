@@ -6,7 +6,9 @@ The model name picks the behaviour (several may be combined):
 - ``ratelimit``: the first attempt of each request gets 429 with ``retry-after: 0.05``;
 - ``flaky``: the first two attempts get 500; ``alwaysfail``: every attempt gets 500;
 - ``slow``: the first attempt sleeps 2 s (longer than the tests' timeouts);
-- ``garbage``: judge replies cannot be parsed; ``badrange``: judge scores are 9;
+- ``garbage``: judge replies cannot be parsed (``garbagefirst``: the first attempt of each request only, for
+  verdicts in the Video-ChatGPT format); ``badrange``: judge scores are 9; ``fenced``: Video-ChatGPT-format
+  verdicts come in a Markdown code fence;
 - ``signed``: generator answers end with `` (<model>)``, so models with different names answer differently;
 - ``nojson``: requests asking for structured output (``response_format``/``output_config``) get 400;
 - ``echourl``: every error message quotes the request as the server saw it, as some proxies do: its URL,
@@ -117,6 +119,8 @@ def _role(system: str) -> str:
     """What a chat request asks for, told by its system prompt: a verdict (evaluation), a judgement or an answer."""
     if "Decide whether the prediction is correct" in system:
         return "verdict"
+    if "##INSTRUCTIONS" in system:  # Video-ChatGPT's judge prompts (judge protocols, VCGBench)
+        return "official"
     return "judge" if "judge" in system else "generator"
 
 
@@ -139,6 +143,22 @@ def _judge_score(user: str) -> int:
 
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def _official_verdict(model: str, user: str, attempt: int) -> str:
+    """A reply in the format of the Video-ChatGPT prompts, a Python dict string with a fractional score (as its
+    example shows): yes/4.8 when the correct answer occurs in the prediction, else no/1.2 (VCGBench criteria:
+    the score only). ``garbage`` (or
+    ``garbagefirst`` on a request's first attempt): an unreadable reply; ``fenced``: in a Markdown fence."""
+    if "garbage" in model and ("garbagefirst" not in model or attempt == 1):
+        return "Looks plausible to me."
+    truth = re.search(r"Correct Answer: (.*)", user)
+    answer = re.search(r"Predicted Answer: (.*)", user)
+    right = bool(truth and answer and truth.group(1).strip().lower() in answer.group(1).lower())
+    content = "{'pred': 'yes', 'score': 4.8}" if right else "{'pred': 'no', 'score': 1.2}"
+    if "keys 'score'," in user:  # a VCGBench criterion: a score only
+        content = "{'score': 4.8}" if right else "{'score': 1.2}"
+    return f"```python\n{content}\n```" if "fenced" in model else content
 
 
 def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -165,7 +185,9 @@ def _chat(server: MockServer, anthropic: bool, body: dict[str, Any], attempt: in
     role = _role(_system(anthropic, body))
     user = _text(next(m["content"] for m in messages if m["role"] == "user"))
     images = sum(_images(m["content"]) for m in messages if m["role"] == "user")
-    if role == "verdict":  # evaluation
+    if role == "official":
+        content = _official_verdict(model, user, attempt)
+    elif role == "verdict":  # evaluation
         right = _judge_score(user) == 5
         score = 9 if "badrange" in model else (5 if right else 1)
         if "garbage" in model:

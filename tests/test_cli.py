@@ -71,7 +71,7 @@ def test_frames_json_with_both_backends(demo_video: Path, tmp_path: Path, backen
 
 
 def test_frames_with_sampler_options(long_video: Path, tmp_path: Path) -> None:
-    result = run("frames", str(long_video), "--sampler", "fps", "-o", "fps=0.5", "-o", "max_frames=4", "--json")
+    result = run("frames", str(long_video), "--sampler", "fps", "-s", "fps=0.5", "--set", "max_frames=4", "--json")
     assert result.returncode == 0, result.stderr
     # 0.5 fps over 10 s would be 5 frames; above the cap of 4 the sampler takes 4 uniform frames
     assert json.loads(result.stdout)["indices"] == [0, 100, 199, 299]
@@ -89,7 +89,7 @@ def test_frames_fails_cleanly_on_a_corrupt_file(broken_videos: dict[str, Path]) 
 
 
 def test_frames_reports_a_bad_sampler_option(demo_video: Path) -> None:
-    result = run("frames", str(demo_video), "--sampler", "uniform", "-o", "frames=3")
+    result = run("frames", str(demo_video), "--sampler", "uniform", "--set", "frames=3")
     assert result.returncode == 2
     assert "unknown key 'frames'; allowed keys: num_frames" in result.stderr
 
@@ -154,15 +154,15 @@ def test_file_system_problems_are_one_line_errors(demo_video: Path, tmp_path: Pa
             ["-k", "1000000000"],
             "frame-sampler 'uniform': num_frames: Input should be less than or equal to 1024 (got 1000000000)",
         ),
-        (["-o", "num_frames=2000"], "num_frames: Input should be less than or equal to 1024 (got 2000)"),
-        (["-o", "num_frames=abc"], "num_frames: Input should be a valid integer"),
+        (["--set", "num_frames=2000"], "num_frames: Input should be less than or equal to 1024 (got 2000)"),
+        (["--set", "num_frames=abc"], "num_frames: Input should be a valid integer"),
         (
-            ["--sampler", "fps", "-o", "fps=-1"],
+            ["--sampler", "fps", "--set", "fps=-1"],
             "frame-sampler 'fps': fps: Input should be greater than or equal to 0.0001 (got -1)",
         ),
-        (["-o", "unknown=1"], "unknown: unknown key 'unknown'; allowed keys: num_frames"),
-        (["-o", "num_frames=[1"], "-o 'num_frames=[1': the value is not valid YAML"),
-        (["-o", "num_frames"], "-o 'num_frames' is not KEY=VALUE"),
+        (["--set", "unknown=1"], "unknown: unknown key 'unknown'; allowed keys: num_frames"),
+        (["--set", "num_frames=[1"], "--set 'num_frames=[1': the value is not valid YAML"),
+        (["--set", "num_frames"], "--set 'num_frames' is not KEY=VALUE"),
         (["--max-side", "100000"], "max_side: Input should be less than or equal to 8192 (got 100000)"),
     ],
 )

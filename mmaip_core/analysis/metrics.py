@@ -4,6 +4,10 @@ and paired differences between two models, each with a bootstrap interval over v
 Questions about one video are not independent, so the bootstrap resamples videos (clusters), not questions.
 Records whose verdict could not be read (parse failures, out-of-range scores, errors) are counted apart and
 never imputed: they are left out of the ratio and the score.
+
+Records of one ``group`` (circular evaluation: the same question with its options rotated) count as one question,
+correct only if every one of them is (MMBench's CircularEval); :func:`by_category` breaks a summary down by the
+samples' categories (question type, video length, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.records import EvalRecord, ParseStatus
 
-__all__ = ["Estimate", "MetricSummary", "PairedDifference", "paired_difference", "summarize"]
+__all__ = [
+    "Estimate",
+    "MetricSummary",
+    "PairedDifference",
+    "by_category",
+    "circular",
+    "paired_difference",
+    "summarize",
+]
 
 BOOTSTRAP_CHUNK = 100
 """Bootstrap resamples drawn at once (bounds the memory of an interval over many videos)."""
@@ -85,10 +97,41 @@ def _resampled_means(rng: np.random.Generator, sums: np.ndarray, sizes: np.ndarr
     return result
 
 
+def circular(records: Sequence[EvalRecord]) -> list[EvalRecord]:
+    """``records`` with each group's records merged into one (in the place of its first): usable only if all are,
+    then correct only if all are, with the lowest score; otherwise the first unusable record stands for it."""
+    groups: dict[str, list[EvalRecord]] = defaultdict(list)
+    for record in records:
+        if record.group is not None:
+            groups[record.group].append(record)
+    merged: list[EvalRecord] = []
+    for record in records:
+        if record.group is None:
+            merged.append(record)
+        elif groups[record.group][0] is record:
+            merged.append(_merge(record.group, groups[record.group]))
+    return merged
+
+
+def _merge(group: str, members: list[EvalRecord]) -> EvalRecord:
+    failed = next((r for r in members if r.status is not ParseStatus.OK), None)
+    first = failed or members[0]
+    update: dict[str, object] = {"sample_id": group}
+    if failed is None:
+        update.update(
+            correct=all(bool(r.correct) for r in members),
+            score=min(float(r.score or 0.0) for r in members),
+            rationale=f"circular: {sum(bool(r.correct) for r in members)} of {len(members)} rotations correct",
+        )
+    return first.model_copy(update=update)
+
+
 def summarize(
     records: Sequence[EvalRecord], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> MetricSummary:
-    """Ratio and mean score of ``records`` (one model, benchmark and evaluator) with bootstrap intervals."""
+    """Ratio and mean score of ``records`` (one model, benchmark and evaluator) with bootstrap intervals; a group
+    of records (circular evaluation) counts once, see :func:`circular`."""
+    records = circular(records)
     usable = [r for r in records if r.status is ParseStatus.OK and r.correct is not None and r.score is not None]
     unreadable = sum(r.status in (ParseStatus.PARSE_FAILURE, ParseStatus.OUT_OF_RANGE) for r in records)
     clusters = _clusters(usable)
@@ -113,7 +156,9 @@ def paired_difference(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> PairedDifference:
-    """A minus B, question by question (matched by sample id), with a bootstrap interval over videos."""
+    """A minus B, question by question (matched by sample id; a group counts once), with a bootstrap interval over
+    videos."""
+    a, b = circular(a), circular(b)
     usable_b = {r.sample_id: r for r in b if r.status is ParseStatus.OK and r.score is not None}
     pairs = [
         (r, usable_b[r.sample_id])
@@ -129,3 +174,21 @@ def paired_difference(
         ratio=_bootstrap(ratio, clusters, resamples, seed, confidence),
         score=_bootstrap(score, clusters, resamples, seed, confidence),
     )
+
+
+def by_category(
+    records: Sequence[EvalRecord], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, dict[str, MetricSummary]]:
+    """:func:`summarize` of ``records`` per category field, then per value of it (records without the field are
+    left out of that field's breakdown); fields and values sorted."""
+    split: dict[str, dict[str, list[EvalRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for name, value in record.categories.items():
+            split[name][value].append(record)
+    return {
+        name: {
+            value: summarize(split[name][value], resamples=resamples, seed=seed, confidence=confidence)
+            for value in sorted(split[name])
+        }
+        for name in sorted(split)
+    }

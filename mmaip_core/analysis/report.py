@@ -1,4 +1,5 @@
-"""The evaluation report: ``report.md`` with PNG charts (bars with intervals, score histograms)."""
+"""The evaluation report: ``report.md`` with PNG charts (ratio and mean-score bars with intervals, score
+histograms; a panel without data says so)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.analysis.charts import grouped_bars, no_data
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.store import layout
@@ -14,7 +16,7 @@ from mmaip_core.store.files import save_figure, write_text_atomic
 from mmaip_core.store.hashing import stable_hash
 
 if TYPE_CHECKING:
-    from mmaip_core.stages.evaluate import EvalResults
+    from mmaip_core.stages.evaluate import EvalResults, MetricRow
 
 __all__ = ["format_estimate", "format_number", "format_percent", "write_report"]
 
@@ -43,51 +45,84 @@ def _slug(text: str) -> str:
     return safe if safe == text else f"{safe}-{stable_hash(text)[:6]}"
 
 
-def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], evaluator: str) -> list[str]:
+def _estimates(rows: Sequence[MetricRow], score: bool) -> tuple[list[str], dict[str, list[Estimate]]]:
+    """The benchmarks and, per model, its ratio (or mean score) estimate on each (no value where it has no row)."""
+    benchmarks = sorted({r.benchmark for r in rows})
+    found = {(r.model, r.benchmark): r.metrics.score if score else r.metrics.ratio for r in rows}
+    models = sorted({r.model for r in rows})
+    return benchmarks, {m: [found.get((m, b), Estimate(value=None)) for b in benchmarks] for m in models}
+
+
+def _bar_chart(out: Path, name: str, rows: Sequence[MetricRow], score: bool, title: str) -> str:
+    """Grouped bars with 95% intervals, one group per benchmark: ratios in % (0-100) or mean scores."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results.metrics if r.evaluator == evaluator]
-    benchmarks = sorted({r.benchmark for r in rows})
-    models = sorted({r.model for r in rows})
-    width = 0.8 / max(len(models), 1)
-    figure, axis = plt.subplots(figsize=(max(4, 1.6 * len(benchmarks) * max(len(models), 1)), 3.2))
-    for i, model in enumerate(models):
-        values, low, high = [], [], []
-        for benchmark in benchmarks:
-            row = next((r for r in rows if r.model == model and r.benchmark == benchmark), None)
-            ratio = row.metrics.ratio if row else Estimate(value=None)
-            value = ratio.value or 0.0
-            values.append(100 * value)
-            low.append(100 * (value - (ratio.low if ratio.low is not None else value)))
-            high.append(100 * ((ratio.high if ratio.high is not None else value) - value))
-        positions = [b + (i - (len(models) - 1) / 2) * width for b in range(len(benchmarks))]
-        axis.bar(positions, values, width, yerr=[low, high], capsize=3, label=model)
-    axis.set_xticks(range(len(benchmarks)), benchmarks)
-    axis.set_ylabel("ratio (% yes), 95% CI")
-    axis.set_ylim(0, 100)
-    axis.set_title(f"{evaluator}: accuracy by benchmark")
-    axis.legend(fontsize="small")
+    benchmarks, series = _estimates(rows, score)
+    figure, axis = plt.subplots(figsize=(max(4, 1.6 * len(benchmarks) * max(len(series), 1)), 3.2))
+    if grouped_bars(axis, benchmarks, series, scale=1 if score else 100, digits=2 if score else 1):
+        axis.set_ylabel("mean score, 95% CI" if score else "ratio (% yes), 95% CI")
+        if not score:
+            axis.set_ylim(0, 105)
+    axis.set_title(title)
     figure.tight_layout()
-    bars = f"ratio-{_slug(evaluator)}.png"
-    save_figure(figure, out / bars)
+    save_figure(figure, out / name)
+    return name
+
+
+def _histogram(out: Path, name: str, records: Sequence[EvalRecord], evaluator: str, models: Sequence[str]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(5, 3.2))
     for model in models:
         scores = [r.score for r in records if r.evaluator == evaluator and r.model == model and r.score is not None]
         if scores:
             axis.hist(scores, bins=20, histtype="step", linewidth=1.5, label=model)
-    axis.set_xlabel("score")
-    axis.set_ylabel("predictions")
-    axis.set_title(f"{evaluator}: score distribution")
     if axis.get_legend_handles_labels()[0]:
+        axis.set_xlabel("score")
+        axis.set_ylabel("predictions")
         axis.legend(fontsize="small")
+    else:
+        no_data(axis, "no scored prediction")
+    axis.set_title(f"{evaluator}: score distribution")
     figure.tight_layout()
-    hist = f"scores-{_slug(evaluator)}.png"
-    save_figure(figure, out / hist)
-    return [bars, hist]
+    save_figure(figure, out / name)
+    return name
+
+
+def _charts(out: Path, results: EvalResults, records: Sequence[EvalRecord], evaluator: str) -> list[str]:
+    """One evaluator's charts: ratios and mean scores by benchmark (with intervals), and the score distribution."""
+    rows = [r for r in results.metrics if r.evaluator == evaluator]
+    slug = _slug(evaluator)
+    return [
+        _bar_chart(out, f"ratio-{slug}.png", rows, False, f"{evaluator}: accuracy by benchmark"),
+        _bar_chart(out, f"score-{slug}.png", rows, True, f"{evaluator}: mean score by benchmark"),
+        _histogram(out, f"scores-{slug}.png", records, evaluator, sorted({r.model for r in rows})),
+    ]
+
+
+def _category_lines(rows: Sequence[MetricRow]) -> list[str]:
+    """The per-category table of ``rows`` (one evaluator's); nothing when no sample has categories."""
+    if not any(r.categories for r in rows):
+        return []
+    lines = [
+        "",
+        "| benchmark | model | category | value | n | ratio % | score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (r.benchmark, r.model)):
+        for name, values in row.categories.items():
+            for value, m in values.items():
+                lines.append(
+                    f"| {row.benchmark} | {row.model} | {name} | {value} | {m.n} | {format_estimate(m.ratio, True)} | "
+                    f"{format_estimate(m.score)} |"
+                )
+    return lines
 
 
 def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord]) -> Path:
@@ -114,6 +149,7 @@ def write_report(out: Path, results: EvalResults, records: Sequence[EvalRecord])
                 f"| {row.benchmark} | {row.model} | {m.n} | {format_estimate(m.ratio, True)} | {format_estimate(m.score)} | "
                 f"{m.parse_failures} | {m.errors} |"
             )
+        lines += _category_lines([r for r in results.metrics if r.evaluator == evaluator])
         paired = [p for p in results.paired if p.evaluator == evaluator]
         if paired:
             lines += [

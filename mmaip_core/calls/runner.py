@@ -37,6 +37,7 @@ __all__ = [
     "CallOptions",
     "CallOutcome",
     "TransientError",
+    "call_again",
     "run_calls",
     "run_generation_calls",
     "run_scoring_calls",
@@ -124,6 +125,12 @@ async def call_with_retries(
                 delay = min(options.backoff_s * 2 ** (attempt - 1), options.max_backoff_s) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
     return CallOutcome(item, None, _error(last.error_class, last, options.max_attempts), options.max_attempts)
+
+
+async def call_again(call: Callable[[], Awaitable[ResultT]], options: CallOptions) -> CallOutcome[None, ResultT]:
+    """A follow-up call made within a call already running in its lane (a judge's repair of an unreadable
+    reply): retried on rate limits and server errors like a first call, so the calls already paid are kept."""
+    return await call_with_retries(None, lambda _: call(), options, RateLimiter(options.rpm))
 
 
 def _error(error_class: str, exc: Exception, attempts: int) -> ErrorInfo:

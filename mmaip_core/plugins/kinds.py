@@ -57,11 +57,13 @@ __all__ = [
     "Frames",
     "GenerationRequest",
     "GeneratorSpec",
+    "HubOrFolder",
     "PairStrategy",
     "PairStrategySpec",
     "PairingOutcome",
     "PluginContext",
     "PluginOptions",
+    "PluginSection",
     "PluginSpec",
     "PolicyTrainer",
     "ReferencePolicy",
@@ -84,9 +86,30 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
 class PluginOptions(BaseModel):
-    """Base of every plugin's options model: unknown keys are errors."""
+    """Base of every plugin's options model: unknown keys are errors. Defaults are validated like given values,
+    so a default written ``1`` for a float field is ``1.0``, as the same value read back from a resolved config
+    is: fingerprints hash values, not how a default was written."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+@dataclass(frozen=True)
+class HubOrFolder:
+    """Marks an option naming a model by hub id or local folder (``Annotated[str, HubOrFolder()]``): like every
+    path of a config, a relative folder is taken from the config file's folder: one that exists there, or one
+    written as a path (``./ckpt``, ``../runs/final``, ``runs/train/final``: more than one ``/``). Anything else
+    (``Qwen/Qwen2-VL-2B-Instruct``) stays a hub id."""
+
+
+@dataclass(frozen=True)
+class PluginSection:
+    """Marks an option that holds another plugin's section (or a list of them): the plugin's name under
+    ``selector``, its options beside it, e.g. ``judge: {name: openai-judge, max_frames: 8}``. Declared as
+    ``Annotated[dict[str, Any], PluginSection("scorer")]``; the config check validates each such section with
+    that plugin's own options model and names every problem by its path (``evaluators.1.judge.max_frames``)."""
+
+    kind: str
+    selector: str = "name"
 
 
 PluginT = TypeVar("PluginT")
@@ -505,8 +528,9 @@ class EvaluatorSpec(PluginSpec[Evaluator]):
 
 @dataclass(frozen=True)
 class RoundRequest:
-    """One round of preference optimisation: start from ``reference`` (a checkpoint folder, which is also
-    the frozen reference of the round), train on ``pairs``, and write the policy to ``out``.
+    """One round of preference optimisation: start from ``init`` (a checkpoint folder; None: ``reference``),
+    train on ``pairs`` against the frozen ``reference`` (a checkpoint folder), and write the policy to ``out``.
+    ``eval_pairs``: held-out pairs the trainer scores with the trained policy (``RoundResult.eval``).
 
     ``out`` must be written completely or not at all (see :mod:`mmaip_core.store.checkpoints`). ``work`` is this
     round's scratch folder (step checkpoints, reference log-probs); with ``resume`` the trainer continues
@@ -522,8 +546,15 @@ class RoundRequest:
     work: Path
     cache: Path
     frames: Callable[[str], Frames]
+    init: Path | None = None
+    eval_pairs: Sequence[TrainPair] = ()
     resume: bool = False
     progress: Callable[[str, int, int], None] | None = None
+
+    @property
+    def start(self) -> Path:
+        """The checkpoint the policy starts from: ``init``, or the reference when there is none."""
+        return self.init if self.init is not None else self.reference
 
 
 @runtime_checkable

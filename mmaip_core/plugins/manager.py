@@ -32,7 +32,7 @@ import pluggy
 from pydantic import ValidationError
 
 from mmaip_core.calls.pricing import PriceTable
-from mmaip_core.errors import DuplicatePluginError, PluginConfigError, PluginError, UnknownPluginError
+from mmaip_core.errors import DuplicatePluginError, PluginConfigError, PluginError, UnknownPluginError, UserError
 from mmaip_core.plugins import hookspecs
 from mmaip_core.plugins.kinds import (
     PLUGIN_KINDS,
@@ -41,6 +41,7 @@ from mmaip_core.plugins.kinds import (
     PairStrategy,
     PluginContext,
     PluginOptions,
+    PluginSection,
     PluginSpec,
     PolicyTrainer,
     ReferencePolicy,
@@ -264,6 +265,35 @@ class PluginManager:
         except ValidationError as exc:
             raise PluginConfigError(kind, spec.name, render_validation_error(exc, spec.options)) from None
 
+    def nested_problems(self, options: PluginOptions, path: str) -> list[str]:
+        """Every problem of the plugin sections inside ``options`` (options marked :class:`PluginSection`), each
+        named by its path under ``path`` (``evaluators.1.judge.max_frames: ...``), deeper sections included."""
+        problems: list[str] = []
+        for name, field in type(options).model_fields.items():
+            marker = next((m for m in field.metadata if isinstance(m, PluginSection)), None)
+            value = getattr(options, name)
+            if marker is None or value is None:
+                continue
+            sections = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+            for index, section in sections:
+                where = ".".join(str(part) for part in (path, name, index) if part not in ("", None))
+                problems.extend(self._section_problems(marker, section, where))
+        return problems
+
+    def _section_problems(self, marker: PluginSection, section: Any, path: str) -> list[str]:
+        """The problems of one nested plugin section: its plugin's name, its options, its own nested sections."""
+        if not isinstance(section, Mapping) or marker.selector not in section:
+            return [f"{path}: must be a mapping of '{marker.selector}' (the {marker.kind} plugin) and its options"]
+        try:
+            spec = self.get(marker.kind, str(section[marker.selector])).spec
+        except UserError as exc:
+            return [f"{path}.{marker.selector}: {exc}"]
+        try:
+            options = spec.options.model_validate({k: v for k, v in section.items() if k != marker.selector})
+        except ValidationError as exc:
+            return render_validation_error(exc, spec.options, prefix=path)
+        return self.nested_problems(options, path)
+
     @overload
     def create(
         self,
@@ -331,10 +361,13 @@ class PluginManager:
     def create(
         self, kind: str, name: str, values: Mapping[str, Any] | None = None, prices: PriceTable | None = None
     ) -> Any:
-        """Validate options and build the plugin object (a Scorer, a FrameSampler, ...). A plugin whose spec
-        asks for a :class:`PluginContext` gets this manager and ``prices`` (default: the built-in list)."""
+        """Validate options (nested plugin sections included) and build the plugin object (a Scorer, a
+        FrameSampler, ...). A plugin whose spec asks for a :class:`PluginContext` gets this manager and ``prices``
+        (default: the built-in list)."""
         options = self.options(kind, name, values)
         spec = self.get(kind, name).spec
+        if problems := self.nested_problems(options, ""):
+            raise PluginConfigError(kind, spec.name, problems)
         if spec.context:
             return spec.factory(options, PluginContext(self, prices or PriceTable()))
         return spec.factory(options)

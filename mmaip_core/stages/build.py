@@ -393,9 +393,12 @@ def require_build_files(out: Path, *names: str) -> None:
         raise ConfigError([f"{out / name}: not found; is {out} a finished build?" for name in missing])
 
 
-def re_pair(out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any]) -> BuildSummary:
-    """Re-pair a finished build with another strategy, without any model call; rewrites ``pairs.jsonl`` (holding
-    the folder, so it cannot interleave with a build)."""
+def re_pair(
+    out: str | Path, manager: PluginManager, strategy: str, options: dict[str, Any], target: str | Path | None = None
+) -> BuildSummary:
+    """Re-pair a finished build with another strategy, without any model call (holding the folder, so it cannot
+    interleave with a build). The pairs go to ``target``; without one, they replace the build's ``pairs.jsonl``
+    and the pair counts of its ``summary.json``. Returns the build's summary with the new pair counts."""
     out = Path(out)
     require_build_files(out, layout.SAMPLES, layout.RESPONSES, layout.SUMMARY)
     with locked(out):
@@ -403,7 +406,8 @@ def re_pair(out: str | Path, manager: PluginManager, strategy: str, options: dic
         samples = list(read_jsonl(out / layout.SAMPLES, VideoQA))
         annotated = read_jsonl(out / layout.RESPONSES, AnnotatedResponse)
         pairs, skipped = make_pairs(manager, strategy, options, samples, annotated)
-        write_jsonl_atomic(out / layout.PAIRS, pairs)
+        write_jsonl_atomic(Path(target) if target is not None else out / layout.PAIRS, pairs)
         summary.pairs, summary.skipped = len(pairs), dict(skipped)
-        write_text_atomic(out / layout.SUMMARY, summary.model_dump_json(indent=2))
+        if target is None:
+            write_text_atomic(out / layout.SUMMARY, summary.model_dump_json(indent=2))
     return summary

@@ -27,12 +27,15 @@ from mmaip_core.records import (
     VideoQA,
 )
 from mmaip_core.stages.models import Answerer, Judge
-from mmaip_core.stages.run import StageRun, by_stage
+from mmaip_core.stages.run import StageRun, by_stage, count_errors
 from mmaip_core.stages.stream import FrameSource, HeldFrames
 from mmaip_core.store import layout
 from mmaip_core.store.files import atomic_text
 
-__all__ = ["Answered", "BuildOutputs", "SampleBuilder", "SampleOutcome", "pairs_of"]
+__all__ = ["NOT_ASKED", "Answered", "BuildOutputs", "SampleBuilder", "SampleOutcome", "pairs_of"]
+
+NOT_ASKED = "calls not made (--max-cost)"
+"""Why a question has no pair when some of its calls were not made because of the spending limit."""
 
 
 @dataclass
@@ -82,9 +85,12 @@ class SampleBuilder:
         outcome.manifest = held.manifest
         jobs = [self._answer(a, sample, held, i) for a in self.answerers for i in range(a.entry.n)]
         held.share(len(jobs))
-        outcome.answers = [answered for answered in await asyncio.gather(*jobs) if answered is not None]
+        answers = await asyncio.gather(*jobs)
+        outcome.answers = [answered for answered in answers if answered is not None]
         lines = [_line(answered) for answered in outcome.answers]
         outcome.pairs, outcome.skipped = pairs_of(self.pairing, sample, lines)
+        if outcome.skipped and any(a is None or (a.response.text and a.judgement is None) for a in answers):
+            outcome.skipped = NOT_ASKED  # not a finding about the answers: a rerun with more budget asks
         return outcome
 
     async def _answer(self, answerer: Answerer, sample: VideoQA, held: HeldFrames, index: int) -> Answered | None:
@@ -95,14 +101,18 @@ class SampleBuilder:
             response = await answerer.answer(answerer.request(sample, held.frames, index))
             if not self.judge.uses_frames:
                 release()
-            if response is None:
-                return None
-            answered = Answered(answerer, response)
-            if response.text is not None:
-                frames = held.frames if self.judge.uses_frames else None
-                request = ScoreRequest(sample=sample, response=response, frames=frames)
-                answered.judgement_key = self.judge.key(request)
-                answered.judgement = await self.judge.judge(request)
+            if response is None:  # the budget refused the call: counted in both models' progress
+                answerer.calls.skip()
+            if response is None or response.text is None:
+                self.judge.calls.skip()  # nothing to judge
+                return None if response is None else Answered(answerer, response)
+            frames = held.frames if self.judge.uses_frames else None
+            request = ScoreRequest(sample=sample, response=response, frames=frames)
+            answered = Answered(answerer, response, judgement_key=self.judge.key(request))
+            answered.judgement = await self.judge.judge(request)
+            batches = self.judge.batches
+            if answered.judgement is None and (batches is None or batches.collected):
+                self.judge.calls.skip()  # refused by the budget (a batch's first pass only submits)
             return answered
         finally:
             release()
@@ -119,6 +129,11 @@ def pairs_of(
             scored.append(Scored(line.response, ok[0]))
     outcome = pairing.make_pairs(sample, scored, prompt=sample.question)
     return outcome.pairs, None if outcome.pairs else outcome.skipped or "no pair"
+
+
+def _place(response: Response) -> tuple[str, str]:
+    """The model and the sample an answer's error concerns."""
+    return response.model, response.sample_id
 
 
 def _line(answered: Answered) -> AnnotatedResponse:
@@ -148,7 +163,8 @@ class BuildOutputs:
         summary.samples += 1
         self._write(layout.SAMPLES, sample.model_dump_json())
         if outcome.video_error is not None:
-            self.run.fail("frames", sample.id, type(outcome.video_error).__name__, str(outcome.video_error))
+            error = outcome.video_error
+            self.run.fail("frames", sample.id, type(error).__name__, str(error), sample_id=sample.id)
             summary.video_errors += 1
         if outcome.manifest is not None and outcome.manifest.key not in self.frame_keys:
             self.frame_keys.add(outcome.manifest.key)
@@ -171,7 +187,8 @@ class BuildOutputs:
         counts["new" if response.id in entry.calls.asked else "reused"] += 1
         counts["failed" if response.error else "done"] += 1
         if response.error:
-            self.run.fail("generation", response.id, response.error.error_class, response.error.message)
+            error = response.error
+            self.run.fail("generation", response.id, error.error_class, error.message, *_place(response))
         judgement = answered.judgement
         if judgement is None:
             return
@@ -179,7 +196,7 @@ class BuildOutputs:
         self.judgements["new" if answered.judgement_key in self.judge.calls.asked else "reused"] += 1
         if judgement.status is not ParseStatus.OK:
             cause = judgement.error.message if judgement.error else f"judge reply: {judgement.raw_reply!r}"
-            self.run.fail("judgement", response.id, judgement.status.value, cause)
+            self.run.fail("judgement", response.id, judgement.status.value, cause, *_place(response))
 
     def close(self, answerers: list[Answerer]) -> None:
         """Fill in the summary and put the files in place (a run that raised before never calls this)."""
@@ -198,4 +215,5 @@ class BuildOutputs:
         summary.cost_usd = self.run.ledger.total_cost()
         summary.refused_by_budget = self.run.budget.refused
         self.run.errors = by_stage(self.run.errors)
+        summary.errors = count_errors(self.run.errors)
         self.stack.close()

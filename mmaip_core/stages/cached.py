@@ -36,16 +36,27 @@ class StreamedCalls(Generic[RecordT]):
 
     :meth:`get` serves a key from the ledger, from a call of this run (in flight, or failed), or asks it once.
     ``asked`` holds the keys this run called; ``cost`` sums what the keys served so far cost, once per key
-    (earlier runs included)."""
+    (earlier runs included). ``reuse(record)``: whether a finished result of the ledger is served (default: every
+    one); one it refuses is asked again (``mmaip evaluate --retry-unreadable``)."""
 
-    def __init__(self, run: StageRun, kind: LedgerKind, label: str, record: type[RecordT], total: int) -> None:
+    def __init__(
+        self,
+        run: StageRun,
+        kind: LedgerKind,
+        label: str,
+        record: type[RecordT],
+        total: int,
+        reuse: Callable[[RecordT], bool] | None = None,
+    ) -> None:
         self.run, self.kind, self.label, self.record, self.total = run, kind, label, record, total
+        self.reuse = reuse
         self.in_flight: dict[str, asyncio.Future[RecordT | None]] = {}
         self.failed: dict[str, RecordT] = {}
         self.asked: set[str] = set()
         self.costed: set[str] = set()
         self.cost = 0.0
         self.served = 0
+        self.skipped = 0
 
     async def get(self, key: str, ask: Callable[[], Awaitable[tuple[RecordT, bool, float] | None]]) -> RecordT | None:
         """The result of ``key``; ``ask()`` makes the call: (result, failed, cost), or None when it was not made
@@ -57,7 +68,9 @@ class StreamedCalls(Generic[RecordT]):
             return self._served(key, self.failed[key], 0.0)
         entry = self.run.ledger.get_many([key]).get(key)
         if entry is not None and entry.done:
-            return self._served(key, self.record.model_validate(entry.record), entry.cost)
+            stored = self.record.model_validate(entry.record)
+            if self.reuse is None or self.reuse(stored):
+                return self._served(key, stored, entry.cost)
         future: asyncio.Future[RecordT | None] = asyncio.get_running_loop().create_future()
         self.in_flight[key] = future
         try:
@@ -80,12 +93,22 @@ class StreamedCalls(Generic[RecordT]):
             self.failed[key] = result
         return self._served(key, result, cost)
 
+    def skip(self) -> None:
+        """Count an item of the total that gets no result (the budget refused its call, or the answer it was to
+        judge failed), so that the progress ends at its total."""
+        self.skipped += 1
+        self._progress()
+
+    def _progress(self) -> None:
+        done = self.served + self.skipped
+        self.run.progress(self.label, done, max(self.total, done), self.run.budget.spent)
+
     def _served(self, key: str, result: RecordT, cost: float) -> RecordT:
         if key not in self.costed:
             self.costed.add(key)
             self.cost += cost
         self.served += 1
-        self.run.progress(self.label, self.served, max(self.total, self.served), self.run.budget.spent)
+        self._progress()
         return result
 
 

@@ -6,11 +6,14 @@ No model under evaluation is run again: the predictions, questions and ground tr
 the video). ``NEW`` gets everything ``mmaip evaluate`` writes (its own ledger, so a rerun costs nothing)
 plus ``drift.json`` and a drift section in ``report.md``.
 
-Per (benchmark, model), every new evaluator is compared with every old one on the questions both judged
-(usable verdicts on both sides): ratio and mean score before and after, the paired difference (new minus
-old) with its bootstrap interval over videos, the share of yes/no verdicts that stayed the same, Cohen's
-kappa on yes/no, and the mean absolute score change. Per benchmark, whether the models' order by mean score
-changed (Kendall's tau between the old and the new order).
+Per (benchmark, model), each new evaluator is compared like for like: with the old evaluator of the same
+name (the same role, judged by another model or prompt); a new evaluator whose name no old one has is
+compared with every old one (``all_pairs=True`` compares every old with every new evaluator). On the
+questions both judged (usable verdicts on both sides): ratio and mean score before and after, the paired
+difference (new minus old) with its bootstrap interval over videos, the share of yes/no verdicts that stayed
+the same, Cohen's kappa on yes/no, and the mean absolute score change. Per benchmark, whether the models'
+order by mean score changed: Kendall's tau-b between the models' old and new mean scores (scipy; tied scores
+are ties, never ordered by name), with the groups of tied models listed.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
 from mmaip_core.store.runfolder import check_config, locked
 
-__all__ = ["DriftReport", "DriftRow", "RankingRow", "drift_section", "judge_drift", "rejudge"]
+__all__ = ["DriftReport", "DriftRow", "RankingRow", "drift_section", "judge_drift", "ranking_line", "rejudge"]
 
 
 class DriftRow(BaseModel):
@@ -70,9 +73,14 @@ class RankingRow(BaseModel):
     benchmark: str
     old: str
     new: str
-    order_old: list[str] = Field(description="Models by mean score, best first.")
+    order_old: list[str] = Field(description="Models by mean score, best first (tied models by name).")
     order_new: list[str]
-    kendall: float | None = Field(description="Kendall's tau between the two orders (1: unchanged).")
+    kendall: float | None = Field(
+        description="Kendall's tau-b between the models' old and new mean scores (1: same order; ties "
+        "corrected for); None when one side gives every model the same score, or fewer than two models."
+    )
+    ties_old: list[list[str]] = Field(default_factory=list, description="Groups of models with equal old scores.")
+    ties_new: list[list[str]] = Field(default_factory=list, description="Groups of models with equal new scores.")
 
 
 class DriftReport(BaseModel):
@@ -117,9 +125,38 @@ def _compare(benchmark: str, model: str, old: list[EvalRecord], new: list[EvalRe
     )
 
 
+def _score(row: DriftRow, new: bool) -> float | None:
+    return row.score_new if new else row.score_old
+
+
 def _order(rows: list[DriftRow], new: bool) -> list[str]:
-    scored = [(r.score_new if new else r.score_old, r.model) for r in rows]
+    scored = [(_score(r, new), r.model) for r in rows]
     return [m for s, m in sorted(scored, key=lambda x: (-(x[0] if x[0] is not None else float("-inf")), x[1]))]
+
+
+def _ties(rows: list[DriftRow], new: bool) -> list[list[str]]:
+    """The groups of two or more models with the same mean score, best first."""
+    groups: dict[float, list[str]] = defaultdict(list)
+    for row in rows:
+        if (score := _score(row, new)) is not None:
+            groups[score].append(row.model)
+    return [sorted(models) for _, models in sorted(groups.items(), reverse=True) if len(models) > 1]
+
+
+def _ranking(benchmark: str, old: str, new: str, rows: list[DriftRow]) -> RankingRow:
+    """Whether the models' order by mean score moved, on the models both evaluators scored."""
+    scores = [(r.score_old, r.score_new) for r in rows if r.score_old is not None and r.score_new is not None]
+    tau = kendall([before for before, _ in scores], [after for _, after in scores])
+    return RankingRow(
+        benchmark=benchmark,
+        old=old,
+        new=new,
+        order_old=_order(rows, new=False),
+        order_new=_order(rows, new=True),
+        kendall=tau,
+        ties_old=_ties(rows, new=False),
+        ties_new=_ties(rows, new=True),
+    )
 
 
 def _grouped(records: list[EvalRecord]) -> dict[tuple[str, str, str], list[EvalRecord]]:
@@ -129,25 +166,33 @@ def _grouped(records: list[EvalRecord]) -> dict[tuple[str, str, str], list[EvalR
     return groups
 
 
-def judge_drift(previous: str, old: list[EvalRecord], new: list[EvalRecord]) -> DriftReport:
+def _counterparts(old: list[EvalRecord], new: list[EvalRecord], all_pairs: bool) -> set[tuple[str, str]]:
+    """The (old, new) evaluator labels to compare: like for like (the same evaluator name) unless ``all_pairs``;
+    a new evaluator whose name no old one has is compared with every old one."""
+    olds = {_label(r): r.evaluator for r in old}
+    news = {_label(r): r.evaluator for r in new}
+    pairs: set[tuple[str, str]] = set()
+    for n, name in news.items():
+        same = [o for o, other in olds.items() if other == name]
+        pairs.update((o, n) for o in (olds if all_pairs or not same else same))
+    return pairs
+
+
+def judge_drift(previous: str, old: list[EvalRecord], new: list[EvalRecord], all_pairs: bool = False) -> DriftReport:
     """Compare the verdicts ``new`` with ``old`` (see the module docstring)."""
     before, after = _grouped(old), _grouped(new)
+    compared = _counterparts(old, new, all_pairs)
     rows = [
         _compare(benchmark, model, records, after[(b, m, n)])
-        for (benchmark, model, _), records in before.items()
+        for (benchmark, model, o), records in before.items()
         for (b, m, n) in after
-        if (b, m) == (benchmark, model)
+        if (b, m) == (benchmark, model) and (o, n) in compared
     ]
     rankings = []
     for benchmark, o, n in sorted({(r.benchmark, r.old, r.new) for r in rows}):
         selected = [r for r in rows if (r.benchmark, r.old, r.new) == (benchmark, o, n)]
-        if len(selected) < 2:
-            continue
-        order_old, order_new = _order(selected, new=False), _order(selected, new=True)
-        tau = kendall([float(-order_old.index(m)) for m in order_old], [float(-order_new.index(m)) for m in order_old])
-        rankings.append(
-            RankingRow(benchmark=benchmark, old=o, new=n, order_old=order_old, order_new=order_new, kendall=tau)
-        )
+        if len(selected) >= 2:
+            rankings.append(_ranking(benchmark, o, n, selected))
     return DriftReport(previous=previous, rows=rows, rankings=rankings)
 
 
@@ -167,9 +212,11 @@ def rejudge(
     manager: PluginManager,
     progress: Progress | None = None,
     allow_config_change: bool = False,
+    all_pairs: bool = False,
 ) -> tuple[EvalResults, DriftReport]:
     """Judge the predictions of the evaluation in ``previous`` with ``config``'s evaluators into ``out`` (held by
-    this process, remembering its config and ``previous``: see :mod:`mmaip_core.store.runfolder`)."""
+    this process, remembering its config and ``previous``: see :mod:`mmaip_core.store.runfolder`); the drift
+    compares like-for-like evaluators unless ``all_pairs`` (see the module docstring)."""
     if not config.evaluators:
         raise ConfigError(["evaluators: rejudging needs this section"])
     previous, out = Path(previous), Path(out)
@@ -189,10 +236,10 @@ def rejudge(
         with StageRun.open(config, folder, manager, progress) as run:
             records, benchmarks, models = _judge_again(run, _predictions(old))
             results = summarise(
-                records, benchmarks, models, [e.plugin for e in config.evaluators], run, run.ledger.total_cost()
+                records, benchmarks, models, [e.name for e in config.evaluators], run, run.ledger.total_cost()
             )
         write_outputs(folder, config, manager, run, results, records)
-        drift = judge_drift(str(previous), old, records)
+        drift = judge_drift(str(previous), old, records, all_pairs)
         write_text_atomic(folder / layout.DRIFT, drift.model_dump_json(indent=2))
         report = (folder / layout.REPORT).read_text(encoding="utf-8")
         write_text_atomic(folder / layout.REPORT, report + "\n".join(drift_section(drift)))
@@ -212,7 +259,14 @@ def _judge_again(
     for benchmark in benchmarks:
         rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
         samples = {
-            r.sample_id: VideoQA(id=r.sample_id, video=r.video or "", question=r.question, answer=r.answer)
+            r.sample_id: VideoQA(
+                id=r.sample_id,
+                video=r.video or "",
+                question=r.question,
+                answer=r.answer,
+                categories=r.categories,
+                group=r.group,
+            )
             for r in rows
         }
         frames = load_frames(run, list(samples.values())) if looks else {}
@@ -230,7 +284,8 @@ def _judge_again(
                 if not failed_to_answer(r)
             ]
             for name, evaluator in evaluators:
-                records.extend(judge(run, evaluator, f"{name} {model} {benchmark}", requests))
+                judged = judge(run, evaluator, f"{name} {model} {benchmark}", requests)
+                records.extend(r.model_copy(update={"evaluator": name}) for r in judged)
                 records.extend(
                     r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint})
                     for r in mine
@@ -257,9 +312,21 @@ def drift_section(drift: DriftReport) -> list[str]:
             f"| {r.benchmark} | {r.model} | {r.old} → {r.new} | {r.n} | {ratio} | {format_number(r.score_old)} → {format_number(r.score_new)} | "
             f"{format_estimate(r.difference.score)} | {agreement} | {format_number(r.kappa)} | {format_number(r.mean_abs_score_change)} |"
         )
-    for k in drift.rankings:
-        lines.append(
-            f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
-            f"(Kendall tau {format_number(k.kendall)})"
-        )
+    lines += [ranking_line(k) for k in drift.rankings]
     return [*lines, ""]
+
+
+def ranking_line(k: RankingRow) -> str:
+    """One ranking in words: the orders, Kendall's tau-b and the ties (Markdown, also printed by the CLI)."""
+    from mmaip_core.analysis.report import format_number
+
+    sides = (("old", k.ties_old), ("new", k.ties_new))
+    ties = [f"{side} ties {' = '.join(group)}" for side, groups in sides for group in groups]
+    everyone = any(len(group) == len(k.order_old) for _, groups in sides for group in groups)
+    tau = format_number(k.kendall)
+    if k.kendall is None and everyone:
+        tau = "undefined: one side scores every model alike"
+    return (
+        f"\n{k.benchmark}, {k.old} → {k.new}: models by score {', '.join(k.order_old)} → {', '.join(k.order_new)} "
+        f"(Kendall tau-b {tau}{'; ' + '; '.join(ties) if ties else ''})"
+    )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, paired_difference, summarize
+from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, by_category, paired_difference, summarize
 from mmaip_core.analysis.report import write_report
 from mmaip_core.calls.local import LocalLane, local_worker
 from mmaip_core.calls.runner import ApiLane
@@ -36,8 +36,10 @@ from mmaip_core.stages.evaluate_sample import SampleEvaluation
 from mmaip_core.stages.models import Answerer, ApiCalls
 from mmaip_core.stages.run import (
     KEY_VERSION,
+    ErrorCount,
     Progress,
     StageRun,
+    count_errors,
     first_error,
     stage_sections,
     write_run_manifest,
@@ -58,6 +60,7 @@ __all__ = [
     "evaluation_key",
     "failed_to_answer",
     "judge",
+    "readable",
     "require_verdicts",
     "run_evaluation",
     "summarise",
@@ -72,6 +75,9 @@ class MetricRow(BaseModel):
     benchmark: str
     evaluator: str
     metrics: MetricSummary
+    categories: dict[str, dict[str, MetricSummary]] = Field(
+        default_factory=dict, description="The metrics per category field, then per value (the samples' categories)."
+    )
 
 
 class PairedRow(BaseModel):
@@ -89,6 +95,9 @@ class EvalResults(BaseModel):
     paired: list[PairedRow]
     verdicts: dict[str, int] = Field(default_factory=dict, description="Verdicts reused from the ledger and new.")
     cost_usd: float = 0.0
+    errors: list[ErrorCount] = Field(
+        default_factory=list, description="Failed items (errors.jsonl) by stage, model and error class."
+    )
 
 
 def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
@@ -111,9 +120,18 @@ class Verdicts:
     """The verdicts of one evaluator (``name``), through the ledger: an API evaluator's one call each, concurrently
     within its ``call_options``; a local evaluator's in batches of EVAL_CHUNK on the stage's local worker."""
 
-    def __init__(self, run: StageRun, name: str, evaluator: Evaluator, worker: ThreadPoolExecutor, total: int) -> None:
+    def __init__(
+        self,
+        run: StageRun,
+        name: str,
+        evaluator: Evaluator,
+        worker: ThreadPoolExecutor,
+        total: int,
+        retry_unreadable: bool = False,
+    ) -> None:
         self.run, self.name, self.evaluator = run, name, evaluator
-        self.calls = StreamedCalls(run, "evaluation", name, EvalRecord, total)
+        reuse = readable if retry_unreadable else None  # --retry-unreadable: unreadable verdicts are asked again
+        self.calls = StreamedCalls(run, "evaluation", name, EvalRecord, total, reuse=reuse)
         self.api: ApiCalls[EvalRequest, EvalRecord] | None = None
         self.local: LocalLane[EvalRequest, EvalRecord] | None = None
         if isinstance(evaluator, AsyncEvaluator):
@@ -150,19 +168,34 @@ class Verdicts:
 
         record = await self.calls.get(evaluation_key(self.evaluator, request), ask)
         assert record is not None  # every verdict is asked and stored
+        if not readable(record):
+            why = record.rationale or record.raw_reply or "no reason given"
+            problem = "imputed" if record.imputed else record.status.value
+            item = f"{self.name}:{request.benchmark}:{request.model}:{request.sample.id}"
+            self.run.fail("evaluation", item, problem, why, model=request.model, sample_id=request.sample.id)
         return record.model_copy(  # a verdict is about the text: restamp it with this request's place
             update={
+                "evaluator": self.name,
                 "sample_id": request.sample.id,
                 "video": request.sample.video,
                 "model": request.model,
                 "benchmark": request.benchmark,
                 "frames": request.frames.manifest.key if request.frames else frames,
+                "categories": request.sample.categories,
+                "group": request.sample.group,
             }
         )
 
     def no_answer(self, request: EvalRequest, why: str, frames: str | None) -> EvalRecord:
-        """The record of a question the model failed to answer: an error of the model, counted in the metrics."""
+        """The record of a question the model failed to answer: an error of the model, counted in the metrics
+        (and in the progress, as a verdict settled)."""
+        self.calls.skip()
         return _no_answer(request, (self.name, self.evaluator), why, frames)
+
+
+def readable(record: EvalRecord) -> bool:
+    """Whether ``record`` is a verdict the judge gave: read, and not imputed by the protocol's rule."""
+    return record.status is ParseStatus.OK and not record.imputed
 
 
 def judge(run: StageRun, evaluator: Evaluator, label: str, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
@@ -197,6 +230,8 @@ def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str,
         status=ParseStatus.ERROR,
         frames=frames,
         rationale=why,
+        categories=request.sample.categories,
+        group=request.sample.group,
     )
 
 
@@ -212,10 +247,12 @@ def run_evaluation(
     allow_config_change: bool = False,
     limit: int | None = None,
     shard: Shard = WHOLE,
+    retry_unreadable: bool = False,
 ) -> EvalResults:
     """Evaluate every model on every benchmark with every evaluator (resuming from ``out``'s ledger); ``limit``:
     the first questions of each benchmark only; ``shard``: its share of them only (see
-    :mod:`mmaip_core.stages.evaluate_shards`, which runs shards and merges them).
+    :mod:`mmaip_core.stages.evaluate_shards`, which runs shards and merges them); ``retry_unreadable``: ask
+    again the verdicts the ledger holds as unreadable (or imputed).
 
     The folder is held by this process and remembers its config (see :func:`mmaip_core.stages.build.run_build`).
     A benchmark without a usable question, or an evaluation without a single usable verdict, is an
@@ -227,12 +264,12 @@ def run_evaluation(
     with locked(out) as folder:
         check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
         with StageRun.open(config, folder, manager, progress) as run:
-            records = _evaluate(run, create_evaluators(run), limit, shard)
+            records = _evaluate(run, create_evaluators(run), limit, shard, retry_unreadable)
             results = summarise(
                 records,
                 [b.name for b in config.benchmarks],
                 [m.name for m in config.models],
-                [e.plugin for e in config.evaluators],
+                [e.name for e in config.evaluators],
                 run,
                 run.ledger.total_cost(),
             )
@@ -243,7 +280,11 @@ def run_evaluation(
 
 
 def _evaluate(
-    run: StageRun, evaluators: list[tuple[str, Evaluator]], limit: int | None, shard: Shard
+    run: StageRun,
+    evaluators: list[tuple[str, Evaluator]],
+    limit: int | None,
+    shard: Shard,
+    retry_unreadable: bool = False,
 ) -> list[EvalRecord]:
     """Every evaluator's verdicts on every model's answers to every benchmark's questions, a benchmark at a time,
     its samples streamed (at most a window of samples' frames in memory); ``limit``: the first questions only."""
@@ -253,7 +294,8 @@ def _evaluate(
             Answerer(run, entry, run.manager.create("generator", entry.plugin, entry.options), worker, sum(totals))
             for entry in run.config.models
         ]
-        judges = [Verdicts(run, name, e, worker, sum(totals) * len(answerers)) for name, e in evaluators]
+        total = sum(totals) * len(answerers)
+        judges = [Verdicts(run, name, e, worker, total, retry_unreadable) for name, e in evaluators]
         window = Window.for_models(sum(a.in_flight for a in answerers) + sum(j.in_flight for j in judges))
         evaluation = SampleEvaluation(answerers, judges, FrameSource(run, worker, window.frames), window)
         for benchmark, total in zip(run.config.benchmarks, totals, strict=True):
@@ -289,10 +331,9 @@ def require_verdicts(out: Path, records: Sequence[EvalRecord]) -> None:
 
 
 def create_evaluators(run: StageRun) -> list[tuple[str, Evaluator]]:
-    """The config's evaluators, by name."""
+    """The config's evaluators, by name (an instance's own name, or its plugin's)."""
     return [
-        (e.plugin, run.manager.create("evaluator", e.plugin, e.options, prices=run.prices))
-        for e in run.config.evaluators
+        (e.name, run.manager.create("evaluator", e.plugin, e.options, prices=run.prices)) for e in run.config.evaluators
     ]
 
 
@@ -308,7 +349,10 @@ def summarise(
     groups: dict[tuple[str, str, str], list[EvalRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.benchmark, record.evaluator)].append(record)
-    metrics = [MetricRow(model=m, benchmark=b, evaluator=e, metrics=summarize(rs)) for (m, b, e), rs in groups.items()]
+    metrics = [
+        MetricRow(model=m, benchmark=b, evaluator=e, metrics=summarize(rs), categories=by_category(rs))
+        for (m, b, e), rs in groups.items()
+    ]
     paired = [
         PairedRow(
             benchmark=b,
@@ -321,7 +365,8 @@ def summarise(
         for e in evaluators
         for x, y in combinations(models, 2)
     ]
-    return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.verdicts), cost_usd=cost)
+    errors = count_errors(run.errors)
+    return EvalResults(metrics=metrics, paired=paired, verdicts=dict(run.verdicts), cost_usd=cost, errors=errors)
 
 
 def write_outputs(

@@ -66,10 +66,12 @@ class SampleEvaluation:
         def emit(outcome: _Outcome) -> None:
             if outcome.video_error is not None:
                 error = outcome.video_error
-                run.fail("frames", outcome.sample.id, type(error).__name__, str(error))
+                run.fail("frames", outcome.sample.id, type(error).__name__, str(error), sample_id=outcome.sample.id)
             for response in outcome.answers:
                 if response.error:
-                    run.fail("generation", response.id, response.error.error_class, response.error.message)
+                    failure = response.error
+                    cause = (failure.error_class, failure.message, response.model, response.sample_id)
+                    run.fail("generation", response.id, *cause)
             for key, (answered, record) in outcome.records.items():
                 groups[key][0 if answered else 1].append(record)
 

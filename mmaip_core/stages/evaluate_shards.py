@@ -62,7 +62,7 @@ def merge_evaluation(
         run.verdicts = sum((Counter(p.verdicts) for p in parts), Counter())
         run.errors = merge_errors(read_jsonl(f / layout.ERRORS, ItemError) for f in folders)
         benchmarks, models = [b.name for b in config.benchmarks], [m.name for m in config.models]
-        evaluators = [e.plugin for e in config.evaluators]
+        evaluators = [e.name for e in config.evaluators]
         results = summarise(records, benchmarks, models, evaluators, run, sum(p.cost_usd for p in parts))
         write_outputs(out, config, manager, run, results, records)
     require_verdicts(out, records)
@@ -83,6 +83,6 @@ def _merged_records(run: StageRun, folders: list[Path], limit: int | None) -> li
         for model in config.models:
             for evaluator in config.evaluators:
                 for failed in (False, True):
-                    part = groups.get((benchmark.name, model.name, evaluator.plugin, failed), [])
+                    part = groups.get((benchmark.name, model.name, evaluator.name, failed), [])
                     merged.extend(sorted(part, key=lambda r: order.get(r.sample_id, len(order))))
     return merged

@@ -27,7 +27,9 @@ Formats:
   ``LanguageBindVideoProcessor`` forces ``video_decode_backend='frames'``: the folder's files sorted by name,
   8 picked with ``np.linspace``).
 
-Every export has a dataset card (README.md) with the provenance. Every file is written atomically.
+Every export has a dataset card (README.md) with the provenance and the paper to cite; every file is written
+atomically. :mod:`mmaip_core.stages.publish` uploads an export, card included, to the Hub; ``mmaip train`` reads
+every format back (:mod:`mmaip_core.train.pair_rows`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from mmaip_core.errors import ConfigError
 from mmaip_core.frames import FrameCache, default_cache_dir
 from mmaip_core.records import FrameManifest, PreferencePair
 from mmaip_core.stages.build import require_build_files
+from mmaip_core.stages.cards import CITATION, frame_policy
 from mmaip_core.store import layout
 from mmaip_core.store.files import atomic_file, atomic_text, read_json, write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
@@ -178,7 +181,7 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
         "",
         "## Provenance",
         "",
-        f"- Frames: `{json.dumps(config['frames'], sort_keys=True)}`",
+        f"- Frames: `{json.dumps(frame_policy(config['frames']), sort_keys=True)}`",
         f"- Scorer: `{json.dumps(config.get('scorer'), sort_keys=True)}`",
         f"- Pair strategy: `{json.dumps(config.get('pairs'), sort_keys=True)}`",
         f"- Label sources: {', '.join(sorted({p.label_source for p in pairs})) or '(none)'}",
@@ -204,6 +207,7 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in sorted(models.items())],
         "",
+        CITATION,
         f"Versions: `{json.dumps(manifest['packages'], sort_keys=True)}`",
         "",
     ]

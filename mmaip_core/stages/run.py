@@ -31,10 +31,12 @@ from mmaip_core.store.redaction import redact
 __all__ = [
     "KEY_VERSION",
     "BuildSummary",
+    "ErrorCount",
     "ItemError",
     "Progress",
     "StageRun",
     "by_stage",
+    "count_errors",
     "first_error",
     "generation_key",
     "load_frames",
@@ -47,6 +49,22 @@ KEY_VERSION = 2
 Progress = Callable[[str, int, int, float], None]
 """Called as ``progress(stage, done, total, spent_usd)`` while a stage runs (``spent_usd``: the folder's
 API spending so far)."""
+
+
+class ErrorCount(BaseModel):
+    """How many items of one stage failed with one error class, for one model (None: no model concerned)."""
+
+    stage: str
+    model: str | None
+    error_class: str
+    count: int
+
+
+def count_errors(errors: Iterable[ItemError]) -> list[ErrorCount]:
+    """``errors`` counted by stage (in pipeline order), model and error class."""
+    counts = Counter((e.stage, e.model, e.error_class) for e in errors)
+    order = sorted(counts, key=lambda k: (STAGE_ORDER.get(k[0], len(STAGE_ORDER)), k[0], k[1] or "", k[2]))
+    return [ErrorCount(stage=s, model=m, error_class=c, count=counts[(s, m, c)]) for s, m, c in order]
 
 
 class BuildSummary(BaseModel):
@@ -67,6 +85,9 @@ class BuildSummary(BaseModel):
         description="USD by zoo entry ('generation <name>') and 'judgement', earlier runs included.",
     )
     refused_by_budget: int = Field(default=0, description="API calls not made because of --max-cost.")
+    errors: list[ErrorCount] = Field(
+        default_factory=list, description="Failed items (errors.jsonl) by stage, model and error class."
+    )
 
 
 def generation_key(
@@ -108,8 +129,20 @@ class StageRun:
     """An evaluation's verdicts: reused from the ledger and new."""
     errors: list[ItemError] = field(default_factory=list)
 
-    def fail(self, stage: str, item: str, error_class: str, message: str) -> None:
-        self.errors.append(ItemError(stage=stage, item=item, error_class=error_class, message=message))
+    def fail(
+        self,
+        stage: str,
+        item: str,
+        error_class: str,
+        message: str,
+        model: str | None = None,
+        sample_id: str | None = None,
+    ) -> None:
+        """Record one failed item (``model``: the model label it concerns; ``sample_id``: its sample)."""
+        error = ItemError(
+            stage=stage, model=model, sample_id=sample_id, item=item, error_class=error_class, message=message
+        )
+        self.errors.append(error)
 
     @classmethod
     @contextmanager
@@ -178,7 +211,7 @@ def load_frames(run: StageRun, samples: Sequence[VideoQA]) -> dict[str, Frames]:
                 by_video[sample.video] = exc
         loaded = by_video[sample.video]
         if isinstance(loaded, VideoError):
-            run.fail("frames", sample.id, type(loaded).__name__, str(loaded))
+            run.fail("frames", sample.id, type(loaded).__name__, str(loaded), sample_id=sample.id)
             run.summary.video_errors += 1
         else:
             frames[sample.id] = loaded

@@ -16,7 +16,7 @@ from typing import IO, Any
 from mmaip_core.config import RunConfig
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, FrameManifest, ItemError, PreferencePair, VideoQA
-from mmaip_core.stages.run import BuildSummary, StageRun, by_stage, write_run_manifest
+from mmaip_core.stages.run import BuildSummary, StageRun, by_stage, count_errors, write_run_manifest
 from mmaip_core.stages.stream import Shard, quiet, stream_samples
 from mmaip_core.store import layout
 from mmaip_core.store.files import atomic_text, read_record, write_text_atomic
@@ -55,7 +55,9 @@ def merge_shards(config: RunConfig, out: Path, manager: PluginManager, count: in
                     files[name].write(line)
         _merge_frames(folders, files[layout.FRAMES])
         summary = _merge_summaries(folders)
-        write_jsonl_atomic(out / layout.ERRORS, merge_errors(read_jsonl(f / layout.ERRORS, ItemError) for f in folders))
+        errors = merge_errors(read_jsonl(f / layout.ERRORS, ItemError) for f in folders)
+        summary.errors = count_errors(errors)
+        write_jsonl_atomic(out / layout.ERRORS, errors)
     write_run_manifest(out, config, manager)
     write_text_atomic(out / layout.SUMMARY, summary.model_dump_json(indent=2))
     return summary

@@ -87,7 +87,7 @@ def stream_samples(
         if isinstance(item, RowError):
             run.fail("samples", f"{item.source}:{item.row}", "RowError", item.cause)
         elif item.id in seen:
-            run.fail("samples", item.id, "DuplicateId", "a sample with this id was read before; skipped")
+            run.fail("samples", item.id, "DuplicateId", "a sample with this id was read before; skipped", None, item.id)
         else:
             if limit is not None and len(seen) >= limit:
                 return

@@ -4,7 +4,9 @@ rounds (DPO with extrapolation) and evaluates, offline.
 It needs no network and no GPU: the zoo is three tiny random models (``smoke``), the scorer the offline
 ``reference`` scorer, the pairs ``best-worst``; training runs the ``video-dpo`` trainer on a tiny Qwen2-VL; the
 evaluation runs two tiny models (and, added by ``mmaip demo``, the trained one) with the offline
-``reference`` and ``exact-match`` evaluators. The answers of random models are noise; the demo shows the
+``reference`` and ``exact-match`` evaluators and, added by ``mmaip demo``, a ``text-judge`` under the named
+``lmms-eval`` judge protocol with the trained tiny model as a local judge (``hf-judge``): its replies cannot be
+read, so the protocol's rule imputes each verdict as no, 0 and reports it so. The answers of random models are noise; the demo shows the
 machinery, not the method.
 """
 
@@ -115,9 +117,10 @@ def run_demo(
 ) -> DemoRun:
     """The whole demo into ``out``: data and config, a build (``build/``), two rounds of training on its pairs
     (``train/``, resumed on a rerun), an evaluation of the trained model beside its base and another tiny model
-    (``evaluation/``), and the build's answers scored by ``reference`` and ``exact-match`` (``compare/``)."""
+    (``evaluation/``, with a judge protocol's evaluator), and the build's answers scored by ``reference`` and
+    ``exact-match`` (``compare/``)."""
     from mmaip_core.analysis.compare import compare_scorers, resolve_scorers
-    from mmaip_core.config import ZooEntry, load_config
+    from mmaip_core.config import EvaluatorConfig, ZooEntry, load_config
     from mmaip_core.stages.build import run_build
     from mmaip_core.stages.evaluate import run_evaluation
     from mmaip_core.train import run_training
@@ -137,7 +140,17 @@ def run_demo(
                 "params": {"temperature": 0, "max_new_tokens": 8},
             }
         )
-        config = config.model_copy(update={"models": [*config.models, trained]})
+        judge = EvaluatorConfig.model_validate(
+            {
+                "name": "lmms-eval-judge",
+                "evaluator": "text-judge",
+                "protocol": "lmms-eval",
+                "judge": {"name": "hf-judge", "model": manifest.final, "device": "cpu"},
+            }
+        )
+        config = config.model_copy(
+            update={"models": [*config.models, trained], "evaluators": [*config.evaluators, judge]}
+        )
     results = run_evaluation(config, out / "evaluation", manager, progress=progress)
     scorers = resolve_scorers(["reference", "exact-match"], None, config, manager)
     comparison = compare_scorers(out / "build", scorers, out / "compare", manager, progress=progress)

@@ -1,11 +1,16 @@
 """The Iter-W2S-RLAIF round loop (``mmaip train``)::
 
-    reference <- base model
+    reference <- base model; model_0 <- base model
     for round t = 1..T:
-        policy_t  <- trainer(init = reference, reference = reference, pairs of round t)
+        policy_t  <- trainer(init = model_{t-1}, reference = reference, pairs of round t)
         strong_t  <- policy_t + alpha * (policy_t - anchor)      # anchor: this round's reference, or the base
+        model_t   <- strong_t (policy_t when alpha = 0)          # the round's model: the next round starts here
         reference <- the reference-update policy's combination of (base, reference, policy_t, strong_t)
-    final <- strong_T (policy_T when alpha = 0)
+    final <- model_T (keep: best -> the model_t with the best held-out reward accuracy)
+
+Training always continues from the last round's model; the reference policy decides only what the next round is
+measured against (``fixed``: every round is DPO against the base, training continued). With held-out pairs
+(``eval_pairs`` or ``eval_fraction``) the trainer scores them after every round (``RoundResult.eval``).
 
 The trainer is a plugin; the extrapolation and the reference combinations are streamed over the safetensors
 files (:mod:`mmaip_core.train.extrapolate`). Every checkpoint is complete or absent (:mod:`mmaip_core.store.checkpoints`),
@@ -13,14 +18,15 @@ and ``OUT/manifest.json`` records each round once it is complete, so ``resume`` 
 complete round (and the trainer from its last complete step inside the round).
 
 Under ``accelerate launch`` every process runs this loop; the trainer shares the work, and only the main
-process writes the extrapolated models and the manifest.
+process writes the extrapolated models and the manifest; a failure in such a main-only step stops every process
+(:mod:`mmaip_core.train.processes`).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 from mmaip_core.config import RunConfig, TrainConfig
@@ -36,8 +42,9 @@ from mmaip_core.store.jsonl import write_jsonl_atomic
 from mmaip_core.store.manifest import run_manifest
 from mmaip_core.store.runfolder import locked
 from mmaip_core.train.extrapolate import combine_checkpoints, extrapolate
-from mmaip_core.train.pairs import read_train_pairs, round_shard
+from mmaip_core.train.pairs import hold_out, read_train_pairs, round_shard
 from mmaip_core.train.plot import plot_curves
+from mmaip_core.train.processes import Processes
 
 __all__ = ["TrainProgress", "run_training"]
 
@@ -61,15 +68,6 @@ def _load_manifest(path: Path, trainer: PolicyTrainer, resume: bool) -> TrainMan
     return manifest
 
 
-def _main_process() -> tuple[bool, Callable[[], None]]:
-    """(is this the main process, a barrier) under ``accelerate launch``; (True, no-op) otherwise."""
-    import torch
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # several CPU processes: gloo
-    return state.is_main_process, state.wait_for_everyone
-
-
 def _round_pairs(
     train: TrainConfig, pairs: list[TrainPair], t: int, reference: Path, manager: PluginManager
 ) -> list[TrainPair]:
@@ -90,9 +88,12 @@ def run_training(
 
     The main process holds ``out`` while it runs (:func:`mmaip_core.store.runfolder.locked`): a second training
     into the same folder stops at once."""
-    main, _ = _main_process()
-    with locked(out) if main else nullcontext(Path(out)) as folder:
-        return _run_rounds(config, folder, manager, resume, progress, command)
+    processes = Processes.current()
+    with ExitStack() as held:
+        with processes.together():  # a busy folder stops every process, not only the main one
+            if processes.main:
+                held.enter_context(locked(out))
+        return _run_rounds(config, Path(out), manager, resume, progress, command)
 
 
 def _run_rounds(
@@ -108,36 +109,43 @@ def _run_rounds(
         raise UserError("the config has no `train` section")
     trainer = manager.create("trainer", train.trainer.plugin, train.trainer.options)
     policy = manager.create("reference-policy", train.reference.plugin, train.reference.options)
-    main, barrier = _main_process()
+    processes = Processes.current()
+    main = processes.main
     manifest_path = out / layout.TRAIN_MANIFEST
     manifest = _load_manifest(manifest_path, trainer, resume)
-    pairs, bad = _usable_pairs(train)
+    pairs, held_out, bad = _usable_pairs(train)
     base = out / "base"
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_jsonl_atomic(out / "pair_errors.jsonl", bad)
-        if not is_complete(base):
-            trainer.save_base(base)
-    barrier()
+    with processes.together():  # main-only steps: a failure there stops every process
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_jsonl_atomic(out / "pair_errors.jsonl", bad)
+            write_jsonl_atomic(out / "eval_pairs.jsonl", held_out)
+            if not is_complete(base):
+                trainer.save_base(base)
     manifest = manifest or TrainManifest(
         base=str(base),
         trainer=train.trainer.plugin,
         trainer_fingerprint=trainer.fingerprint,
         rounds_planned=train.rounds,
+        keep=train.keep,
         run=run_manifest(config.resolved(manager), manager, command or sys.argv),
     )
     frames = FrameLoader(train.frames or config.frames, manager).load  # each call reads the frame cache on disk
     reference = Path(manifest.rounds[-1].next_reference) if manifest.rounds else base
+    start = _round_model(manifest.rounds[-1]) if manifest.rounds else base
     for t in range(len(manifest.rounds) + 1, train.rounds + 1):
         folder = out / f"round-{t}"
         round_pairs = _round_pairs(train, pairs, t, reference, manager)
-        if main:
-            write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
+        with processes.together():
+            if main:
+                write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
         policy_dir = folder / "policy"
         request = RoundRequest(
             round=t,
             reference=reference,
+            init=start,
             pairs=round_pairs,
+            eval_pairs=held_out,
             out=policy_dir,
             work=folder / "work",
             cache=out / "cache",
@@ -146,32 +154,68 @@ def _run_rounds(
             progress=progress if main else None,
         )
         result = _train_policy(trainer, request)
-        record = _finish_round(train, policy, t, base, reference, policy_dir, folder, result, main)
-        barrier()
-        manifest.rounds.append(record)
-        reference = Path(record.next_reference)
+        with processes.together():  # the main process extrapolates and writes the manifest
+            record = _finish_round(train, policy, t, base, reference, policy_dir, folder, result, main)
+            record.init = str(start)
+            manifest.rounds.append(record)
+            if main:
+                write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
+        reference, start = Path(record.next_reference), _round_model(record)
+    kept = _kept_round(manifest.rounds, train.keep)
+    manifest.final, manifest.final_round = str(_round_model(kept)), kept.round
+    with processes.together():
         if main:
             write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
-    last = manifest.rounds[-1]
-    manifest.final = last.strong or last.policy
-    if main:
-        write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
-        plot_curves(manifest, out / "curves.png")
-    barrier()
+            plot_curves(manifest, out / "curves.png")
     return manifest
 
 
-def _usable_pairs(train: TrainConfig) -> tuple[list[TrainPair], list[ItemError]]:
-    """The training pairs and the lines that could not be used; an error when they cannot fill the rounds."""
+def _usable_pairs(train: TrainConfig) -> tuple[list[TrainPair], list[TrainPair], list[ItemError]]:
+    """The training pairs, the held-out pairs and the lines that could not be used; an error when they cannot
+    fill the rounds."""
     pairs, bad = read_train_pairs(train.pairs)
     if not pairs:
         first = bad[0].message if bad else "-"
         raise UserError(f"{train.pairs}: no usable pair ({len(bad)} bad lines; first: {first})")
+    pairs, held_out, bad_held_out = _held_out_pairs(train, pairs)
     if train.schedule == "shards" and len(pairs) < train.rounds:
         raise UserError(
             f"{train.pairs}: {len(pairs)} usable pair(s) cannot fill {train.rounds} shards (schedule: shards)"
         )
-    return pairs, bad
+    return pairs, held_out, [*bad, *bad_held_out]
+
+
+def _held_out_pairs(
+    train: TrainConfig, pairs: list[TrainPair]
+) -> tuple[list[TrainPair], list[TrainPair], list[ItemError]]:
+    """(training pairs, held-out pairs, bad lines of the held-out file): ``eval_pairs`` read, or ``eval_fraction``
+    of the pairs held out; no held-out pair is trained on."""
+    if train.eval_fraction > 0:
+        if len(pairs) < 2:
+            raise UserError(f"{train.pairs}: eval_fraction needs at least 2 usable pairs, found {len(pairs)}")
+        return *hold_out(pairs, train.eval_fraction, train.seed), []
+    if train.eval_pairs is None:
+        return pairs, [], []
+    held_out, bad = read_train_pairs(train.eval_pairs)
+    if not held_out:
+        raise UserError(f"{train.eval_pairs}: no usable held-out pair ({len(bad)} bad lines)")
+    shared = sorted({p.id for p in pairs} & {p.id for p in held_out})
+    if shared:
+        raise UserError(f"{train.eval_pairs}: pair ids also in {train.pairs}: {', '.join(shared[:5])}")
+    return pairs, held_out, bad
+
+
+def _round_model(record: RoundRecord) -> Path:
+    """The model a round ends with: its extrapolated model, or its policy when alpha = 0."""
+    return Path(record.strong or record.policy)
+
+
+def _kept_round(rounds: list[RoundRecord], keep: str) -> RoundRecord:
+    """The round whose model is final: the last, or (``best``) the best held-out reward accuracy, then the
+    lowest held-out loss, then the earliest."""
+    if keep == "last":
+        return rounds[-1]
+    return min(rounds, key=lambda r: (-r.result.eval.get("accuracy", -1.0), r.result.eval.get("loss", 0.0), r.round))
 
 
 def _train_policy(trainer: PolicyTrainer, request: RoundRequest) -> RoundResult:

@@ -60,7 +60,7 @@ def sweep_alphas(
     if evaluation is not None and manager is not None:
         config = evaluation.model_copy(update={"models": _entries(evaluation, models)})
         results = run_evaluation(config, out / "evaluation", manager)
-        evaluator = config.evaluators[0].plugin
+        evaluator = config.evaluators[0].name  # the name results are keyed by
         result.evaluator = evaluator
         for alpha in alphas:
             rows = [r for r in results.metrics if r.model == f"alpha-{alpha:g}" and r.evaluator == evaluator]

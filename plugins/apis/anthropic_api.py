@@ -15,6 +15,7 @@ __all__ = [
     "AnthropicFrames",
     "anthropic_client",
     "endpoint",
+    "fingerprinted_endpoint",
     "image_blocks",
     "image_tokens",
     "reply_text",
@@ -30,13 +31,24 @@ class AnthropicFrames(CallOptions):
 
     base_url: str | None = Field(default=None, description="Endpoint without /v1 (default: $ANTHROPIC_BASE_URL).")
     api_key_env: str = Field(default="ANTHROPIC_API_KEY", description="Environment variable holding the API key.")
+    fingerprint_endpoint: bool = Field(
+        default=False,
+        description="Make the endpoint address part of the fingerprint, for servers at different addresses that "
+        "serve different weights under one model name (default: the same model behind a new address reuses "
+        "every stored call).",
+    )
     max_frames: int | None = Field(default=None, ge=1, description="Frame budget per request (None: all).")
     jpeg_quality: int = Field(default=85, ge=10, le=100)
 
 
 def endpoint(options: AnthropicFrames) -> str:
-    """The base URL requests go to (part of fingerprints)."""
+    """The base URL requests go to."""
     return (options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def fingerprinted_endpoint(options: AnthropicFrames) -> str | None:
+    """The endpoint as a fingerprint holds it: only when ``fingerprint_endpoint`` asks for it."""
+    return endpoint(options) if options.fingerprint_endpoint else None
 
 
 def anthropic_client(options: AnthropicFrames, *, sync: bool = False) -> Any:

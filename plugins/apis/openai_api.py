@@ -16,6 +16,7 @@ __all__ = [
     "OpenAIConnection",
     "OpenAIFrames",
     "endpoint",
+    "fingerprinted_endpoint",
     "image_parts",
     "image_tokens",
     "openai_client",
@@ -34,6 +35,12 @@ class OpenAIConnection(CallOptions):
         default=None, description="Endpoint, e.g. http://localhost:8000/v1 for vLLM (default: $OPENAI_BASE_URL)."
     )
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable holding the API key.")
+    fingerprint_endpoint: bool = Field(
+        default=False,
+        description="Make the endpoint address part of the fingerprint, for servers at different addresses that "
+        "serve different weights under one model name (default: the same model behind a new address reuses "
+        "every stored call).",
+    )
 
 
 class OpenAIFrames(OpenAIConnection):
@@ -45,10 +52,15 @@ class OpenAIFrames(OpenAIConnection):
 
 
 def endpoint(options: OpenAIConnection) -> str:
-    """The base URL requests go to, without any credentials it may carry (it is part of fingerprints)."""
+    """The base URL requests go to, without any credentials it may carry."""
     url = urlsplit(options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
     netloc = (url.hostname or "") + (f":{url.port}" if url.port else "")
     return urlunsplit((url.scheme, netloc, url.path.rstrip("/"), "", ""))
+
+
+def fingerprinted_endpoint(options: OpenAIConnection) -> str | None:
+    """The endpoint as a fingerprint holds it: only when ``fingerprint_endpoint`` asks for it."""
+    return endpoint(options) if options.fingerprint_endpoint else None
 
 
 def openai_client(options: OpenAIConnection, *, sync: bool = False) -> Any:

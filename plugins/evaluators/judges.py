@@ -4,18 +4,20 @@
 truth and the prediction. ``text-judge`` is the Video-ChatGPT baseline the paper criticises: question, ground
 truth and prediction only. Both use any judge scorer (``openai-judge`` by default, ``anthropic-judge``,
 ``hf-judge``) asked for a verdict instead of a rating, with its parsing, repairs and retries: the prompt and
-the reading of a verdict are in :mod:`mmaip_plugins.judging` (``prompts``, ``parsing``).
+the reading of a verdict are in :mod:`mmaip_plugins.judging` (``prompts``, ``parsing``), and ``protocol`` picks
+a published protocol's prompt, reading and judge settings (:mod:`mmaip_plugins.judging.protocols`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from mmaip_core import (
     AsyncScorer,
+    ConfigError,
     ErrorInfo,
     EvalRecord,
     EvalRequest,
@@ -23,6 +25,7 @@ from mmaip_core import (
     ParseStatus,
     PluginContext,
     PluginOptions,
+    PluginSection,
     Response,
     Scorer,
     ScoreRequest,
@@ -30,24 +33,47 @@ from mmaip_core import (
     stable_hash,
 )
 from mmaip_plugins.judging import CORRECT
+from mmaip_plugins.judging.options import PromptTemplate
+from mmaip_plugins.judging.protocols import ProtocolName, protocol
 
-__all__ = ["ApiJudgeEvaluator", "JudgeEvaluator", "JudgeEvaluatorOptions", "text_judge", "vision_judge"]
+__all__ = [
+    "ApiJudgeEvaluator",
+    "JudgeEvaluator",
+    "JudgeEvaluatorOptions",
+    "judge_evaluator",
+    "text_judge",
+    "vision_judge",
+]
 
 
 class JudgeEvaluatorOptions(PluginOptions):
-    judge: dict[str, Any] = Field(
-        default_factory=lambda: {"name": "openai-judge", "model": "gpt-4o"},
-        description="The judge: a judge scorer's name and its options, e.g. {name: anthropic-judge, model: ...}.",
+    judge: Annotated[dict[str, Any], PluginSection("scorer")] = Field(
+        default_factory=lambda: {"name": "openai-judge"},
+        description="The judge: a judge scorer's name and its options, e.g. {name: anthropic-judge, model: ...}; "
+        "options given here win over the protocol's judge settings (openai-judge's default model: gpt-4o).",
     )
     scale: ScoreScale = Field(default_factory=lambda: ScoreScale(min=0, max=5), description="Score range (0–5).")
+    protocol: ProtocolName = Field(
+        default="mmaip",
+        description="mmaip (JSON with a reason, repaired), video-chatgpt or lmms-eval (text-judge), vision "
+        "(vision-judge), vcgbench-* (text-judge, score only): the published protocol's prompt, reply reading and "
+        "judge settings (docs/evaluation.md).",
+    )
+    prompt_template: PromptTemplate | None = Field(
+        default=None,
+        description="Your own judge prompt: {user: ..., system: ...} with fields {question}, {answer}, "
+        "{prediction}, {caption}, {low}, {high}; the protocol's reply format and reading are kept.",
+    )
 
 
 class JudgeEvaluator:
     """Turns each prediction into a request to ``judge`` and each verdict into an EvalRecord; ``vision``: the
     judge sees the frames."""
 
-    def __init__(self, name: str, vision: bool, judge: Scorer, scale: ScoreScale) -> None:
+    def __init__(self, name: str, vision: bool, judge: Scorer, scale: ScoreScale, impute: bool = False) -> None:
         self.name, self.vision, self.judge, self.scale = name, vision, judge, scale
+        self.impute = impute
+        """An unreadable verdict counts as 'no' with the lowest score, marked imputed (the lmms-eval rule)."""
         self.uses_frames = vision
         self.fingerprint = stable_hash({"evaluator": name, "judge": judge.fingerprint})[:16]
 
@@ -65,7 +91,22 @@ class JudgeEvaluator:
         )
         return ScoreRequest(sample=request.sample, response=prediction, frames=frames if self.vision else None)
 
+    def _imputed(self, verdict: Judgement) -> Judgement:
+        """An unreadable verdict as the lmms-eval rule counts it: 'no' with the lowest score, the problem kept."""
+        problem = verdict.rationale or (verdict.error.message if verdict.error else "no reply")
+        return verdict.model_copy(
+            update={
+                "status": ParseStatus.OK,
+                "score": self.scale.min,
+                "criteria": {CORRECT: 0.0},
+                "rationale": f"imputed as no, {self.scale.min:g} ({verdict.status.value}: {problem})",
+            }
+        )
+
     def _record(self, request: EvalRequest, verdict: Judgement) -> EvalRecord:
+        imputed = self.impute and verdict.status is not ParseStatus.OK
+        if imputed:
+            verdict = self._imputed(verdict)
         ok = verdict.status is ParseStatus.OK
         return EvalRecord(
             sample_id=request.sample.id,
@@ -83,6 +124,7 @@ class JudgeEvaluator:
             rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
             raw_reply=verdict.raw_reply,
             status=verdict.status,
+            imputed=imputed,
             frames=request.frames.manifest.key if request.frames else None,
             judge_frames=verdict.frames,
             model_id=verdict.model_id,
@@ -100,8 +142,8 @@ class ApiJudgeEvaluator(JudgeEvaluator):
 
     judge: AsyncScorer
 
-    def __init__(self, name: str, vision: bool, judge: AsyncScorer, scale: ScoreScale) -> None:
-        super().__init__(name, vision, judge, scale)
+    def __init__(self, name: str, vision: bool, judge: AsyncScorer, scale: ScoreScale, impute: bool = False) -> None:
+        super().__init__(name, vision, judge, scale, impute)
         self.call_options = judge.call_options
 
     async def aevaluate(self, request: EvalRequest) -> EvalRecord:
@@ -114,20 +156,28 @@ class ApiJudgeEvaluator(JudgeEvaluator):
         await self.judge.aclose()
 
 
-def _judge_evaluator(name: str, vision: bool, options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
-    values = {k: v for k, v in options.judge.items() if k != "name"}
-    values.update(task="verdict", vision=vision, scale=options.scale.model_dump())
+def judge_evaluator(name: str, vision: bool, options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
+    """A judge evaluator ``name`` whose judge is asked under ``options.protocol``: the protocol's judge settings,
+    overridden by the config's ``judge`` options; a ConfigError when the protocol fixes the other ``vision``."""
+    proto = protocol(options.protocol)
+    if proto.vision is not None and proto.vision != vision:
+        other = "vision-judge" if proto.vision else "text-judge"
+        raise ConfigError([f"{name}: protocol '{proto.name}' is for {other}; use {other} or another protocol"])
+    values = {**proto.judge, **{k: v for k, v in options.judge.items() if k != "name"}}
+    values.update(task="verdict", vision=vision, scale=options.scale.model_dump(), protocol=proto.name)
+    if options.prompt_template is not None:
+        values["prompt_template"] = options.prompt_template.model_dump()
     judge: Scorer = context.manager.create("scorer", str(options.judge.get("name", "")), values, prices=context.prices)
     if isinstance(judge, AsyncScorer):
-        return ApiJudgeEvaluator(name, vision, judge, options.scale)
-    return JudgeEvaluator(name, vision, judge, options.scale)
+        return ApiJudgeEvaluator(name, vision, judge, options.scale, proto.impute)
+    return JudgeEvaluator(name, vision, judge, options.scale, proto.impute)
 
 
 def vision_judge(options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
     """The paper's judge: it sees the frames, the question, the ground truth and the prediction."""
-    return _judge_evaluator("vision-judge", True, options, context)
+    return judge_evaluator("vision-judge", True, options, context)
 
 
 def text_judge(options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:
     """The Video-ChatGPT baseline: question, ground truth and prediction only."""
-    return _judge_evaluator("text-judge", False, options, context)
+    return judge_evaluator("text-judge", False, options, context)

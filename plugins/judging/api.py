@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from mmaip_core import (
@@ -16,7 +17,7 @@ from mmaip_core import (
     ParseStatus,
     ScoreRequest,
     TokenUsage,
-    TransientError,
+    call_again,
     run_scoring_calls,
 )
 from mmaip_plugins.apis.common import ClientCache
@@ -104,24 +105,29 @@ class ApiJudge(JudgeBase, ABC):
             return await self._judge(request, structured=False)
 
     async def _judge(self, request: ScoreRequest, structured: bool) -> Judgement:
-        system, messages = self.messages(request, structured)
-        spent = TokenUsage()
+        """Ask, then re-ask while the reply cannot be used: with a repair turn, or under a protocol that asks
+        again from scratch (Video-ChatGPT's "retry until read"), the first request again. A re-ask that meets a
+        rate limit or a server error is retried like a first call; if it still fails, the calls already paid
+        are kept in the error's judgement."""
+        system, first = self.messages(request, structured)
+        messages, spent = first, TokenUsage()
         for attempt in range(1, self.options.max_repairs + 2):
-            try:
+            if attempt == 1:  # nothing paid yet: the call layer retries the whole judgement
                 reply, used = await self._complete(system, messages, structured)
-            except TransientError as exc:
-                if attempt == 1:
-                    raise  # nothing paid yet: the call layer retries the whole judgement
-                # a repair call failed: keep what the earlier, paid calls used instead of starting over
-                error = ErrorInfo(error_class=exc.error_class, message=f"repair call failed: {exc}", attempts=attempt)
-                return self._judgement(
-                    request, status=ParseStatus.ERROR, error=error, raw_reply=reply, attempts=attempt, usage=spent
-                )
+            else:
+                outcome = await call_again(partial(self._complete, system, messages, structured), self.call_options)
+                if outcome.result is None:
+                    assert outcome.error is not None
+                    error = outcome.error.model_copy(update={"message": f"repair call failed: {outcome.error.message}"})
+                    return self._judgement(
+                        request, status=ParseStatus.ERROR, error=error, raw_reply=reply, attempts=attempt, usage=spent
+                    )
+                reply, used = outcome.result
             spent = add_usage(spent, used)
             judgement, parsed = self.read_reply(request, reply, spent, attempt, structured)
             if parsed.status is ParseStatus.OK:
                 break
-            messages = [*messages, *repair_turn(reply, parsed, structured)]
+            messages = first if self.protocol.reask == "fresh" else [*messages, *repair_turn(reply, parsed, structured)]
         return judgement
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Judgement]:

@@ -5,28 +5,30 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mmaip_core import ErrorInfo, Judgement, ParseStatus, ScoreRequest, TokenUsage, stable_hash
+from mmaip_core import ErrorInfo, Frames, Judgement, ParseStatus, ScoreRequest, TokenUsage, stable_hash
+from mmaip_plugins.apis.images import frame_positions
 from mmaip_plugins.judging.options import JudgeOptions
 from mmaip_plugins.judging.parsing import Parsed, parse_reply
 from mmaip_plugins.judging.prompts import build_prompt, prompt_hash
+from mmaip_plugins.judging.protocols import protocol
 
-__all__ = ["JudgeBase", "add_usage", "judge_fingerprint"]
+__all__ = ["JudgeBase", "add_usage", "judge_fingerprint", "seen_frames_key"]
 
 
-def judge_fingerprint(scorer: str, endpoint: str, model: str, options: JudgeOptions, frames: list[Any]) -> str:
-    """Fingerprint of a judge: where and which model, the prompt, the parameters, the frame policy.
+def judge_fingerprint(scorer: str, endpoint: str | None, model: str, options: JudgeOptions, frames: list[Any]) -> str:
+    """Fingerprint of a judge: which model (and where, when ``endpoint`` is given), the prompt, the parameters,
+    the frame policy.
 
     Judgements are cached under it: whatever changes it re-asks every judgement of every existing run folder."""
-    return stable_hash(
-        {
-            "scorer": scorer,
-            "endpoint": endpoint,
-            "model": model,
-            "prompt": prompt_hash(options),
-            "params": [options.structured, options.temperature, options.max_tokens],
-            "frames": [options.vision, *frames],
-        }
-    )[:16]
+    key: dict[str, Any] = {} if endpoint is None else {"endpoint": endpoint}
+    key.update(
+        scorer=scorer,
+        model=model,
+        prompt=prompt_hash(options),
+        params=[options.structured, options.temperature, options.max_tokens],
+        frames=[options.vision, *frames],
+    )
+    return stable_hash(key)[:16]
 
 
 def add_usage(spent: TokenUsage, used: TokenUsage | None) -> TokenUsage:
@@ -37,6 +39,22 @@ def add_usage(spent: TokenUsage, used: TokenUsage | None) -> TokenUsage:
         prompt_tokens=spent.prompt_tokens + used.prompt_tokens,
         completion_tokens=spent.completion_tokens + used.completion_tokens,
     )
+
+
+def seen_frames_key(frames: Frames, max_frames: int | None) -> str:
+    """The FrameManifest key of the frames a judge is shown: all of ``frames``, or the ``max_frames`` of them
+    its request carries (:func:`~mmaip_plugins.apis.images.frame_positions`)."""
+    positions = frame_positions(frames, max_frames)
+    if len(positions) == len(frames.manifest.indices):
+        return frames.manifest.key
+    manifest = frames.manifest
+    seen = manifest.model_copy(
+        update={
+            "indices": [manifest.indices[p] for p in positions],
+            "timestamps": [manifest.timestamps[p] for p in positions],
+        }
+    )
+    return seen.key
 
 
 class JudgeBase:
@@ -51,6 +69,9 @@ class JudgeBase:
         self.model_id = model_id
         self.structured = options.structured
         self.fingerprint = fingerprint
+        self.protocol = protocol(options.protocol)
+        self.max_frames: int | None = None
+        """The most frames one request shows (None: all); the judge's frame key records the ones it saw."""
 
     def _conversation(self, request: ScoreRequest, system: str, user: str) -> tuple[str, list[dict[str, Any]]]:
         """(system, messages) in the model's format: plain text messages by default."""
@@ -70,7 +91,7 @@ class JudgeBase:
             fingerprint=self.fingerprint,
             scale=self.scale,
             model_id=self.model_id,
-            frames=request.frames.manifest.key if self.uses_frames and request.frames else None,
+            frames=seen_frames_key(request.frames, self.max_frames) if self.uses_frames and request.frames else None,
             **fields,
         )
 

@@ -8,6 +8,7 @@ Parsing never invents a score: a reply without a readable score is a parse failu
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from mmaip_core import ParseStatus
 from mmaip_plugins.judging.options import JudgeOptions
+from mmaip_plugins.judging.protocols import JudgeProtocol, protocol
 
 __all__ = ["CORRECT", "Parsed", "parse_reply", "repair_message", "repair_turn"]
 
@@ -54,8 +56,25 @@ def _number(value: Any) -> float | None:
 
 
 def _load_json(reply: str) -> Any:
-    """The JSON value of a reply, a Markdown code fence around it removed; raises JSONDecodeError."""
-    return json.loads(re.sub(_FENCE, "", reply))
+    """The JSON value of a reply, a Markdown code fence around it removed; a Python dict string (the reply format
+    the Video-ChatGPT prompt asks for, e.g. ``{'pred': 'yes', 'score': 4}``) is read too. Raises JSONDecodeError."""
+    text = re.sub(_FENCE, "", reply)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        literal = _literal(text.strip())
+        if isinstance(literal, dict):
+            return literal
+        raise
+
+
+def _literal(text: str) -> Any:
+    """``ast.literal_eval(text)``, as the official Video-ChatGPT and lmms-eval scripts read replies; None when it
+    cannot be read."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def _last(pattern: str, reply: str) -> str | None:
@@ -118,7 +137,12 @@ def _verdict_json(reply: str) -> tuple[str, float | None, str | None]:
 
 
 def _verdict_text(reply: str) -> tuple[str, float | None, str | None]:
-    """(pred, score, reason) of a text verdict ('Reason: ...', 'Pred: yes|no', 'Score: N')."""
+    """(pred, score, reason) of a text verdict ('Reason: ...', 'Pred: yes|no', 'Score: N'), or of a JSON or
+    Python dict reply given where text was asked for."""
+    try:
+        return _verdict_json(reply)
+    except json.JSONDecodeError:
+        pass
     pred, score = _last(_PRED_LINE, reply), _last(_SCORE_LINE, reply)
     return (pred or "").lower(), float(score) if score is not None else None, _labelled("reason", reply)
 
@@ -137,9 +161,59 @@ def _parse_verdict(reply: str, options: JudgeOptions, structured: bool) -> Parse
     return Parsed(ParseStatus.OK, score=score, criteria={CORRECT: 1.0 if pred == "yes" else 0.0}, rationale=reason)
 
 
+def _official_dict(reply: str, proto: JudgeProtocol) -> dict[Any, Any] | None:
+    """The dict a published protocol's script reads from a reply: the whole reply (Video-ChatGPT:
+    ``ast.literal_eval(response_message)``) or its first ``{...}`` (lmms-eval's ``parse_score``:
+    ``"{" + review.split("{")[1].split("}")[0] + "}"``); None when there is none."""
+    if proto.reply == "first-dict":
+        if "{" not in reply:
+            return None
+        reply = "{" + reply.split("{")[1].split("}")[0] + "}"
+    data = _literal(reply)
+    return data if isinstance(data, dict) else None
+
+
+def _integer_part(value: Any) -> float | None:
+    """``int(score)``, as the scripts aggregate: 4.8 -> 4, '4' -> 4; None where ``int`` fails ('4.8', None)."""
+    try:
+        return float(int(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _substring_yes(pred: Any) -> str | None:
+    """The scripts' yes test: ``"yes" in pred.lower()`` is yes, else ``"no" in pred.lower()`` is no."""
+    if not isinstance(pred, str):
+        return None
+    return "yes" if "yes" in pred.lower() else "no" if "no" in pred.lower() else None
+
+
+def _parse_official(reply: str, options: JudgeOptions, proto: JudgeProtocol) -> Parsed:
+    """A verdict read as a published protocol's script reads it. A pred with neither yes nor no, or a score
+    outside the scale, is unreadable here (the scripts would count the score and skip the pred)."""
+    data = _official_dict(reply, proto)
+    if data is None:
+        return _failure(f"the reply is not a Python dictionary string ({proto.label})")
+    score = _integer_part(data.get("score")) if proto.integer_part else _number(data.get("score"))
+    if proto.pass_mark is None:
+        pred = _substring_yes(data.get("pred"))
+    else:  # a score-only criterion (VCGBench)
+        pred = None if score is None else "yes" if score >= proto.pass_mark else "no"
+    if pred is None or score is None:
+        return _failure("the reply has no 'pred' of yes or no and a numeric 'score'")
+    checked = _check(score, {}, None, options)
+    if checked.status is not ParseStatus.OK:
+        return checked
+    return Parsed(ParseStatus.OK, score=score, criteria={CORRECT: 1.0 if pred == "yes" else 0.0})
+
+
 def parse_reply(reply: str, options: JudgeOptions, structured: bool) -> Parsed:
-    """Read a judge reply: JSON when ``structured``, else text ('Score: N'; with a verdict, 'Pred: yes|no')."""
+    """Read a judge reply: JSON when ``structured``, else text ('Score: N'; with a verdict, 'Pred: yes|no');
+    a verdict under a published protocol as that protocol's script reads it."""
     if options.task == "verdict":
+        proto = protocol(options.protocol)
+        if proto.reply != "json-or-text":
+            return _parse_official(reply, options, proto)
         return _parse_verdict(reply, options, structured)
     return _parse_json(reply, options) if structured else _parse_text(reply, options)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from mmaip_core import VideoQA, stable_hash
 from mmaip_plugins.judging.options import JudgeOptions
+from mmaip_plugins.judging.protocols import protocol
 
 __all__ = ["build_prompt", "prompt_hash", "reply_schema"]
 
@@ -93,25 +94,69 @@ def _verdict_system(options: JudgeOptions, structured: bool) -> str:
     )
 
 
-def build_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured: bool) -> tuple[str, str]:
-    """(system, user) text of the judge request for one answer. Verdicts (evaluation) see no caption: the
-    question, the ground truth and the prediction, as in the Video-ChatGPT protocol, plus frames with vision."""
+def _fields(options: JudgeOptions, sample: VideoQA, prediction: str) -> dict[str, object]:
+    """The values of a template's named fields (see :data:`~mmaip_plugins.judging.options.TEMPLATE_FIELDS`)."""
+    low, high = _bounds(options)
+    return {
+        "question": sample.question,
+        "answer": sample.answer or "(none given)",
+        "prediction": prediction,
+        "caption": sample.caption or "",
+        "low": low,
+        "high": high,
+    }
+
+
+def _mmaip_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured: bool) -> tuple[str, str, str]:
+    """(system, user, prediction as shown) of mmaip's own prompts."""
+    shown = f"<candidate_answer>\n{_escape(answer)}\n</candidate_answer>"
     lines = [f"Question: {sample.question}", f"Ground-truth answer: {sample.answer or '(none given)'}"]
     if sample.caption and options.task == "rate":
         lines.append(f"Video caption: {sample.caption}")
-    lines.append(f"<candidate_answer>\n{_escape(answer)}\n</candidate_answer>")
+    lines.append(shown)
     if options.task == "verdict":
-        return _verdict_system(options, structured), "\n".join(lines)
-    return _rate_system(options, sample, structured), "\n".join(lines)
+        return _verdict_system(options, structured), "\n".join(lines), shown
+    return _rate_system(options, sample, structured), "\n".join(lines), shown
+
+
+def build_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured: bool) -> tuple[str, str]:
+    """(system, user) text of the judge request for one answer. Verdicts (evaluation) see no caption: the
+    question, the ground truth and the prediction, as in the Video-ChatGPT protocol, plus frames with vision.
+    A verdict under a published protocol is asked with that protocol's messages, verbatim; a
+    ``prompt_template`` replaces the user (and, when given, the system) message."""
+    proto = protocol(options.protocol)
+    if options.task == "verdict" and proto.system is not None and proto.user is not None:
+        system, shown = proto.system, answer
+        user = proto.user.format(**_fields(options, sample, shown))
+    else:
+        system, user, shown = _mmaip_prompt(options, sample, answer, structured)
+    template = options.prompt_template
+    if template is None:
+        return system, user
+    values = _fields(options, sample, shown)
+    return (template.system.format(**values) if template.system else system), template.user.format(**values)
 
 
 def prompt_hash(options: JudgeOptions) -> str:
-    """Hash of the prompt templates and what is asked (part of a judge's fingerprint)."""
+    """Hash of the prompt templates and what is asked (part of a judge's fingerprint). mmaip's own prompts
+    without a template hash as they did before protocols existed."""
+    extra: list[object] = []
+    if options.protocol != "mmaip" and options.task == "verdict":
+        extra.append(protocol(options.protocol).model_dump(exclude={"judge"}))
+    if options.prompt_template is not None:
+        extra.append(options.prompt_template.model_dump())
     if options.task == "verdict":
-        return stable_hash(
-            [VERDICT_SYSTEM, SEEING, VISION_NOTE, VERDICT_JSON, VERDICT_TEXT, options.scale.model_dump()]
-        )[:16]
-    return stable_hash([RATE_SYSTEM, SEEING, RATE_JSON, RATE_TEXT, options.criteria, options.scale.model_dump()])[:16]
+        parts: list[object] = [
+            VERDICT_SYSTEM,
+            SEEING,
+            VISION_NOTE,
+            VERDICT_JSON,
+            VERDICT_TEXT,
+            options.scale.model_dump(),
+        ]
+    else:
+        parts = [RATE_SYSTEM, SEEING, RATE_JSON, RATE_TEXT, options.criteria, options.scale.model_dump()]
+    return stable_hash([*parts, extra] if extra else parts)[:16]
 
 
 def reply_schema(options: JudgeOptions) -> dict[str, Any]:

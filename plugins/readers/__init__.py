@@ -1,9 +1,20 @@
 """Sample readers: generic tables (``jsonl``, ``csv``), published video-QA layouts (``videochatgpt``,
-``sharegptvideo``) and the synthetic ShapesQA testbed (``shapesqa``)."""
+``sharegptvideo``), multiple-choice benchmarks (``videomme``, ``mvbench``, ``egoschema``, ``nextqa``) and the
+synthetic ShapesQA testbed (``shapesqa``)."""
 
 from __future__ import annotations
 
 from mmaip_core import SampleReaderSpec, hookimpl
+from mmaip_plugins.readers.benchmarks import (
+    EgoSchemaOptions,
+    EgoSchemaReader,
+    MVBenchOptions,
+    MVBenchReader,
+    NExTQAOptions,
+    NExTQAReader,
+    VideoMMEOptions,
+    VideoMMEReader,
+)
 from mmaip_plugins.readers.shapesqa import ShapesQAOptions, ShapesQAReader
 from mmaip_plugins.readers.tables import CsvReader, JsonlReader, TableOptions
 from mmaip_plugins.readers.videoqa import (
@@ -13,7 +24,18 @@ from mmaip_plugins.readers.videoqa import (
     VideoChatGPTReader,
 )
 
-__all__ = ["CsvReader", "JsonlReader", "ShapesQAReader", "ShareGPTVideoReader", "TableOptions", "VideoChatGPTReader"]
+__all__ = [
+    "CsvReader",
+    "EgoSchemaReader",
+    "JsonlReader",
+    "MVBenchReader",
+    "NExTQAReader",
+    "ShapesQAReader",
+    "ShareGPTVideoReader",
+    "TableOptions",
+    "VideoChatGPTReader",
+    "VideoMMEReader",
+]
 
 
 @hookimpl
@@ -42,6 +64,30 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
             description="ShareGPTVideo / LLaVA-Hound QA rows (flat or conversations) with captions",
             options=ShareGPTVideoOptions,
             factory=ShareGPTVideoReader,
+        ),
+        SampleReaderSpec(
+            name="videomme",
+            description="Video-MME (parquet or JSON): multiple choice A-D, by duration, domain and task type",
+            options=VideoMMEOptions,
+            factory=VideoMMEReader,
+        ),
+        SampleReaderSpec(
+            name="mvbench",
+            description="MVBench (json/<task>.json, candidates and answer text): multiple choice, by task",
+            options=MVBenchOptions,
+            factory=MVBenchReader,
+        ),
+        SampleReaderSpec(
+            name="egoschema",
+            description="EgoSchema (questions.json, subset_answers.json): multiple choice A-E",
+            options=EgoSchemaOptions,
+            factory=EgoSchemaReader,
+        ),
+        SampleReaderSpec(
+            name="nextqa",
+            description="NExT-QA multiple choice (CSV with a0..a4): by question type",
+            options=NExTQAOptions,
+            factory=NExTQAReader,
         ),
         SampleReaderSpec(
             name="shapesqa",

@@ -39,6 +39,10 @@ class TableOptions(PluginOptions):
         default=None, description="Folder that relative video paths start from (default: the file's folder)."
     )
     source: str | None = Field(default=None, description="Dataset name recorded on every sample.")
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Columns that evaluation results are broken down by (e.g. question_type, duration).",
+    )
     check_videos: bool = Field(default=True, description="Report rows whose video file does not exist.")
     text_only: bool = Field(
         default=False,
@@ -93,6 +97,7 @@ class _TableReader:
             caption=None if get(c.caption) is None else str(get(c.caption)),
             source=self.options.source or (str(row["source"]) if row.get("source") else None),
             metadata={k: v for k, v in row.items() if k not in mapped},
+            categories={k: str(get(k)) for k in self.options.categories if get(k) is not None},
         )
 
 

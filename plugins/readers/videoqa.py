@@ -3,6 +3,9 @@
 ``videochatgpt``: the Video-ChatGPT quantitative-evaluation layout used by MSVD-QA, MSRVTT-QA, TGIF-QA and
 ActivityNet-QA: a question file (list of ``{video_name, question, question_id}``), an answer file (list of
 ``{question_id, answer}``) and a folder of videos named after ``video_name`` (ActivityNet-QA adds ``v_``).
+MSRVTT-QA's own files (``{video_id, id, question, answer}``) read the same way: ``video_id`` for the video,
+``id`` for the question id. Other fields of both files are kept as metadata, the ``categories`` ones (ActivityNet-QA's
+answer ``type``) as categories.
 
 ``sharegptvideo``: ShareGPTVideo / LLaVA-Hound QA rows, flat (``id, video, question, answer, caption``) or
 as conversations (``{"from": "human", "value": "<video>\\n..."}`` then ``{"from": "gpt", ...}``); ``video``
@@ -34,6 +37,11 @@ class VideoChatGPTOptions(PluginOptions):
         description="File extensions tried, in order, when video_name has none.",
     )
     source: str | None = Field(default=None, description="Dataset name, e.g. msvd-qa.")
+    categories: list[str] = Field(
+        default_factory=lambda: ["type"],
+        description="Fields of the question or answer rows that results are broken down by (ActivityNet-QA's "
+        "answer 'type'; MSRVTT-QA's 'category_id').",
+    )
     check_videos: bool = True
 
 
@@ -51,45 +59,62 @@ class VideoChatGPTReader:
             return str(candidates[0]), f"no video for '{name}' in {o.video_dir} (tried {tried})"
         return resolve_video(str(found or candidates[0]), o.video_dir, check=False)
 
+    def _answers(self, answers: dict[str, Mapping[str, Any]]) -> Iterator[RowError]:
+        """Fill ``answers`` (answer row by question id) from the answer file; the rows it cannot use."""
+        file = self.options.answer_file
+        if file is None:
+            return
+        for number, row in json_rows(file):
+            if isinstance(row, RowError):
+                yield row
+            elif _present(row, "question_id") is not None:
+                answers[str(row["question_id"])] = row
+            else:
+                yield RowError(str(file), number, "missing question_id")
+
     def read(self) -> Iterator[VideoQA | RowError]:
         o = self.options
         if o.check_videos:
             require_folder(o.video_dir)
-        answers: dict[str, Any] = {}
-        if o.answer_file is not None:
-            for number, row in json_rows(o.answer_file):
-                if isinstance(row, RowError):
-                    yield row
-                elif "question_id" in row:
-                    answers[str(row["question_id"])] = row.get("answer")
-                else:
-                    yield RowError(str(o.answer_file), number, "missing question_id")
-        source = str(o.question_file)
+        answers: dict[str, Mapping[str, Any]] = {}
+        yield from self._answers(answers)
         for number, row in json_rows(o.question_file):
-            if isinstance(row, RowError):
-                yield row
-                continue
-            name = row.get("video_name") or row.get("video_id") or row.get("video")
-            if not name or not row.get("question"):
-                yield RowError(source, number, "missing video_name or question")
-                continue
-            video, problem = self._video(str(name))
-            if problem:
-                yield RowError(source, number, problem)
-                continue
-            qid = str(row.get("question_id", f"{name}-{number}"))
-            answer = answers.get(qid, row.get("answer"))
-            extra = {k: v for k, v in row.items() if k not in {"video_name", "video_id", "video", "question", "answer"}}
-            yield sample_or_error(
-                source,
-                number,
-                id=qid,
-                video=video,
-                question=str(row["question"]),
-                answer=None if answer is None else str(answer),
-                source=o.source,
-                metadata=extra,
-            )
+            yield row if isinstance(row, RowError) else self._sample(number, row, answers)
+
+    def _sample(self, number: str, row: Mapping[str, Any], answers: dict[str, Mapping[str, Any]]) -> VideoQA | RowError:
+        source = str(self.options.question_file)
+        # a video id of 0 (MSRVTT-QA's first video) is an id, not a missing value
+        name = next((v for k in ("video_name", "video_id", "video") if (v := _present(row, k)) is not None), None)
+        if name is None or not row.get("question"):
+            return RowError(source, number, "missing video_name or question")
+        video, problem = self._video(str(name))
+        if problem:
+            return RowError(source, number, problem)
+        own_id = next((v for k in ("question_id", "id") if (v := _present(row, k)) is not None), None)
+        qid = str(own_id) if own_id is not None else f"{name}-{number}"
+        answer_row = answers.get(qid, {})
+        answer = answer_row.get("answer", row.get("answer"))
+        extra = {k: v for k, v in {**row, **answer_row}.items() if k not in _VIDEOCHATGPT_FIELDS}
+        return sample_or_error(
+            source,
+            number,
+            id=qid,
+            video=video,
+            question=str(row["question"]),
+            answer=None if answer is None else str(answer),
+            source=self.options.source,
+            metadata=extra,
+            categories={k: str(extra[k]) for k in self.options.categories if _present(extra, k) is not None},
+        )
+
+
+_VIDEOCHATGPT_FIELDS = {"video_name", "video_id", "video", "question", "answer"}
+
+
+def _present(row: Mapping[str, Any], key: str) -> Any:
+    """``row[key]``, or None when it is absent, null or an empty string (0 and False are values)."""
+    value = row.get(key)
+    return None if value is None or value == "" else value
 
 
 class ShareGPTVideoOptions(PluginOptions):

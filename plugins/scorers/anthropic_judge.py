@@ -12,7 +12,7 @@ from mmaip_core import Judgement, ScoreRequest, TokenUsage
 from mmaip_plugins.apis.anthropic_api import (
     AnthropicFrames,
     anthropic_client,
-    endpoint,
+    fingerprinted_endpoint,
     image_blocks,
     image_tokens,
     reply_text,
@@ -44,10 +44,15 @@ class AnthropicJudge(ApiJudge):
 
     def __init__(self, options: AnthropicJudgeOptions) -> None:
         fingerprint = judge_fingerprint(
-            self.name, endpoint(options), options.model, options, [options.max_frames, options.jpeg_quality]
+            self.name,
+            fingerprinted_endpoint(options),
+            options.model,
+            options,
+            [options.max_frames, options.jpeg_quality],
         )
         super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: anthropic_client(options)))
         self.connection = options
+        self.max_frames = options.max_frames
 
     def _image_tokens(self, request: ScoreRequest) -> int:
         return image_tokens(request.frames, self.connection) if request.frames is not None else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,7 @@ from mmaip_core import (
     ParseStatus,
     PluginContext,
     PluginOptions,
+    PluginSection,
     Scorer,
     ScoreRequest,
     ScoreScale,
@@ -24,7 +25,7 @@ __all__ = ["EnsembleOptions", "EnsembleScorer"]
 
 
 class EnsembleOptions(PluginOptions):
-    members: list[dict[str, Any]] = Field(
+    members: Annotated[list[dict[str, Any]], PluginSection("scorer")] = Field(
         min_length=2, description="Scorers to combine: each {name: <scorer>, ...its options}."
     )
     combine: Literal["mean", "median", "weighted"] = Field(default="mean", description="How member scores combine.")
@@ -36,8 +37,6 @@ class EnsembleOptions(PluginOptions):
 
     @model_validator(mode="after")
     def _weights_match(self) -> EnsembleOptions:
-        if any("name" not in m for m in self.members):
-            raise ValueError("every member needs a 'name' (the scorer plugin)")
         weights = self.weights or []
         usable = len(weights) == len(self.members) and min(weights, default=0) >= 0 and sum(weights) > 0
         if self.combine == "weighted" and not usable:

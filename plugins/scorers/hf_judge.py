@@ -4,11 +4,11 @@ prompt and reply parsing of the API judges."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from mmaip_core import ErrorInfo, Judgement, ParseStatus, ScoreRequest, TokenUsage
+from mmaip_core import ErrorInfo, HubOrFolder, Judgement, ParseStatus, ScoreRequest, TokenUsage
 from mmaip_plugins.judging import JudgeBase, JudgeOptions, add_usage, judge_fingerprint, repair_turn
 from mmaip_plugins.zoo.hf import GenerationParams, HFGenerator, HFOptions
 
@@ -16,7 +16,7 @@ __all__ = ["HFJudge", "HFJudgeOptions"]
 
 
 class HFJudgeOptions(JudgeOptions):
-    model: str = Field(description="Hub id or local folder of the judge model.")
+    model: Annotated[str, HubOrFolder()] = Field(description="Hub id or local folder of the judge model.")
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field(default="auto", description="cpu, cuda, ... or auto.")

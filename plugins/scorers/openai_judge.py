@@ -12,7 +12,7 @@ from mmaip_core import Judgement, ScoreRequest, TokenUsage
 from mmaip_plugins.apis.common import ClientCache, batch_error, split_batches
 from mmaip_plugins.apis.openai_api import (
     OpenAIFrames,
-    endpoint,
+    fingerprinted_endpoint,
     image_parts,
     image_tokens,
     openai_client,
@@ -44,13 +44,14 @@ class OpenAIJudge(ApiJudge):
     def __init__(self, options: OpenAIJudgeOptions) -> None:
         fingerprint = judge_fingerprint(
             self.name,
-            endpoint(options),
+            fingerprinted_endpoint(options),
             options.model,
             options,
             [options.max_frames, options.detail, options.jpeg_quality],
         )
         super().__init__(options, options, options.model, fingerprint, ClientCache(lambda: openai_client(options)))
         self.connection = options
+        self.max_frames = options.max_frames
 
     def _image_tokens(self, request: ScoreRequest) -> int:
         return image_tokens(request.frames, self.connection) if request.frames is not None else 0

@@ -4,7 +4,8 @@ video pairs for a Hugging Face video MLLM (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLa
 
 - ``video_dpo/``: the ``video-dpo`` trainer, as TRL lays out its DPO trainer: ``config.py`` (the options,
   documented by group), ``trainer.py`` (the round trainer), ``loss.py`` (TRL's DPO objective).
-- ``sft.py``: supervised fine-tuning (a Python function, no plugin).
+- ``sft.py``: supervised fine-tuning (a Python function, no plugin); ``sft_run.py``: ``mmaip sft``, the same
+  from a run config's samples, frames and ``sft`` section.
 - What both use: ``common.py`` (the shared options and model helpers), ``data.py`` (tokenisation and video
   batches), ``features.py`` (vision features computed once).
 """

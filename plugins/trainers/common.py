@@ -7,15 +7,36 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmaip_core import VISION_PATTERN, PluginOptions, TrainingError
 
-__all__ = ["VideoTrainingOptions", "check_finite", "is_vision", "large_blocks_mapped", "resolve_dtype"]
+__all__ = [
+    "MODULE_GROUPS",
+    "VideoTrainingOptions",
+    "caches_vision",
+    "check_finite",
+    "freeze_vision_parts",
+    "is_projector",
+    "is_vision",
+    "large_blocks_mapped",
+    "parameter_groups",
+    "resolve_dtype",
+    "resolve_mixed_precision",
+]
+
+PROJECTOR_PATTERN = re.compile(
+    r"(^|\.)(multi_modal_projector|mm_projector|vision_resampler|image_newline|visual\.merger|"
+    r"visual\.deepstack_merger_list)(\.|$)"
+)
+"""Parameter names of the projector (vision features -> language model) in the bundled families: LLaVA's
+``multi_modal_projector`` (and ``image_newline``), Qwen-VL's ``visual.merger`` (Qwen3-VL: and its deepstack
+mergers)."""
 
 
 class VideoTrainingOptions(PluginOptions):
@@ -26,7 +47,14 @@ class VideoTrainingOptions(PluginOptions):
     # Model and precision
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit) of the model.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Weights dtype; auto: bfloat16 on a GPU that supports it, else float32."
+        default="auto",
+        description="Dtype of the trained weights; auto: float32 (master weights). bfloat16/float16: pure "
+        "low-precision weights without an fp32 copy (less memory; small updates are lost in rounding).",
+    )
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Autocast of the forward pass over the weights (accelerate's); auto: bf16 on a GPU that "
+        "supports it, else no.",
     )
     device: str = Field(default="auto", description="cpu, cuda or auto (the accelerate device).")
     attn_implementation: str | None = Field(default=None, description="e.g. sdpa or flash_attention_2.")
@@ -35,10 +63,20 @@ class VideoTrainingOptions(PluginOptions):
         default=True,
         description="Freeze the vision tower and projector; then each video is encoded once and its features reused.",
     )
+    train_projector: bool = Field(
+        default=False,
+        description="With the vision tower frozen, train the projector (pixels go through the frozen tower each "
+        "step); needs freeze_vision (the default) left on.",
+    )
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass.")
 
     # Optimisation
     learning_rate: float = Field(default=1e-6, gt=0, description="AdamW's peak learning rate.")
+    learning_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Peak learning rate by module: vision_tower, projector, language_model, or a dotted module "
+        "name (e.g. lm_head); the longest match wins, other parameters get learning_rate.",
+    )
     lr_scheduler_type: str = Field(default="linear", description="A transformers scheduler name (get_scheduler).")
     warmup_ratio: float = Field(default=0.1, ge=0, le=1, description="Share of the optimizer steps spent warming up.")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW's weight decay.")
@@ -59,19 +97,90 @@ class VideoTrainingOptions(PluginOptions):
     # Logging
     report_to: list[str] = Field(default_factory=list, description="accelerate trackers, e.g. [tensorboard].")
 
+    @model_validator(mode="after")
+    def _check_modules(self) -> VideoTrainingOptions:
+        if self.train_projector and not self.freeze_vision:
+            raise ValueError("train_projector needs freeze_vision: true (freeze_vision: false trains the projector)")
+        for key, rate in self.learning_rates.items():
+            if not rate > 0:
+                raise ValueError(f"learning_rates.{key} must be > 0, got {rate}")
+        return self
+
+
+MODULE_GROUPS: dict[str, Callable[[str], bool]] = {
+    "vision_tower": lambda name: is_vision(name) and not is_projector(name),
+    "projector": lambda name: is_projector(name),
+    "language_model": lambda name: not is_vision(name),
+}
+"""The named modules of ``learning_rates``, by parameter name, whatever each family calls them."""
+
 
 def is_vision(name: str) -> bool:
     """Whether a parameter belongs to the vision tower or projector."""
     return bool(VISION_PATTERN.search(name))
 
 
+def is_projector(name: str) -> bool:
+    """Whether a parameter belongs to the projector (a part of :func:`is_vision`'s)."""
+    return bool(PROJECTOR_PATTERN.search(name))
+
+
 def resolve_dtype(dtype: str) -> str:
-    """``auto``: bfloat16 on a GPU that supports it, else float32."""
+    """``auto``: float32, the master weights that mixed precision autocasts from (as transformers' Trainer)."""
+    return "float32" if dtype == "auto" else dtype
+
+
+def resolve_mixed_precision(mixed_precision: str, device: str) -> str:
+    """``auto``: ``bf16`` on a GPU that supports it (unless ``device`` is cpu), else ``no``. ``fp16`` needs a GPU
+    (its loss scaling is CUDA's)."""
     import torch
 
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+    gpu = device != "cpu" and torch.cuda.is_available()
+    if mixed_precision == "fp16" and not gpu:
+        raise TrainingError("mixed_precision: fp16 needs a GPU; on the CPU use bf16 or no")
+    if mixed_precision != "auto":
+        return mixed_precision
+    return "bf16" if gpu and torch.cuda.is_bf16_supported() else "no"
+
+
+def caches_vision(options: VideoTrainingOptions) -> bool:
+    """Whether the whole vision part (tower and projector) is frozen, so its outputs can be computed once."""
+    return options.freeze_vision and not options.train_projector
+
+
+def freeze_vision_parts(model: Any, options: VideoTrainingOptions) -> None:
+    """``freeze_vision``: the tower frozen, and the projector too unless ``train_projector``."""
+    if not options.freeze_vision:
+        return
+    for name, param in model.named_parameters():
+        if is_vision(name) and not (options.train_projector and is_projector(name)):
+            param.requires_grad_(False)
+
+
+def _matches(key: str, name: str) -> bool:
+    """Whether parameter ``name`` is in module ``key`` of ``learning_rates``: a named group, or a dotted module
+    name found whole in the parameter's name."""
+    group = MODULE_GROUPS.get(key)
+    return group(name) if group is not None else bool(re.search(rf"(^|\.){re.escape(key)}(\.|$)", name))
+
+
+def _rate_of(name: str, options: VideoTrainingOptions) -> float:
+    """The learning rate of parameter ``name``: its longest matching ``learning_rates`` key's, else the default."""
+    keys = [key for key in options.learning_rates if _matches(key, name)]
+    return options.learning_rates[max(keys, key=len)] if keys else options.learning_rate
+
+
+def parameter_groups(model: Any, options: VideoTrainingOptions) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser parameter groups, one per learning rate (``learning_rates``);
+    a key that matches no trainable parameter is an error naming it."""
+    trainable = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    for key in options.learning_rates:
+        if not any(_matches(key, name) for name, _ in trainable):
+            raise TrainingError(f"learning_rates: {key!r} matches no trainable parameter")
+    groups: dict[float, list[Any]] = {}
+    for name, param in trainable:
+        groups.setdefault(_rate_of(name, options), []).append(param)
+    return [{"params": params, "lr": lr} for lr, params in groups.items()]
 
 
 def check_finite(model: Any) -> None:

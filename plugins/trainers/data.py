@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import torch
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+from trl.trainer.utils import pad
 
 from mmaip_core import Frames, ItemError, TrainPair, VideoError, VideoQA, stable_hash
 from mmaip_plugins.trainers.common import large_blocks_mapped
@@ -35,6 +36,7 @@ from mmaip_plugins.zoo.hf import chat_messages, chat_prompt, processor_inputs
 
 __all__ = [
     "IGNORE_INDEX",
+    "SHARED_PREFIX",
     "PreparedAnswers",
     "PreparedExamples",
     "PreparedPairs",
@@ -52,6 +54,8 @@ __all__ = [
 
 TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 PIXEL_KEYS = ("pixel_values_videos", "pixel_values")
+SHARED_PREFIX = "shared_prefix"
+"""Batch key (and model keyword) of a preference batch's prefix and answer rows (``shared_prefix`` collators)."""
 IGNORE_INDEX = -100
 """Label of the tokens the cross-entropy leaves out (the ignore_index of transformers' and PyTorch's loss)."""
 
@@ -289,10 +293,50 @@ class VideoBatches:
 
 @dataclass
 class VideoPreferenceCollator(VideoBatches, DataCollatorForPreference):
-    """TRL's preference collator (rows: chosen_0..B-1, then rejected_0..B-1) plus each row's video."""
+    """TRL's preference collator (rows: chosen_0..B-1, then rejected_0..B-1) plus each row's video. With
+    ``shared_prefix``, the videos go with the pairs' prefixes instead, under :data:`SHARED_PREFIX`
+    (``trainers/shared_prefix.py`` computes each prefix once for both answers)."""
+
+    shared_prefix: bool = False
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.with_videos(super().torch_call(examples), [e["video"] for e in examples] * 2)
+        text = super().torch_call(examples)
+        keys = [e["video"] for e in examples]
+        if not self.shared_prefix:
+            return self.with_videos(text, keys * 2)
+        prefix, answers = self.pair_rows(examples)
+        batch: dict[str, Any] = {k: v.to(self.device) for k, v in text.items()}
+        answer_rows = {k: v.to(self.device) for k, v in answers.items()}
+        batch[SHARED_PREFIX] = {"prefix": self.with_videos(prefix, keys), "answers": answer_rows}
+        return batch
+
+    def pair_rows(self, examples: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Each pair's prefix (its prompt but the last token) and its answer rows (chosen_0, rejected_0,
+        chosen_1, ...: the prompt's last token, then the answer, labelled), right-padded."""
+        prefixes, rows, labels = [], [], []
+        for e in examples:
+            *head, last = e["prompt_ids"]
+            if not head or last == self.video_token_id:
+                raise ValueError(f"pair {e.get('id')}: a shared prefix needs a prompt ending in text tokens")
+            prefixes.append(torch.tensor(head))
+            for answer in (e["chosen_ids"], e["rejected_ids"]):
+                rows.append(torch.tensor([last, *answer]))
+                labels.append(torch.tensor([IGNORE_INDEX, *answer]))
+        prefix = pad(prefixes, padding_value=self.pad_token_id, padding_side="right")
+        ids = pad(rows, padding_value=self.pad_token_id, padding_side="right")
+        return (
+            {"input_ids": prefix, "attention_mask": _real(prefixes, prefix)},
+            {
+                "input_ids": ids,
+                "attention_mask": _real(rows, ids),
+                "labels": pad(labels, padding_value=IGNORE_INDEX, padding_side="right"),
+            },
+        )
+
+
+def _real(rows: list[torch.Tensor], padded: torch.Tensor) -> torch.Tensor:
+    """The attention mask of right-padded ``rows``: 1 on each row's tokens, 0 on its padding."""
+    return (torch.arange(padded.shape[1]) < torch.tensor([[len(r)] for r in rows])).long()
 
 
 @dataclass

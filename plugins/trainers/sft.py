@@ -8,7 +8,9 @@
 - Nothing is cut: a sample longer than ``max_length`` is left out and reported, as are samples without an
   answer or frames.
 - The loop is transformers' ``Trainer`` (AdamW, schedule and warmup, gradient accumulation, clipping,
-  seeding, devices through accelerate): the same seed gives the same weights.
+  seeding, devices through accelerate): the same seed gives the same weights. ``mixed_precision`` becomes its
+  ``bf16``/``fp16`` arguments (float32 master weights, autocast), ``learning_rates`` an AdamW with a parameter
+  group per rate.
 - The result is a complete checkpoint folder (model and processor, ``COMPLETE.json`` last) that the ``hf``
   generator, ``mmaip extrapolate`` and the ``video-dpo`` trainer load.
 """
@@ -24,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmaip_core import Frames, ItemError, TrainingError, VideoQA, staged
-from mmaip_plugins.trainers.common import VideoTrainingOptions, check_finite, is_vision, resolve_dtype
+from mmaip_plugins.trainers.common import (
+    VideoTrainingOptions,
+    caches_vision,
+    check_finite,
+    freeze_vision_parts,
+    is_vision,
+    parameter_groups,
+    resolve_dtype,
+    resolve_mixed_precision,
+)
 
 if TYPE_CHECKING:
     from mmaip_plugins.trainers.data import PreparedAnswers
@@ -65,9 +76,12 @@ def _training_arguments(options: SftOptions, work: Path) -> Any:
     from transformers import TrainingArguments
 
     o = options
+    precision = resolve_mixed_precision(o.mixed_precision, o.device)
     return TrainingArguments(
         output_dir=str(work),
         use_cpu=o.device == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         seed=o.seed,
         learning_rate=o.learning_rate,
         lr_scheduler_type=o.lr_scheduler_type,
@@ -101,6 +115,17 @@ def _encode_videos(model: Any, prepared: PreparedAnswers, folder: Path) -> tuple
     return store, len(todo)
 
 
+def _optimizer(net: Any, options: SftOptions) -> tuple[Any, None]:
+    """With ``learning_rates``: AdamW with a parameter group per learning rate (weight decay on every group, as
+    in ``video-dpo``), the schedule still the Trainer's. Without: (None, None), the Trainer's own AdamW."""
+    import torch
+
+    if not options.learning_rates:
+        return None, None
+    groups = parameter_groups(net, options)
+    return torch.optim.AdamW(groups, lr=options.learning_rate, weight_decay=options.weight_decay), None
+
+
 def _train(net: Any, processor: Any, prepared: PreparedAnswers, options: SftOptions) -> tuple[Any, int]:
     """Train ``net`` in place; its ``TrainerState`` (steps, logged losses) and the number of videos encoded."""
     from transformers import Trainer
@@ -115,10 +140,8 @@ def _train(net: Any, processor: Any, prepared: PreparedAnswers, options: SftOpti
         if o.gradient_checkpointing:  # as video-dpo does; TrainingArguments renamed its option in transformers 5.x
             net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         store, encodes = None, 0
-        if o.freeze_vision:
-            for name, param in net.named_parameters():
-                if is_vision(name):
-                    param.requires_grad_(False)
+        freeze_vision_parts(net, o)
+        if caches_vision(o):
             store, encodes = _encode_videos(net, prepared, o.cache_dir or Path(work))
         collator = VideoLanguageModelingCollator(
             pad_token_id=processor.tokenizer.pad_token_id,
@@ -129,7 +152,9 @@ def _train(net: Any, processor: Any, prepared: PreparedAnswers, options: SftOpti
             device=args.device,
             dtype=next(net.parameters()).dtype,
         )
-        trainer = Trainer(model=net, args=args, train_dataset=prepared.examples, data_collator=collator)
+        trainer = Trainer(
+            model=net, args=args, train_dataset=prepared.examples, data_collator=collator, optimizers=_optimizer(net, o)
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return trainer.state, encodes

@@ -11,7 +11,7 @@ from mmaip_core import GenerationRequest, Response, TokenUsage, stable_hash
 from mmaip_plugins.apis.anthropic_api import (
     AnthropicFrames,
     anthropic_client,
-    endpoint,
+    fingerprinted_endpoint,
     image_blocks,
     image_tokens,
     reply_text,
@@ -45,7 +45,7 @@ class AnthropicGenerator(ApiGenerator):
     def __init__(self, options: AnthropicGeneratorOptions) -> None:
         fingerprint = stable_hash(
             {
-                "endpoint": endpoint(options),
+                "endpoint": fingerprinted_endpoint(options),
                 "model": options.model,
                 "params": options.params.model_dump(mode="json", exclude={"seed"}),
                 "system_prompt": options.system_prompt,

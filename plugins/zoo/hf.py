@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from itertools import groupby
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from mmaip_core import (
     ErrorInfo,
     Frames,
     GenerationRequest,
+    HubOrFolder,
     ModelError,
     PluginOptions,
     Response,
@@ -22,6 +23,7 @@ from mmaip_core import (
     stable_hash,
 )
 from mmaip_plugins.zoo.api import response_record
+from mmaip_plugins.zoo.hub import local_files_only, model_folder
 
 __all__ = [
     "GenerationParams",
@@ -47,7 +49,9 @@ class GenerationParams(PluginOptions):
 
 
 class HFOptions(PluginOptions):
-    model: str = Field(description="Hub id (e.g. Qwen/Qwen2-VL-7B-Instruct) or local folder.")
+    model: Annotated[str, HubOrFolder()] = Field(
+        description="Hub id (e.g. Qwen/Qwen2-VL-7B-Instruct) or local folder (relative: from the config's folder)."
+    )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field(default="auto", description="cpu, cuda, cuda:1, ... or auto (cuda when available).")
@@ -214,13 +218,15 @@ def load_pretrained(
     trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """``(processor, model)`` of a Hugging Face image-text-to-text model (hub id or folder), on the CPU
-    unless ``device_map`` says otherwise; a load failure is a ModelError naming the model."""
+    unless ``device_map`` says otherwise; a load failure is a ModelError naming the model. A hub id comes from
+    the local cache when the Hub cannot be reached (:mod:`mmaip_plugins.zoo.hub`)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # mmaip's own progress bars report the work
-    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    offline = model_folder(model) is None and local_files_only(model, revision)
+    common: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, "local_files_only": offline}
     kwargs: dict[str, Any] = {**common, "dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
     if device_map:
         kwargs["device_map"] = device_map

@@ -52,9 +52,12 @@ class OpenAIGeneratorOptions(OpenAIFrames):
 
 
 def _fingerprint(options: OpenAIGeneratorOptions) -> str:
-    """What determines an answer. A pool of servers (``base_urls``) serves one model: its endpoints are left out,
-    so adding or removing a server keeps every stored answer; a single ``base_url`` is part of it."""
-    key: dict[str, Any] = {} if options.base_urls else {"endpoint": endpoint(options)}
+    """What determines an answer. The endpoints are left out, so the same model behind a new address (or a server
+    added to a pool) keeps every stored answer; ``fingerprint_endpoint`` puts them in."""
+    key: dict[str, Any] = {}
+    if options.fingerprint_endpoint:
+        urls: list[str | None] = [*options.base_urls] if options.base_urls else [options.base_url]
+        key["endpoint"] = sorted(endpoint(options.model_copy(update={"base_url": url})) for url in urls)
     key.update(
         model=options.model,
         params=options.params.model_dump(mode="json"),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -25,6 +25,7 @@ from mmaip_core import (
     ErrorInfo,
     Frames,
     GenerationRequest,
+    HubOrFolder,
     ModelError,
     PluginOptions,
     Response,
@@ -53,7 +54,9 @@ DEFAULT_MAX_IMAGES = 32
 
 
 class VLLMOptions(PluginOptions):
-    model: str = Field(description="Hub id (e.g. Qwen/Qwen2.5-VL-7B-Instruct) or local folder.")
+    model: Annotated[str, HubOrFolder()] = Field(
+        description="Hub id (e.g. Qwen/Qwen2.5-VL-7B-Instruct) or local folder."
+    )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_model_len: int | None = Field(default=None, ge=1, description="Context length (default: the model's).")

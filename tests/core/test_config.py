@@ -100,7 +100,7 @@ def test_structural_errors_are_all_listed(tmp_path: Path, manager: PluginManager
     assert "zoo.0.name: required key is missing" in text
     assert "zoo.1.n: Input should be greater than or equal to 1" in text
     assert (
-        "scorers: unknown key 'scorers'; allowed keys: benchmarks, evaluators, frames, models, pairs, prices, samples, scorer, train, zoo"
+        "scorers: unknown key 'scorers'; allowed keys: benchmarks, evaluators, frames, models, pairs, prices, samples, scorer, sft, train, zoo"
         in text
     )
 

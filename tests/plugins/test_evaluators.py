@@ -46,7 +46,9 @@ def test_vision_judge_sends_exactly_the_configured_frames(
     )
     records = evaluator.evaluate(requests)
     assert [(r.correct, r.score) for r in records] == [(True, 5.0), (False, 1.0), (True, 5.0)]
-    assert all(r.judge_frames == r.frames == requests[0].frames.manifest.key for r in records)
+    assert all(r.frames == requests[0].frames.manifest.key for r in records)
+    assert len(requests[0].frames.manifest.indices) > 4 and all(r.judge_frames != r.frames for r in records)
+    assert len({r.judge_frames for r in records}) == 1, "the key of the 4 frames the judge saw"
     assert [_images(q["body"]) for q in server.requests] == [4, 4, 4]
     system = server.requests[0]["body"]["messages"][0]["content"]
     assert "Use the frames" in system and "a red box" not in str(server.requests[0]["body"])

@@ -18,6 +18,7 @@ from mmaip_core import (
     PluginManager,
     PreferencePair,
     ScoreRequest,
+    TransientError,
     UserError,
     VideoQA,
 )
@@ -25,6 +26,7 @@ from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader
 from mmaip_core.stages.build import run_build
 from mmaip_core.store.jsonl import read_jsonl
+from mmaip_plugins.judging.base import seen_frames_key
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5}
@@ -151,7 +153,7 @@ def test_vision_judge_sees_the_frames(
     frames = requests[0].frames
     judge = _judge(manager, vision=True, max_frames=4)
     (j,) = judge.score([ScoreRequest(sample(), response("red", "r1"), frames=frames)])
-    assert j.frames == frames.manifest.key and j.score == 5.0
+    assert j.frames == seen_frames_key(frames, 4) != frames.manifest.key and j.score == 5.0  # the 4 it saw
     assert _count_images(server.requests[0]["body"]) == 4
 
 
@@ -328,10 +330,27 @@ def test_batch_judging_is_submitted_once_and_collected_after_a_restart(
     assert [r["path"] for r in server.requests].count("/v1/batches") == 1
 
 
-def test_a_failing_repair_call_keeps_what_was_paid(server: MockServer, manager: PluginManager) -> None:
+def test_a_repair_call_is_retried_like_a_first_call(server: MockServer, manager: PluginManager) -> None:
     judge = _judge(manager, model="flaky-garbage", max_repairs=2, max_attempts=3)
     (j,) = judge.score([ScoreRequest(sample(), response("red", "r1"))])
-    assert j.status is ParseStatus.ERROR and j.score is None
+    assert j.status is ParseStatus.PARSE_FAILURE and j.attempts == 3 and j.raw_reply == "I think it is a fine answer."
+    assert len(server.requests) == 9, "the first call and both repairs, each through two server errors"
+
+
+def test_a_failing_repair_call_keeps_what_was_paid(server: MockServer, manager: PluginManager) -> None:
+    judge = _judge(manager, model="garbage", max_repairs=2, max_attempts=3)
+    real, sizes = judge._complete, []
+
+    async def repairs_fail(system: str, messages: list[dict[str, object]], structured: bool) -> object:
+        sizes.append(len(messages))
+        if len(messages) > 2:
+            raise TransientError("server error", error_class="ServerError")
+        return await real(system, messages, structured)
+
+    judge._complete = repairs_fail
+    (j,) = judge.score([ScoreRequest(sample(), response("red", "r1"))])
+    assert sizes == [2, 4, 4, 4], "the repair was tried max_attempts times"
+    assert j.status is ParseStatus.ERROR and j.score is None and j.attempts == 2
     assert j.error is not None and j.error.message.startswith("repair call failed")
     assert j.usage is not None and j.usage.prompt_tokens > 0 and j.raw_reply == "I think it is a fine answer."
 
@@ -407,7 +426,8 @@ def test_credentials_stay_out_of_outputs_and_debug_logs(server: MockServer, demo
     done = subprocess.run(
         [MMAIP, "--debug", "build", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300
     )
-    assert done.returncode == 0, done.stderr
+    # the mock's answers all score alike: the build runs to its end and then exits 2, as a build with no pair
+    assert done.returncode == 2 and "error: no preference pair was made" in done.stderr, done.stderr
     port = server.server_address[1]
     assert f"HTTP Request: POST http://***@127.0.0.1:{port}/v1/?api-key=*** " in done.stderr  # the URL was logged
     errors = (out / "errors.jsonl").read_text()

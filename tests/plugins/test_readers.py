@@ -277,3 +277,41 @@ def test_sharegptvideo_rows_with_frame_folders_and_captions(manager: PluginManag
     frames = FrameLoader(FrameSettings(cache=False), manager).load(a1.video, "uniform", {"num_frames": 4})
     assert frames.manifest.backend == "frames" and frames.manifest.indices == [0, 4, 7, 11]
     assert frames.array.shape == (4, 64, 64, 3) and frames.manifest.source_fps == 1.0
+
+
+def test_msrvtt_qa_video_id_zero_and_own_question_ids(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "video0.mp4").write_bytes((demo_dir / "videos" / "clip000.mp4").read_bytes())
+    rows = [{"video_id": 0, "id": 0, "question": "what is a man doing?", "answer": "talk", "category_id": 9}]
+    (tmp_path / "test_qa.json").write_text(json.dumps(rows))
+    (sample,) = _read(
+        manager,
+        "videochatgpt",
+        question_file=tmp_path / "test_qa.json",
+        video_dir=videos,
+        video_prefix="video",
+        categories=["category_id"],
+    )
+    assert isinstance(sample, VideoQA) and (sample.id, sample.video) == ("0", str(videos / "video0.mp4"))
+    assert sample.answer == "talk" and sample.categories == {"category_id": "9"}
+
+
+def test_activitynet_qa_answer_type_is_a_category(manager: PluginManager, demo_dir: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "v_abc.mp4").write_bytes((demo_dir / "videos" / "clip000.mp4").read_bytes())
+    (tmp_path / "test_q.json").write_text(
+        json.dumps([{"video_name": "abc", "question": "is it day?", "question_id": "v_abc_1"}])
+    )
+    (tmp_path / "test_a.json").write_text(json.dumps([{"question_id": "v_abc_1", "answer": "yes", "type": 3}]))
+    (sample,) = _read(
+        manager,
+        "videochatgpt",
+        question_file=tmp_path / "test_q.json",
+        answer_file=tmp_path / "test_a.json",
+        video_dir=videos,
+        video_prefix="v_",
+    )
+    assert isinstance(sample, VideoQA) and (sample.id, sample.answer) == ("v_abc_1", "yes")
+    assert sample.categories == {"type": "3"} and sample.metadata["type"] == 3

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmaip_core.analysis.charts import grouped_bars, no_data
+from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.analysis.report import format_number, format_percent
 from mmaip_core.records import Judgement, ParseStatus, Response
 from mmaip_core.store import layout
@@ -13,8 +15,22 @@ from mmaip_core.store.files import save_figure, write_text_atomic
 
 if TYPE_CHECKING:
     from mmaip_core.analysis.compare.run import Comparison
+    from mmaip_core.analysis.compare.stats import PairAgreement
 
-__all__ = ["write_comparison_report"]
+__all__ = ["cell_texts", "write_comparison_report"]
+
+
+def cell_texts(agreement: Sequence[PairAgreement], field: str, names: Sequence[str]) -> dict[tuple[int, int], str]:
+    """The text of each heat-map cell (row, column) of ``field``: the figure, a dash where it is undefined, "self"
+    on the diagonal; same pairs as the count it is, k/n (1/1 is not the 1.00 of 40/40)."""
+    index = {n: i for i, n in enumerate(names)}
+    texts = {(i, j): "–" for i in range(len(names)) for j in range(len(names))}
+    texts.update({(i, i): "self" for i in range(len(names))})
+    for row in agreement:
+        value = getattr(row, field)
+        text = f"{row.same_pairs}/{row.pair_questions}" if field == "pair_agreement" else format_number(value)
+        texts[(index[row.a], index[row.b])] = texts[(index[row.b], index[row.a])] = text
+    return texts
 
 
 def _heatmap(out: Path, comparison: Comparison) -> str:
@@ -40,8 +56,8 @@ def _heatmap(out: Path, comparison: Comparison) -> str:
             if value is not None:
                 grid[index[row.a], index[row.b]] = grid[index[row.b], index[row.a]] = value
         image = axis.imshow(grid, vmin=-1 if field != "pair_agreement" else 0, vmax=1, cmap="RdYlGn")
-        for (i, j), value in np.ndenumerate(grid):
-            axis.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8)
+        for (i, j), text in cell_texts(comparison.agreement, field, names).items():
+            axis.text(j, i, text, ha="center", va="center", fontsize=8)
         axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         axis.set_yticks(range(len(names)), names, fontsize=8)
         axis.set_title(title, fontsize=9)
@@ -78,15 +94,17 @@ def _bias(
                 alpha=0.6,
                 label=f"{stats.name} (rho {format_number(stats.length_bias.spearman)})",
             )
-    scatter.set_xlabel("answer length (words)")
-    scatter.set_ylabel("score, rescaled to 0-1 per scorer")
+    if scatter.get_legend_handles_labels()[0]:
+        scatter.set_xlabel("answer length (words)")
+        scatter.set_ylabel("score, rescaled to 0-1 per scorer")
+        scatter.legend(fontsize="x-small")
+    else:
+        no_data(scatter, "no scored answer")
     scatter.set_title("length bias", fontsize=9)
-    scatter.legend(fontsize="x-small")
-    names = [s.name for s in comparison.scorers]
-    bars.bar(names, [100 * (s.parse_failure_rate or 0.0) for s in comparison.scorers])
+    rates = {s.name: [Estimate(value=s.parse_failure_rate)] for s in comparison.scorers}
+    grouped_bars(bars, [""], rates, scale=100, digits=1)
     bars.set_ylabel("parse failures (% of answers)")
     bars.set_title("unreadable verdicts", fontsize=9)
-    bars.tick_params(axis="x", labelrotation=30, labelsize=8)
     figure.tight_layout()
     save_figure(figure, out / "bias.png")
     return "bias.png"

@@ -5,11 +5,11 @@ beside its ``dpo_trainer.py``. The DPO keys use TRL's ``DPOConfig`` names and de
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from mmaip_core import PluginOptions
+from mmaip_core import HubOrFolder, PluginOptions
 from mmaip_plugins.trainers.common import VideoTrainingOptions
 from mmaip_plugins.zoo.tiny import TinyFamily
 
@@ -70,17 +70,22 @@ class VideoDpoOptions(VideoTrainingOptions):
     Model and precision
         ``model``: Hub id or folder of the starting (SFT) model; or ``smoke``: a tiny random model built locally
         (``family``, ``seed``, ``cache_dir``); exactly one of the two. ``revision``, ``trust_remote_code``
-        (*shared*): how the model is loaded. ``dtype`` (*shared*, ``auto``: bfloat16 on a GPU that supports it,
-        else float32), ``device`` (*shared*: ``cpu``, ``cuda`` or ``auto``), ``attn_implementation`` (*shared*).
+        (*shared*): how the model is loaded. ``dtype`` (*shared*): the trained weights' dtype, ``auto``: float32
+        master weights; ``bfloat16``/``float16`` are pure low-precision weights (no float32 copy: small updates
+        are lost), only when asked for. ``mixed_precision`` (*shared*: ``no``, ``bf16``, ``fp16``; ``auto``: bf16
+        on a GPU that supports it, else no): accelerate's autocast of the forward passes. ``device`` (*shared*:
+        ``cpu``, ``cuda`` or ``auto``), ``attn_implementation`` (*shared*).
         ``lora``: train a LoRA adapter on the language model (``r``, ``alpha``, ``dropout``,
         ``target_modules``) instead of all weights; the round saves the adapter and the merged model.
         ``freeze_vision`` (*shared*, default true): the vision tower and projector are frozen and each video is
-        encoded once, its features cached under ``OUT/cache/vision/``. ``gradient_checkpointing`` (*shared*).
+        encoded once, its features cached under ``OUT/cache/vision/``; with ``train_projector`` (*shared*) the
+        projector trains and the frozen tower runs in each step. ``gradient_checkpointing`` (*shared*).
 
     Optimisation (all *shared*)
-        AdamW with ``learning_rate`` (1e-6, TRL's), ``weight_decay``, clipping to ``max_grad_norm``; the
-        ``lr_scheduler_type`` schedule with ``warmup_ratio`` of the steps warming up; ``epochs`` passes over the
-        round's pairs, ``batch_size`` pairs per device per micro-batch, ``gradient_accumulation_steps``
+        AdamW with ``learning_rate`` (1e-6, TRL's) and ``learning_rates`` by module (``vision_tower``,
+        ``projector``, ``language_model`` or a dotted module name; a parameter group each), ``weight_decay``,
+        clipping to ``max_grad_norm``; the ``lr_scheduler_type`` schedule with ``warmup_ratio`` of the steps
+        warming up; ``epochs`` passes over the round's pairs, ``batch_size`` pairs per device per micro-batch, ``gradient_accumulation_steps``
         micro-batches per optimizer step. ``seed``: the batch order is a pure function of (seed, round, epoch).
 
     DPO loss (TRL's ``DPOTrainer._compute_loss``, with TRL's names)
@@ -104,9 +109,16 @@ class VideoDpoOptions(VideoTrainingOptions):
     """
 
     # Model and precision (the rest are VideoTrainingOptions')
-    model: str | None = Field(default=None, description="Hub id or folder of the starting (SFT) model.")
+    model: Annotated[str | None, HubOrFolder()] = Field(
+        default=None, description="Hub id or folder of the starting (SFT) model."
+    )
     smoke: SmokeModel | None = Field(default=None, description="Train a tiny random model instead of `model`.")
     lora: LoraOptions | None = Field(default=None, description="Train a LoRA adapter instead of all weights.")
+    shared_prefix: bool = Field(
+        default=True,
+        description="Compute a pair's prompt and video once for both answers (a KV cache; same log-probs); "
+        "with gradient_checkpointing or under FSDP/DeepSpeed each sequence is computed in full.",
+    )
 
     # DPO loss (TRL DPOConfig names and defaults)
     beta: float = Field(default=0.1, gt=0, description="Deviation from the reference (higher: less); IPO's tau.")

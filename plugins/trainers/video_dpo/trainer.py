@@ -2,22 +2,29 @@
 
 Per round, and in this order (the steps of ``_Round.run``):
 
-1. load the round's reference (it is also the policy's initialisation) with its real processor;
-2. prepare the pairs: tokenise them (``trainers/data.py``); a pair that does not fit ``max_length`` is reported
-   and left out;
+1. load the round's starting model (``request.start``: the last round's model) with its real processor (a
+   round that starts elsewhere than its reference loads the reference first, for step 4);
+2. prepare the pairs, the round's and the held-out ones: tokenise them (``trainers/data.py``); a pair that does not
+   fit ``max_length`` is reported and left out;
 3. with a frozen vision tower, encode each video once and store its features on disk (``trainers/features.py``),
    keyed by the frames, the video processor and a hash of the vision weights, so later rounds reuse them;
    no video's frames, pixels or features are held for the round: a batch reads them when it needs them (frames
    from the frame cache, pixels from the processor, features from the store's files) and drops them after, so
    memory does not grow with the number of videos;
-4. compute the reference log-probs of every pair in one pass, with the policy before its first step (it *is*
-   the reference then; a LoRA model with its adapter disabled), so no second model is held in memory;
+4. compute the reference log-probs of every pair in one pass, under the mixed-precision autocast of the steps:
+   when the round starts from its reference, with the policy before its first step (it *is* the reference
+   then; a LoRA model with its adapter disabled), so no second model is held in memory; otherwise with the
+   reference loaded for that pass alone, before the policy (one model in memory at a time);
 5. the training steps: TRL's DPO objective (``loss.py``) over TRL's fused LM head (log-probs of the answer
    tokens only), AdamW, warmup and schedule, gradient accumulation, accelerate for devices and
    DDP/FSDP/DeepSpeed; a non-finite loss or gradient skips the step; step checkpoints are complete or absent,
    so ``resume`` continues mid-round;
-6. finish the policy: save it (LoRA: the adapter, and the merged model beside it) as a complete checkpoint
+6. score the held-out pairs with the trained policy (eval loss, reward accuracy and margin);
+7. finish the policy: save it (LoRA: the adapter, and the merged model beside it) as a complete checkpoint
    folder.
+
+Precision: the weights (and AdamW's state) are in ``dtype`` (float32 by default, the master weights) and
+accelerate autocasts the forward passes to ``mixed_precision`` (bf16 by default on a GPU that supports it).
 """
 
 from __future__ import annotations
@@ -47,9 +54,18 @@ from mmaip_core import (
     staged,
     write_text_atomic,
 )
-from mmaip_plugins.trainers.common import check_finite, is_vision, resolve_dtype
+from mmaip_plugins.trainers.common import (
+    caches_vision,
+    check_finite,
+    freeze_vision_parts,
+    is_vision,
+    parameter_groups,
+    resolve_dtype,
+    resolve_mixed_precision,
+)
 from mmaip_plugins.trainers.data import PreparedPairs, VideoPreferenceCollator, prepare_pairs, video_token_of
 from mmaip_plugins.trainers.features import FeatureStore, encode_video, weights_hash
+from mmaip_plugins.trainers.shared_prefix import add_shared_prefix, shares_prefix
 from mmaip_plugins.trainers.video_dpo.config import VideoDpoOptions
 from mmaip_plugins.trainers.video_dpo.loss import TrlDpoObjective
 from mmaip_plugins.zoo.hf import load_pretrained
@@ -142,44 +158,97 @@ class _Progress:
     """Loss and metrics of the micro-batches of the step under way."""
 
 
+def _gather_head_each_forward(model: Any) -> None:
+    """Under FSDP2, gather the LM head when the model's forward starts. accelerate gives the head an FSDP unit of
+    its own (with the final norm when that is a child of the base model, which it is not in the bundled video
+    families), gathered when one of its modules' forward runs; TRL's fused head reads the weight without calling
+    the head, so the weight would stay sharded and its gradient miss the other processes' share (measured: grad
+    norm 1.877 instead of 1.834). Gathered so, its gradient is reduced after the backward (FSDP's final callback)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    fsdp2 = isinstance(model, FSDPModule)  # else e.g. DDP's wrapper, without get_output_embeddings
+    if not fsdp2:
+        return
+    head = model.get_output_embeddings()
+    if isinstance(head, FSDPModule):
+        model.register_forward_pre_hook(lambda *_: head.unshard())
+
+
 class _Round:
     """The state of one round."""
 
     def __init__(self, options: VideoDpoOptions, request: RoundRequest) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
+        AcceleratorState._reset_state()  # the mixed precision is the round's own, even after another config's run
         self.o = options
         self.request = request
         cpu = options.device == "cpu" or not torch.cuda.is_available()
-        self.acc = Accelerator(cpu=cpu, log_with=options.report_to or None, project_dir=str(request.work))
+        self.acc = Accelerator(
+            cpu=cpu,
+            mixed_precision=resolve_mixed_precision(options.mixed_precision, "cpu" if cpu else options.device),
+            log_with=options.report_to or None,
+            project_dir=str(request.work),
+        )
         self.objective = TrlDpoObjective(options, self.acc)
         self.result = RoundResult(steps=0, pairs=0)
 
     def run(self) -> RoundResult:
         """One round: the pairs with their reference log-probs, the training steps, the policy saved."""
         start = time.perf_counter()
-        processor, model = self._load()
-        prepared = self._prepare_pairs(processor)
+        processor, model, prepared = self._model_and_pairs()
         store = self._freeze_vision(model, processor, prepared)
         model = self._prepare_model(model)
         collator = self._collator(processor, prepared, store, model)
-        examples = self._pairs_with_reference(model, prepared, collator)
-        model, progress = self._train(model, collator, examples)
+        with self.acc.autocast():
+            examples = self._pairs_with_reference(model, prepared, collator)
+        held_out = {p.id for p in self.request.eval_pairs}
+        train = [e for e in examples if e["id"] not in held_out]
+        self.result.pairs = len(train)
+        model, progress = self._train(model, collator, train)
         self.result.steps = progress.step
         self.result.curves = dict(progress.curves)
+        self.result.eval = self._evaluate(model, collator, [e for e in examples if e["id"] in held_out])
         self.result.wall_s = round(time.perf_counter() - start, 3)
         self._save_policy(model, processor)
         return self.result
 
     # -- the pairs and the model ----------------------------------------------------------------------
 
-    def _load(self) -> tuple[Any, Any]:
-        """The round's reference (the policy's initialisation), dropout off, on the accelerate device."""
+    def _model_and_pairs(self) -> tuple[Any, Any, PreparedPairs]:
+        """The processor, the policy's starting model and the prepared pairs. A round that starts elsewhere than
+        its reference loads the reference first, scores every pair with it and lets it go before the start is
+        loaded: one model in memory at a time."""
+        request = self.request
+        scores = request.start != request.reference and self._stored_reference_logps() is None  # resumed: stored
+        processor, model = self._load(request.reference if scores else request.start)
+        prepared = self._prepare_pairs(processor)
+        if scores:
+            self._score_reference(model, processor, prepared)
+            del model
+            processor, model = self._load(request.start)
+        return processor, model, prepared
+
+    def _score_reference(self, reference: Any, processor: Any, prepared: PreparedPairs) -> None:
+        """The reference log-probs of every pair from the reference model itself (its own vision features and
+        answer-only LM head), stored in the work folder where the policy's pass finds them."""
+        from trl.trainer.utils import add_fused_lm_head
+
+        store = self._freeze_vision(reference, processor, prepared)
+        add_fused_lm_head(reference, outputs=self.objective.fused_outputs)
+        with self.acc.autocast():
+            self._reference_logps(reference, prepared, self._collator(processor, prepared, store, reference))
+
+    def _load(self, folder: Path) -> tuple[Any, Any]:
+        """The checkpoint ``folder`` (the policy's start, or the reference), dropout off, on the accelerate
+        device."""
         from trl.trainer.utils import disable_dropout_in_model
 
         o = self.o
+        self._check_sharding()
         processor, model = load_pretrained(
-            str(self.request.reference),
+            str(folder),
             dtype=resolve_dtype(o.dtype),
             attn_implementation=o.attn_implementation,
             trust_remote_code=o.trust_remote_code,
@@ -190,23 +259,24 @@ class _Round:
     def _prepare_pairs(self, processor: Any) -> PreparedPairs:
         """The round's pairs tokenised; those left out are reported, and a round with none left is an error."""
         o, request = self.o, self.request
+        pairs = [*request.pairs, *request.eval_pairs]
         prepared = prepare_pairs(
-            request.pairs, request.frames, processor, system_prompt=o.system_prompt, max_length=o.max_length
+            pairs, request.frames, processor, system_prompt=o.system_prompt, max_length=o.max_length
         )
         self.result.skipped = prepared.skipped
-        if not prepared.examples:
+        held_out = {p.id for p in request.eval_pairs}
+        if not any(e["id"] not in held_out for e in prepared.examples):
             first = prepared.skipped[0].message if prepared.skipped else "no pairs"
             raise TrainingError(f"round {request.round}: no pair can be trained on ({first})")
         return prepared
 
     def _freeze_vision(self, model: Any, processor: Any, prepared: PreparedPairs) -> FeatureStore | None:
-        """With ``freeze_vision``: the tower and projector frozen, and every video encoded once into the store of
-        these vision weights (``cache/vision/<hash>``). Without: None (pixels go in each step)."""
-        if not self.o.freeze_vision:
+        """With ``freeze_vision``: the tower frozen (and the projector, unless ``train_projector``). With both
+        frozen, every video encoded once into the store of these vision weights (``cache/vision/<hash>``); else
+        None (pixels go in each step, through the frozen tower)."""
+        freeze_vision_parts(model, self.o)
+        if not caches_vision(self.o):
             return None
-        for name, param in model.named_parameters():
-            if is_vision(name):
-                param.requires_grad_(False)
         store = FeatureStore(self.request.cache / "vision" / weights_hash(model, is_vision)[:16])
         self._encode(model, prepared, store, video_token_of(processor) if prepared.token_types else None)
         return store
@@ -218,7 +288,7 @@ class _Round:
         self.acc.wait_for_everyone()  # every process shares out the same list before any is written
         for key in todo[self.acc.process_index :: self.acc.num_processes]:
             store.put(key, encode_video(model, videos.recipes[key].prompt_ids, videos.inputs(key), token_type_id))
-        self.result.vision_encodes = len(todo)
+        self.result.vision_encodes += len(todo)
         self.acc.wait_for_everyone()
 
     def _prepare_model(self, model: Any) -> Any:
@@ -227,6 +297,8 @@ class _Round:
         from trl.trainer.utils import add_fused_lm_head
 
         add_fused_lm_head(model, outputs=self.objective.fused_outputs)  # before peft wraps the model
+        if self.o.shared_prefix and not self._sharded():
+            add_shared_prefix(model, gradient_checkpointing=self.o.gradient_checkpointing)
         if self.o.lora is not None:
             model = self._wrap_lora(model)
         if self.o.gradient_checkpointing:
@@ -234,6 +306,35 @@ class _Round:
             if self.o.lora is not None:
                 model.enable_input_require_grads()
         return model
+
+    def _sharded(self) -> bool:
+        """Whether FSDP or DeepSpeed shards the weights. Then each sequence is computed in full: the shared prefix
+        runs every layer twice in one forward, and FSDP2 gathers a layer's weights again for the backward only
+        when the gradient reaches that layer's outputs, which the prefix's KV cache bypasses (the last layer's
+        weights are then found freed)."""
+        from accelerate.utils import DistributedType
+
+        return self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+    def _check_sharding(self) -> None:
+        """Under FSDP or DeepSpeed, what the round supports: every process loads the whole model (the videos are
+        encoded and the reference log-probs computed before ``prepare`` shards it), and no LoRA (merging the
+        adapter needs the whole model on one process)."""
+        if not self._sharded():
+            return
+        fsdp = getattr(self.acc.state, "fsdp_plugin", None)
+        deepspeed = getattr(self.acc.state, "deepspeed_plugin", None)
+        if (fsdp is not None and fsdp.cpu_ram_efficient_loading) or (
+            deepspeed is not None and deepspeed.zero3_init_flag
+        ):
+            raise TrainingError(
+                "fsdp_cpu_ram_efficient_loading / zero3_init_flag: true is not supported: every process needs the "
+                "whole model before it is sharded; set it to false (examples/accelerate/fsdp2.yaml, zero3.yaml)"
+            )
+        if self.o.lora is not None:
+            raise TrainingError(
+                "lora with FSDP or DeepSpeed is not supported; use DDP (examples/accelerate/multi_gpu.yaml)"
+            )
 
     def _wrap_lora(self, model: Any) -> Any:
         from peft import LoraConfig, get_peft_model
@@ -257,6 +358,7 @@ class _Round:
             video_token_id=video_token_of(processor),
             device=self.acc.device,
             dtype=next(model.parameters()).dtype,
+            shared_prefix=shares_prefix(model),
         )
 
     # -- reference log-probs --------------------------------------------------------------------------
@@ -270,7 +372,6 @@ class _Round:
             {**e, "ref_chosen_logps": reference[e["id"]][0], "ref_rejected_logps": reference[e["id"]][1]}
             for e in prepared.examples
         ]
-        self.result.pairs = len(examples)
         return examples
 
     def _reference_logps(
@@ -279,12 +380,9 @@ class _Round:
         """Reference log-probs of every pair (chosen, rejected), computed once per round and kept on disk."""
         from accelerate.utils import gather_object
 
-        path = self.request.work / "reference_logps.json"
-        reference = {"folder": str(self.request.reference), **read_marker(self.request.reference)}
-        if path.is_file():
-            stored = json.loads(path.read_text())
-            if stored.get("reference") == json.loads(json.dumps(reference, default=str)):
-                return dict(stored["logps"])
+        stored = self._stored_reference_logps()
+        if stored is not None:
+            return stored
         examples = prepared.examples[self.acc.process_index :: self.acc.num_processes]
         logps: dict[str, list[float]] = {}
         model.eval()
@@ -297,9 +395,24 @@ class _Round:
             merged.update(part)
         self.result.reference_forwards = 2 * len(merged)
         if self.acc.is_main_process:
-            write_text_atomic(path, json.dumps({"reference": reference, "logps": merged}, default=str))
+            stored_as = {"reference": self._reference_id(), "logps": merged}
+            write_text_atomic(self.request.work / "reference_logps.json", json.dumps(stored_as))
         self.acc.wait_for_everyone()
         return merged
+
+    def _reference_id(self) -> dict[str, Any]:
+        """What identifies the round's reference: its folder and its completion marker, as JSON reads them."""
+        reference = {"folder": str(self.request.reference), **read_marker(self.request.reference)}
+        return dict(json.loads(json.dumps(reference, default=str)))
+
+    def _stored_reference_logps(self) -> dict[str, list[float]] | None:
+        """The reference log-probs this round stored before (``work/reference_logps.json``) for this reference,
+        or None."""
+        path = self.request.work / "reference_logps.json"
+        if not path.is_file():
+            return None
+        stored = json.loads(path.read_text())
+        return dict(stored["logps"]) if stored.get("reference") == self._reference_id() else None
 
     # -- the training steps ---------------------------------------------------------------------------
 
@@ -310,8 +423,9 @@ class _Round:
         as accelerate prepared it, and where the steps ended."""
         o, request = self.o, self.request
         plan = _Plan.of(len(examples), o, self.acc.num_processes)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        model, optimizer, scheduler = self._optimiser(model, trainable, plan)
+        model, optimizer, scheduler = self._optimiser(model, plan)
+        trainable = [p for p in model.parameters() if p.requires_grad]  # after prepare: FSDP2 swaps them for shards
+        _gather_head_each_forward(model)
         progress = self._resume()
         model.train()
         while progress.micro < plan.total_micro:
@@ -326,13 +440,14 @@ class _Round:
             self.acc.end_training()
         return model, progress
 
-    def _optimiser(self, model: Any, trainable: list[torch.nn.Parameter], plan: _Plan) -> tuple[Any, Any, Any]:
-        """AdamW over the trainable parameters and its schedule; model and optimizer prepared by accelerate, the
-        scheduler registered for step checkpoints, the trackers started."""
+    def _optimiser(self, model: Any, plan: _Plan) -> tuple[Any, Any, Any]:
+        """AdamW over the trainable parameters (a group per learning rate: ``learning_rates``) and its schedule;
+        model and optimizer prepared by accelerate, the scheduler registered for step checkpoints, the trackers
+        started."""
         from transformers import get_scheduler
 
         o, acc = self.o, self.acc
-        optimizer = torch.optim.AdamW(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(model, o), lr=o.learning_rate, weight_decay=o.weight_decay)
         scheduler = get_scheduler(
             o.lr_scheduler_type,
             optimizer,
@@ -452,6 +567,29 @@ class _Round:
             mark_complete(tmp, final, info)
             prune(work, "step", self.o.keep_step_checkpoints)
         self.acc.wait_for_everyone()
+
+    # -- held-out pairs -------------------------------------------------------------------------------
+
+    def _evaluate(
+        self, model: Any, collator: VideoPreferenceCollator, examples: list[dict[str, Any]]
+    ) -> dict[str, float]:
+        """The held-out pairs under the trained policy: DPO loss, reward accuracy and margin (TRL's metrics),
+        means over the pairs; empty without held-out pairs. Every process scores its share of each batch (the
+        metrics are gathered), so a batch smaller than the processes lends its first pair to the idle ones."""
+        if not examples:
+            return {}
+        acc, per = self.acc, self.o.batch_size * self.acc.num_processes
+        sums = {"loss": 0.0, "accuracy": 0.0, "margin": 0.0}
+        model.eval()
+        with torch.no_grad(), acc.autocast():
+            for start in range(0, len(examples), per):
+                batch = examples[start : start + per]
+                share = batch[acc.process_index :: acc.num_processes] or batch[:1]
+                loss, metrics = self.objective.loss(model, collator(share))
+                sums["loss"] += float(acc.gather(loss.detach()).mean()) * len(batch)
+                sums["accuracy"] += metrics["rewards/accuracies"] * len(batch)
+                sums["margin"] += metrics["rewards/margins"] * len(batch)
+        return {**{name: total / len(examples) for name, total in sums.items()}, "pairs": float(len(examples))}
 
     # -- finishing the policy -------------------------------------------------------------------------
 

@@ -34,9 +34,15 @@ def test_demo_command_builds_pairs_offline(tmp_path: Path) -> None:
     assert {(m["model"], m["evaluator"]) for m in results["metrics"]} == {
         (model, evaluator)
         for model in ("tiny-qwen2vl", "tiny-llava-ov", "tiny-qwen2vl-trained")
-        for evaluator in ("reference", "exact-match")
+        for evaluator in ("reference", "exact-match", "lmms-eval-judge")
     }
     assert all(m["metrics"]["n"] == 6 for m in results["metrics"])
+    # the lmms-eval protocol with a tiny random local judge: unreadable replies, each imputed as no, 0 and reported
+    judged = [json.loads(x) for x in (out / "evaluation" / "verdicts.jsonl").read_text().splitlines()]
+    judged = [v for v in judged if v["evaluator"] == "lmms-eval-judge"]
+    assert len(judged) == 18 and all(v["score"] == 0 and v["correct"] is False for v in judged)
+    errors = (out / "evaluation" / "errors.jsonl").read_text()
+    assert errors.count('"imputed"') == sum(v["imputed"] for v in judged)
     assert (out / "evaluation" / "report.md").is_file() and "Evaluation" in result.stdout
     # the trained model is evaluated beside its base, with a paired difference
     assert any({p["model_a"], p["model_b"]} == {"tiny-qwen2vl", "tiny-qwen2vl-trained"} for p in results["paired"])
