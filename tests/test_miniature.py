@@ -1,6 +1,7 @@
-"""The paper in miniature, reduced (``QUICK``): the whole pipeline runs through the CLI with relative folders,
-the trained models differ from the base, every config it wrote loads, and a second run trains and asks nothing
-again."""
+"""The paper in miniature, reduced (``QUICK``): the whole pipeline runs through the CLI with relative folders;
+the video-gap benchmarks, the controls, both seeds' spread, the validation fit and the paired tests are in
+results.json with numbers; the trained models differ from the base, every config it wrote loads, and a second
+run trains and asks nothing again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import torch
+import yaml
 from helpers import MMAIP
 from safetensors import safe_open
 
@@ -35,6 +37,88 @@ def _table_rows(stdout: str) -> dict[str, list[str]]:
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
 
+def _check_tables(stdout: str, results: MiniatureResults) -> None:
+    """The printed table: every zoo member and trained variant with numbers; the paired tests below it."""
+    table, estimate, base = _table_rows(stdout), r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]", results.models[0].model
+    assert re.fullmatch(estimate, table[base][1]), table[base]
+    for v in results.variants:  # pooled accuracy, seeds' mean ± sd, change, video gaps: numbers, not dashes
+        cells = table[v.model]
+        assert re.fullmatch(estimate, cells[1]) and re.fullmatch(r"\d+\.\d ± \d+\.\d", cells[2]), cells
+        assert all(re.fullmatch(estimate, c) for c in (cells[3], cells[7], cells[8])), cells
+    assert "| (c) vs (a) | held-out | 0, 1 | 36 |" in stdout
+
+
+def _check_video_gap(out: Path, results: MiniatureResults) -> None:
+    """Shuffled and blank frames: the same questions, every one on another video; a gap for every model."""
+    real = [json.loads(line) for line in (out / "data" / "held-out.jsonl").read_text().splitlines()]
+    shuffled = [json.loads(line) for line in (out / "data" / "held-out-shuffled.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in shuffled] == [r["id"] for r in real]
+    assert all(s["video"] != r["video"] for s, r in zip(shuffled, real, strict=True))
+    assert {s["video"] for s in shuffled} == {r["video"] for r in real}  # a derangement of the split's videos
+    for model in results.models:
+        assert (
+            model.metrics["held-out-shuffled/exact-match"].n
+            + model.metrics["held-out-shuffled/exact-match"].parse_failures
+            == 18
+        )
+        assert {c: d.n for c, d in model.video_gap.items()} == {"shuffled": 18, "blank": 18}, model.model
+    for variant in results.variants:
+        assert variant.video_gap["shuffled"].n == 36 and variant.video_gap["shuffled"].ratio.value is not None
+
+
+def _check_seeds_controls_tests(out: Path, results: MiniatureResults) -> None:
+    """Every variant and control under both seeds, their spread, the validation fit and the paired tests."""
+    trained = {v.variant for v in results.variants}
+    assert {"a", "b", "c", "sft", "fixed", "oracle"} <= trained
+    assert trained | {k.removeprefix(f"{results.models[0].model}+") for k in results.untrained} == {
+        "a",
+        "b",
+        "c",
+        "d",
+        "sft",
+        "fixed",
+        "oracle",
+    }
+    assert results.pairs["validation"] > 0 and results.pairs["oracle train"] > 0
+    for v in results.variants:
+        assert v.seeds == [0, 1] and v.pooled["held-out"].n == 36
+        spread = v.accuracy["held-out"]
+        assert set(spread.values) == {0, 1} and spread.mean is not None and spread.sd is not None
+        assert v.fit["validation accuracy"].mean is not None and v.fit["validation margin"].mean is not None
+    for model in (m for m in results.models if m.variant is not None):
+        assert model.fit and all(f.validation["pairs"] == results.pairs["validation"] for f in model.fit)
+    names = {(t.name, t.benchmark) for t in results.tests}
+    wanted = {"(c) vs (a)", "(c) vs (b)", "(c) vs (fixed)", "(c) vs (sft)", "(oracle) vs (c)"}
+    assert {(n, b) for n in wanted for b in ("held-out", "ood")} <= names
+    assert all(t.p_value is not None and 0 < t.p_value <= 1 and t.difference.n == 36 for t in results.tests)
+    validation = {
+        json.loads(line)["video"] for line in (out / "pairs" / "build-zoo-validation.jsonl").read_text().splitlines()
+    }
+    training = {
+        json.loads(line)["video"] for line in (out / "pairs" / "build-zoo-train.jsonl").read_text().splitlines()
+    }
+    assert validation and not validation & training
+
+
+def _check_choices(out: Path, results: MiniatureResults) -> None:
+    """The base chosen by base.py's rule among the candidates on validation questions, the recipe by recipe.py's
+    rule on validation pairs; both recorded with their numbers, and the chosen recipe is what the variants use."""
+    base = results.base
+    assert base is not None and base.chosen == results.models[0].model
+    assert [c.name for c in base.candidates] == ["llava-weak", "llava-alt"]
+    assert [c.name for c in base.others] == ["qwen2vl", "llava-strong"]
+    assert all(c.gap.n == 12 and c.accuracy is not None for c in [*base.candidates, *base.others])
+    assert base.chosen in base.qualified or (not base.qualified and base.chosen == "llava-weak")
+    validation = {json.loads(line)["video"] for line in (out / "data" / "validation.jsonl").read_text().splitlines()}
+    held_out = {json.loads(line)["video"] for line in (out / "data" / "held-out.jsonl").read_text().splitlines()}
+    assert len(validation) == 4 and not validation & held_out
+    recipe = results.recipe
+    assert recipe is not None and len(recipe.fits) == 2 and recipe.chosen in [f.options for f in recipe.fits]
+    assert all(f.validation["pairs"] == results.pairs["validation"] for f in recipe.fits)
+    trainer = yaml.safe_load((out / "configs" / "train-c-s0.yaml").read_text())["train"]["trainer"]
+    assert all(trainer[k] == v for k, v in recipe.chosen.items())
+
+
 def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> None:
     # as the README runs it: the CLI, from a working folder, with relative --out and --cache
     first = subprocess.run(
@@ -49,35 +133,35 @@ def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> N
     out, cache = tmp_path / "mini", tmp_path / "cache"
     results = MiniatureResults.model_validate_json((out / "results.json").read_text())
     names = [m.model for m in results.models]
-    assert names[:3] == ["llava-weak", "qwen2vl", "llava-strong"]
-    trained = {n for n in names if "+" in n} | set(results.untrained)
-    assert trained == {f"llava-weak+{v}" for v in "abcd"}, "every variant is trained or says why not"
-    assert {"llava-weak+a", "llava-weak+b", "llava-weak+c"} <= set(names) and results.pairs["zoo"] > 0
-    table, estimate = _table_rows(first.stdout), r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]"
-    assert re.fullmatch(estimate, table["llava-weak"][1]), table["llava-weak"]
-    for name in ("llava-weak+a", "llava-weak+b", "llava-weak+c"):  # held-out accuracy and change: numbers, not dashes
-        assert all(re.fullmatch(estimate, cell) for cell in table[name][1:3]), table[name]
+    base_name = names[0]
+    assert names == [base_name, "qwen2vl", "llava-strong", *names[3:]]
+    _check_choices(out, results)
+    _check_tables(first.stdout, results)
+    _check_video_gap(out, results)
+    _check_seeds_controls_tests(out, results)
     for model in results.models:
         summary = model.metrics["held-out/exact-match"]
         assert summary.n + summary.parse_failures + summary.errors == 18  # 6 videos, 3 questions each
-        assert set(model.versus_base) == (set() if model.model == "llava-weak" else {"held-out", "ood"})
+        assert set(model.versus_base) == (set() if model.model == base_name else {"held-out", "ood"})
     # the trained models differ from the base they started from
-    base = _language_weights(next(cache.glob("llava-weak-*")))
-    for variant in "abc":
-        manifest = json.loads((out / f"train-{variant}" / "manifest.json").read_text())
+    base = _language_weights(next(cache.glob(f"{base_name}-[0-9a-f]*")))
+    for variant in ("a", "b", "c", "sft", "oracle"):
+        manifest = json.loads((out / f"train-{variant}-s0" / "manifest.json").read_text())
         final = _language_weights(Path(manifest["final"]))
         assert set(final) == set(base)
         assert any(not torch.equal(final[n], base[n]) for n in base), variant
-        assert len(manifest["rounds"]) == (1 if variant == "a" else QUICK.rounds)
+        assert len(manifest["rounds"]) == (1 if variant in ("a", "sft") else QUICK.rounds)
     for config in (out / "configs").glob("*.yaml"):
         load_config(config, manager)  # every config it ran can be rerun by hand
     report = (out / "results.md").read_text()
-    assert "| llava-weak+c | (c) T rounds, reference updated, extrapolated (the paper) |" in report
+    assert f"| {base_name}+c | (c) T rounds, reference updated, extrapolated (the paper) (2 seeds) |" in report
+    assert "## Training and validation fit" in report and f"| {base_name}+c-s1 | 2 (evaluated) |" in report
+    assert "## The base" in report and "## The recipe" in report
     assert "## The text-only judge against the truth" in report and (out / "results.png").stat().st_size > 0
     assert {r.benchmark for r in results.text_judge} == {"held-out", "ood"}
 
     # a second run, from Python with the absolute folders: the same run, so nothing is trained or asked again
     again = run_miniature(out, QUICK, manager, cache)
-    assert again.models == results.models
+    assert again.models == results.models and again.tests == results.tests
     summary = json.loads((out / "build-zoo" / "summary.json").read_text())
     assert all(counts["new"] == 0 for counts in summary["responses"].values())
