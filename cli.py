@@ -28,7 +28,7 @@ import mmaip_core
 from mmaip_core import MmaipError, PluginManager, UserError, get_plugin_manager
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 from mmaip_core.config import RunConfig, load_config
-from mmaip_core.errors import PluginConfigError, did_you_mean
+from mmaip_core.errors import ConfigError, PluginConfigError, did_you_mean
 from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import PLUGIN_KINDS
 from mmaip_core.plugins.options_table import option_rows
@@ -38,8 +38,10 @@ from mmaip_core.validation import render_validation_error
 
 if TYPE_CHECKING:
     from mmaip_core.analysis.compare import Comparison
-    from mmaip_core.records import TrainManifest
+    from mmaip_core.plugins.kinds import Frames
+    from mmaip_core.records import FrameManifest, TrainManifest
     from mmaip_core.stages.build import BuildPlan, BuildSummary
+    from mmaip_core.stages.drift import DriftReport
     from mmaip_core.stages.evaluate import EvalResults
     from mmaip_core.stages.publish import HubUpload
     from mmaip_core.stages.run import ErrorCount
@@ -241,25 +243,27 @@ def frames(
     if num_frames is not None:
         options["num_frames"] = num_frames
     settings = FrameSettings.model_validate(
-        {
-            "sampler": sampler,
-            "backend": backend.value,
-            "max_side": max_side,
-            "cache_dir": cache_dir,
-            "cache": cache,
-        }
+        {"sampler": sampler, "backend": backend.value, "max_side": max_side, "cache_dir": cache_dir, "cache": cache}
     )
     try:
         result = FrameLoader(settings, _manager()).load(video, sampler, options)
     except PluginConfigError as exc:  # the options of -k and --set, on one line
         raise UserError("; ".join(exc.problems)) from exc
     if save is not None:
-        from PIL import Image
+        _save_frames(result, save)
+    _print_manifest(result.manifest, as_json)
 
-        save.mkdir(parents=True, exist_ok=True)
-        for index, array in zip(result.manifest.indices, result.array, strict=True):
-            Image.fromarray(array).save(save / f"frame_{index:06d}.png")
-    manifest = result.manifest
+
+def _save_frames(result: Frames, folder: Path) -> None:
+    """The frames as ``frame_INDEX.png`` files in ``folder`` (``mmaip frames --save``)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, array in zip(result.manifest.indices, result.array, strict=True):
+        Image.fromarray(array).save(folder / f"frame_{index:06d}.png")
+
+
+def _print_manifest(manifest: FrameManifest, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(manifest.model_dump_json(indent=2) + "\n")
         return
@@ -296,11 +300,21 @@ def init(
 
 @config_app.command("validate")
 def config_validate(file: Annotated[Path, typer.Argument(help="A YAML or TOML run config.")]) -> None:
-    """Validate a run config and report every error at once."""
+    """Validate a run config and report every error at once (the `sft` section's options included)."""
+    from mmaip_core.config import read_config_file
+    from mmaip_plugins.trainers.sft_run import sft_problems
+
     manager = _manager()
-    config = load_config(file, manager)
+    sft = sft_problems(read_config_file(file))
+    try:
+        config = load_config(file, manager)
+    except ConfigError as exc:
+        raise ConfigError([*exc.problems, *sft], exc.source) from None
+    if sft:
+        raise ConfigError(sft, str(file))
     counts = {section: len(getattr(config, section)) for section in ("zoo", "benchmarks", "models", "evaluators")}
-    parts = [f"{section} {n}" for section, n in counts.items() if n] + (["train"] if config.train else [])
+    parts = [f"{section} {n}" for section, n in counts.items() if n]
+    parts += [section for section in ("train", "sft") if getattr(config, section) is not None]
     console.print(f"[green]ok[/] {file}" + (f": {', '.join(parts)}" if parts else ""))
     if _state["debug"]:
         _print_json(redact(config.resolved(manager)))
@@ -359,15 +373,20 @@ def _print_errors(errors: list[ErrorCount], out: Path) -> None:
     console.print(f"Each failed item (model, sample, cause): {out / 'errors.jsonl'}")
 
 
-def _check_build(summary: BuildSummary, out: Path, max_cost: float | None) -> None:
-    """Exit with EXIT_BUDGET when --max-cost left calls unmade, or with EXIT_EMPTY when the build made no pair."""
-    if summary.refused_by_budget:
+def _check_budget(refused: int, max_cost: float | None) -> None:
+    """Exit with EXIT_BUDGET when --max-cost left ``refused`` calls unmade."""
+    if refused:
         err_console.print(
-            f"[yellow]stopped by --max-cost ${max_cost}:[/] {summary.refused_by_budget} API call(s) not made "
+            f"[yellow]stopped by --max-cost ${max_cost}:[/] {refused} API call(s) not made "
             f"(nor paid); rerun with a larger --max-cost to go on (exit code {EXIT_BUDGET}).",
             highlight=False,
         )
         raise typer.Exit(EXIT_BUDGET)
+
+
+def _check_build(summary: BuildSummary, out: Path, max_cost: float | None) -> None:
+    """Exit with EXIT_BUDGET when --max-cost left calls unmade, or with EXIT_EMPTY when the build made no pair."""
+    _check_budget(summary.refused_by_budget, max_cost)
     if summary.pairs == 0:
         err_console.print(
             f"[red]error:[/] no preference pair was made (questions without a pair: {_reasons(summary.skipped)}); "
@@ -527,7 +546,15 @@ def _ablate_build(
 
     bar, update = _progress_bar()
     with bar:
-        ablate_build(config, frames, out, manager, progress=update, max_cost=max_cost, allow_config_change=allow)
+        ablation = ablate_build(
+            config, frames, out, manager, progress=update, max_cost=max_cost, allow_config_change=allow
+        )
+    _print_ablation(out)
+    _check_budget(ablation.refused_by_budget, max_cost)
+
+
+def _print_ablation(out: Path) -> None:
+    """The frame ablation's side-by-side report (build or evaluation)."""
     console.print(Markdown((out / "ablation.md").read_text()))
     console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
 
@@ -626,86 +653,105 @@ def _print_results(results: EvalResults, out: Path) -> None:
     _print_errors(results.errors, out)
 
 
+RejudgeOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
+        "(no model is run) and report how much the numbers move (judge drift)."
+    ),
+]
+RetryUnreadableOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-unreadable/--no-retry-unreadable",
+        help="Ask the judges again for the verdicts this folder's ledger holds as unreadable or imputed.",
+    ),
+]
+AllEvaluatorPairsOption = Annotated[
+    bool,
+    typer.Option(
+        "--all-evaluator-pairs/--like-for-like",
+        help="With --rejudge: compare every old evaluator with every new one, not only those of the same name.",
+    ),
+]
+
+
 @app.command()
 def evaluate(
     config: Annotated[Path, typer.Argument(help="A config with benchmarks, models and evaluators.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; a rerun resumes from its ledger.")],
-    rejudge: Annotated[
-        Path | None,
-        typer.Option(
-            help="A finished evaluation folder: judge its predictions again with CONFIG's evaluators "
-            "(no model is run) and report how much the numbers move (judge drift)."
-        ),
-    ] = None,
+    rejudge: RejudgeOption = None,
     frames: FramesOption = None,
     allow_config_change: AllowChangeOption = False,
     limit: LimitOption = None,
     shard: ShardOption = None,
-    retry_unreadable: Annotated[
-        bool,
-        typer.Option(
-            "--retry-unreadable/--no-retry-unreadable",
-            help="Ask the judges again for the verdicts this folder's ledger holds as unreadable or imputed.",
-        ),
-    ] = False,
-    all_evaluator_pairs: Annotated[
-        bool,
-        typer.Option(
-            "--all-evaluator-pairs/--like-for-like",
-            help="With --rejudge: compare every old evaluator with every new one, not only those of the same name.",
-        ),
-    ] = False,
+    retry_unreadable: RetryUnreadableOption = False,
+    all_evaluator_pairs: AllEvaluatorPairsOption = False,
 ) -> None:
     """Evaluate models on benchmarks: answers, verdicts, metrics with intervals, report. Resumable."""
-    from mmaip_core.stages.evaluate import run_evaluation
-
     if retry_unreadable and (frames or shard or rejudge is not None):
         raise typer.BadParameter("--retry-unreadable works on a plain evaluation (no --frames, --shard, --rejudge)")
     manager = _manager()
     run_config = load_config(config, manager)
-    bar, update = _progress_bar()
     if frames:
         if rejudge is not None:
             raise typer.BadParameter("--rejudge judges fixed predictions; it takes no --frames")
-        from mmaip_core.stages.ablation import ablate_evaluation
-
-        with bar:
-            ablate_evaluation(
-                run_config, frames, out, manager, progress=update, allow_config_change=allow_config_change
-            )
-        console.print(Markdown((out / "ablation.md").read_text()))
-        console.print(f"Side by side: {out}/ablation.md and ablation.json; each setting's run in {out}/frames-*")
-        return
-    if rejudge is None and shard:
+        _ablate_evaluation(run_config, frames, out, manager, allow_config_change)
+    elif rejudge is not None:
+        _rejudge(run_config, rejudge, out, manager, allow_config_change, all_evaluator_pairs)
+    elif shard:
         _evaluate_shard(run_config, out, manager, shard, allow_config_change, limit)
-        return
-    if rejudge is None:
-        with bar:
-            results = run_evaluation(
-                run_config,
-                out,
-                manager,
-                progress=update,
-                allow_config_change=allow_config_change,
-                limit=limit,
-                retry_unreadable=retry_unreadable,
-            )
-        _print_results(results, out)
-        return
-    from mmaip_core.stages.drift import ranking_line
-    from mmaip_core.stages.drift import rejudge as run_rejudge
+    else:
+        _evaluate_here(run_config, out, manager, allow_config_change, limit, retry_unreadable)
 
+
+def _ablate_evaluation(config: RunConfig, frames: list[str], out: Path, manager: PluginManager, allow: bool) -> None:
+    from mmaip_core.stages.ablation import ablate_evaluation
+
+    bar, update = _progress_bar()
     with bar:
-        results, drift = run_rejudge(
-            run_config,
-            rejudge,
+        ablate_evaluation(config, frames, out, manager, progress=update, allow_config_change=allow)
+    _print_ablation(out)
+
+
+def _evaluate_here(
+    config: RunConfig, out: Path, manager: PluginManager, allow: bool, limit: int | None, retry_unreadable: bool
+) -> None:
+    """The whole evaluation in this process."""
+    from mmaip_core.stages.evaluate import run_evaluation
+
+    bar, update = _progress_bar()
+    with bar:
+        results = run_evaluation(
+            config,
             out,
             manager,
             progress=update,
-            allow_config_change=allow_config_change,
-            all_pairs=all_evaluator_pairs,
+            allow_config_change=allow,
+            limit=limit,
+            retry_unreadable=retry_unreadable,
         )
     _print_results(results, out)
+
+
+def _rejudge(
+    config: RunConfig, old: Path, out: Path, manager: PluginManager, allow: bool, all_evaluator_pairs: bool
+) -> None:
+    """Judge the predictions of the evaluation in ``old`` again with the config's evaluators; print the drift."""
+    from mmaip_core.stages.drift import rejudge
+
+    bar, update = _progress_bar()
+    with bar:
+        results, drift = rejudge(
+            config, old, out, manager, progress=update, allow_config_change=allow, all_pairs=all_evaluator_pairs
+        )
+    _print_results(results, out)
+    _print_drift(drift, out)
+
+
+def _print_drift(drift: DriftReport, out: Path) -> None:
+    from mmaip_core.stages.drift import ranking_line
+
     table = _table(
         "benchmark",
         "model",
@@ -920,34 +966,49 @@ def extrapolate(
     the adapter is scaled by 1 + alpha, which is the same formula with the adapter's base as the anchor.
     Tools that write interpolation, anchor + lambda * (policy - anchor), use lambda = 1 + alpha.
     """
-    from mmaip_core.train.extrapolate import extrapolate as extrapolate_checkpoints
-    from mmaip_core.train.extrapolate import scale_lora_adapter
-
     values = list(dict.fromkeys(_alphas(alpha, alphas)))
     if not lora and anchor is None:
         raise typer.BadParameter("--anchor is needed (except with --lora)")
-    if eval_config is not None:
-        if lora or alphas is None:
-            raise typer.BadParameter("--eval-config needs --alphas and full checkpoints (not --lora)")
-        from mmaip_core.train.sweep import sweep_alphas
-
-        assert anchor is not None
-        manager = _manager()
-        result = sweep_alphas(
-            policy,
-            anchor,
-            values,
-            out,
-            include_vision=include_vision,
-            evaluation=load_config(eval_config, manager),
-            manager=manager,
-        )
-        for label, score in result.scores.items():
-            console.print(f"alpha {label}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
-        console.print(f"chosen alpha: {result.chosen} (written: {out / 'sweep.json'})")
+    if eval_config is None:
+        _write_extrapolated(policy, anchor, values, out, alphas is not None, lora, include_vision)
         return
+    if lora or alphas is None:
+        raise typer.BadParameter("--eval-config needs --alphas and full checkpoints (not --lora)")
+    assert anchor is not None
+    _sweep_alphas(policy, anchor, values, out, include_vision, eval_config)
+
+
+def _sweep_alphas(
+    policy: Path, anchor: Path, values: list[float], out: Path, include_vision: bool, eval_config: Path
+) -> None:
+    """Extrapolate with each alpha, evaluate each model with ``eval_config`` and print the chosen alpha."""
+    from mmaip_core.train.sweep import sweep_alphas
+
+    manager = _manager()
+    result = sweep_alphas(
+        policy,
+        anchor,
+        values,
+        out,
+        include_vision=include_vision,
+        evaluation=load_config(eval_config, manager),
+        manager=manager,
+    )
+    for label, score in result.scores.items():
+        console.print(f"alpha {label}: mean {result.evaluator} score {score if score is None else f'{score:.3f}'}")
+    console.print(f"chosen alpha: {result.chosen} (written: {out / 'sweep.json'})")
+
+
+def _write_extrapolated(
+    policy: Path, anchor: Path | None, values: list[float], out: Path, several: bool, lora: bool, include_vision: bool
+) -> None:
+    """One extrapolated model (or scaled adapter with ``lora``) per alpha: in ``out``, or with ``several`` in
+    ``out/alpha-A``."""
+    from mmaip_core.train.extrapolate import extrapolate as extrapolate_checkpoints
+    from mmaip_core.train.extrapolate import scale_lora_adapter
+
     for value in values:
-        target = out if alphas is None else out / f"alpha-{value:g}"
+        target = out / f"alpha-{value:g}" if several else out
         if lora:
             scale_lora_adapter(policy, value, target)
         else:
@@ -1100,10 +1161,12 @@ def _with_bar(call: Callable[[Callable[[str, int, int], None]], T]) -> T:
         return call(lambda task, done, total: update(task, done, total, 0.0))
 
 
-def _miniature_settings(quick: bool) -> Any:
-    from mmaip_miniature import QUICK, MiniatureSettings
+def _miniature_settings(quick: bool, full: bool = False) -> Any:
+    from mmaip_miniature import FULL, QUICK, MiniatureSettings
 
-    return QUICK if quick else MiniatureSettings()
+    if quick and full:
+        raise UserError("--quick and --full exclude each other")
+    return QUICK if quick else FULL if full else MiniatureSettings()
 
 
 def _cache(cache: Path | None) -> Path:
@@ -1140,16 +1203,21 @@ def miniature_zoo(
 def miniature_run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for data, configs, runs and results.")],
     quick: QuickOption = False,
+    full: Annotated[
+        bool, typer.Option("--full/--no-full", help="Every variant and control under three training seeds.")
+    ] = False,
     cache: CacheOption = None,
 ) -> None:
-    """Run the miniature end to end (build, train (a)-(d), evaluate) and print the results table."""
+    """Run the miniature end to end (build, train the variants per seed, evaluate) and print the results table."""
     from mmaip_miniature import results_table, run_miniature
 
-    results = _with_bar(
-        lambda progress: run_miniature(out, _miniature_settings(quick), _manager(), _cache(cache), progress)
-    )
+    settings = _miniature_settings(quick, full)
+    results = _with_bar(lambda progress: run_miniature(out, settings, _manager(), _cache(cache), progress))
     console.print("\n".join(results_table(results)), markup=False, highlight=False, soft_wrap=True)  # Markdown, as is
-    console.print(f"Full results: {out}/results.md (text-only judge, wall times, plot results.png), {out}/results.json")
+    console.print(
+        f"Full results: {out}/results.md (training and validation fit, text-only judge, wall times, plot "
+        f"results.png), {out}/results.json"
+    )
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ from mmaip_core.store.checkpoints import (
 )
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import content_sha256, file_sha256, stable_hash, stable_json
+from mmaip_core.train.processes import Processes
 
 try:
     __version__ = version("mmaip")
@@ -161,6 +162,7 @@ __all__ = [
     "PluginSpec",
     "PolicyTrainer",
     "PreferencePair",
+    "Processes",
     "ProviderError",
     "ReferencePolicy",
     "ReferencePolicySpec",

@@ -9,7 +9,7 @@ paths in plugin options are taken relative to the config file's folder.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from mmaip_core.calls.pricing import Price
 from mmaip_core.errors import ConfigError, UserError
 from mmaip_core.frames.loader import FrameSettings
-from mmaip_core.plugins.kinds import HubOrFolder, PluginOptions
+from mmaip_core.plugins.kinds import HubOrFolder, PluginOptions, PluginSection
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.validation import render_validation_error
 
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_ROUNDS",
     "BenchmarkConfig",
     "EvaluatorConfig",
+    "GenerationSettings",
     "PairsConfig",
     "PluginChoice",
     "ReferenceChoice",
@@ -40,6 +41,7 @@ __all__ = [
     "ZooEntry",
     "load_config",
     "read_config_file",
+    "resolve_again",
 ]
 
 MAX_ANSWERS = 256
@@ -98,13 +100,50 @@ class PairsConfig(PluginChoice):
     strategy: str = Field(default="best-worst", description="Pair strategy plugin.")
 
 
+class GenerationSettings(BaseModel):
+    """``generation`` of a benchmark: how every model answers it, over each model's own ``params`` (the option
+    of the generators that holds their sampling parameters, under these names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Most tokens of an answer.")
+    temperature: float | None = Field(default=None, ge=0, description="Sampling temperature; 0 is greedy.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling's probability mass.")
+
+
 class BenchmarkConfig(PluginChoice):
-    """One entry of ``benchmarks`` (evaluation): a named dataset read by a sample reader."""
+    """One entry of ``benchmarks`` (evaluation): a named dataset read by a sample reader, with optional settings
+    of its own for the models' answers (``generation``) and the frames (``frames``)."""
 
     kind: ClassVar[str] = "sample-reader"
     selector: ClassVar[str] = "reader"
     name: str = Field(description="Benchmark name, recorded on every verdict.")
     reader: str = Field(default="jsonl", description="Sample reader plugin.")
+    generation: GenerationSettings | None = Field(
+        default=None, description="Generation settings of every model on this benchmark, over the model's params."
+    )
+    frames: dict[str, Any] | None = Field(
+        default=None,
+        description="Frame settings of this benchmark over the run's frames section (num_frames, sampler, max_side, "
+        "...); a different sampler starts from its own defaults.",
+    )
+
+    def model_entry(self, entry: ZooEntry) -> ZooEntry:
+        """``entry`` as it answers this benchmark: ``generation`` over its ``params``."""
+        settings = self.generation.model_dump(exclude_none=True) if self.generation else {}
+        if not settings:
+            return entry
+        return entry.model_copy(update={"params": {**(entry.options.get("params") or {}), **settings}})
+
+    def frame_settings(self, run_frames: FrameSettings) -> FrameSettings:
+        """The frames of this benchmark: ``frames`` over the run's section ``run_frames`` (whose sampler options
+        are dropped when ``frames`` names another sampler)."""
+        if not self.frames:
+            return run_frames
+        values = run_frames.model_dump(exclude_none=True)
+        if self.frames.get("sampler", run_frames.sampler) != run_frames.sampler:
+            values = {k: v for k, v in values.items() if k in FrameSettings.model_fields}
+        return FrameSettings.model_validate({**values, **self.frames})
 
 
 class EvaluatorConfig(PluginChoice):
@@ -146,7 +185,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pairs: Path = Field(
-        description="Pairs JSONL: a build's pairs.jsonl or {id, video, prompt, chosen, rejected} lines."
+        description="Pair file or folder: a build's pairs.jsonl, any mmaip export, {id, video, prompt, chosen, "
+        "rejected} JSON Lines, TRL preference data (parquet, a Hub-style or save_to_disk dataset folder) or "
+        "LLaVA-Hound-DPO files; relative to the config."
     )
     rounds: int = Field(default=2, ge=1, le=MAX_ROUNDS, description=f"Number of rounds T (at most {MAX_ROUNDS}).")
     alpha: float = Field(
@@ -165,7 +206,9 @@ class TrainConfig(BaseModel):
     )
     seed: int = Field(default=0, description="Seed of the shard split and of the held-out split.")
     eval_pairs: Path | None = Field(
-        default=None, description="Held-out pairs JSONL, scored after every round (eval loss, reward accuracy)."
+        default=None,
+        description="Held-out pair file or folder (any format `pairs` reads), scored after every round (eval "
+        "loss, reward accuracy).",
     )
     eval_fraction: float = Field(
         default=0.0, ge=0, lt=1, description="Share of the pairs held out (seeded by `seed`) instead of eval_pairs."
@@ -278,6 +321,22 @@ class RunConfig(BaseModel):
             yield self.train.frames, "train.frames"
 
 
+def resolve_again(sections: Mapping[str, Any], manager: PluginManager) -> dict[str, Any]:
+    """Resolved config sections, as a run folder remembers them, resolved once more with today's plugins and
+    config models: an option added since they were remembered takes its default, the value the run that
+    remembered them effectively used. A section that is not a config section (``previous``), or that no longer
+    resolves (a plugin or option since removed), stays as it was, so that its difference is still shown."""
+    again = dict(sections)
+    for name, value in sections.items():
+        if name not in RunConfig.model_fields:
+            continue
+        try:
+            again[name] = RunConfig.model_validate({name: value}).resolved(manager)[name]
+        except (ValidationError, UserError):
+            continue
+    return again
+
+
 _SECTIONS: dict[str, type[BaseModel]] = {
     "samples": SamplesConfig,
     "frames": FrameSettings,
@@ -341,18 +400,48 @@ def _hub_or_folder(value: str, base: Path) -> str:
     return value
 
 
-def _resolve_paths(choice: PluginChoice, options: PluginOptions, base: Path) -> None:
-    """Path options given in the file: ``~`` expanded, relative ones taken from the config's folder; so are
-    model folders (options marked :class:`HubOrFolder`)."""
+def _with_paths(
+    values: Mapping[str, Any], options: PluginOptions, manager: PluginManager, base: Path
+) -> dict[str, Any]:
+    """A plugin's options as given in the file (``values``, validated as ``options``) with their paths taken from
+    the config's folder ``base``: ``~`` expanded, relative ones from ``base``; so are model folders (options
+    marked :class:`HubOrFolder`), also in the plugin sections they hold (options marked :class:`PluginSection`)."""
+    given = dict(values)
     for name in _path_fields(type(options)):
         value = getattr(options, name)
-        if isinstance(value, Path) and name in choice.options:
+        if isinstance(value, Path) and name in values:
             value = value.expanduser()
-            setattr(choice, name, str(value if value.is_absolute() else base / value))
+            given[name] = str(value if value.is_absolute() else base / value)
     for name in _folder_fields(type(options)):
         value = getattr(options, name)
-        if isinstance(value, str) and name in choice.options:
-            setattr(choice, name, _hub_or_folder(value, base))
+        if isinstance(value, str) and name in values:
+            given[name] = _hub_or_folder(value, base)
+    for name, field in type(options).model_fields.items():
+        marker = next((m for m in field.metadata if isinstance(m, PluginSection)), None)
+        if marker is not None and name in values:
+            given[name] = _nested_paths(values[name], marker, manager, base)
+    return given
+
+
+def _nested_paths(value: Any, marker: PluginSection, manager: PluginManager, base: Path) -> Any:
+    """A nested plugin section (or a list of them) with its paths taken from ``base`` (see :func:`_with_paths`);
+    one that does not validate stays as it is (the config check reports it)."""
+    if isinstance(value, list):
+        return [_nested_paths(item, marker, manager, base) for item in value]
+    if not isinstance(value, Mapping) or marker.selector not in value:
+        return value
+    values = {k: v for k, v in value.items() if k != marker.selector}
+    try:
+        options = manager.options(marker.kind, str(value[marker.selector]), values)
+    except UserError:
+        return value
+    return {marker.selector: value[marker.selector], **_with_paths(values, options, manager, base)}
+
+
+def _resolve_paths(choice: PluginChoice, options: PluginOptions, manager: PluginManager, base: Path) -> None:
+    """The paths of a plugin section given in the file, taken from the config's folder (see :func:`_with_paths`)."""
+    for name, value in _with_paths(choice.options, options, manager, base).items():
+        setattr(choice, name, value)
 
 
 def _has_required(model: type[BaseModel], entry: Any) -> bool:
@@ -421,7 +510,7 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
             continue
         problems.extend(manager.nested_problems(options, location))
         if choice is not None:
-            _resolve_paths(choice, options, base)
+            _resolve_paths(choice, options, manager, base)
     for frames, _ in config.frame_sections():
         if frames.cache_dir is not None:
             cache_dir = frames.cache_dir.expanduser()
@@ -432,6 +521,36 @@ def load_config(path: str | Path, manager: PluginManager) -> RunConfig:
         if config.train.eval_pairs is not None:
             held_out = config.train.eval_pairs.expanduser()
             config.train.eval_pairs = held_out if held_out.is_absolute() else base / held_out
+    problems.extend(_benchmark_problems(config, manager))
     if problems:
         raise ConfigError(problems, source=str(path))
     return config
+
+
+def _benchmark_problems(config: RunConfig, manager: PluginManager) -> list[str]:
+    """What is wrong with each benchmark's ``frames`` and ``generation`` as they apply to the run's frames section
+    and to every model, each problem named by its benchmark."""
+    problems: list[str] = []
+    for i, benchmark in enumerate(config.benchmarks):
+        where = f"benchmarks.{i} ({benchmark.name})"
+        if isinstance(benchmark.frames, dict) and benchmark.frames:
+            try:
+                frames = benchmark.frame_settings(config.frames)
+                manager.options("frame-sampler", frames.sampler, frames.sampler_options)
+            except ValidationError as exc:
+                problems.extend(render_validation_error(exc, FrameSettings, prefix=f"{where}.frames"))
+            except ConfigError as exc:
+                problems.extend(f"{where}.frames: {p}" for p in exc.problems)
+            except UserError as exc:
+                problems.append(f"{where}.frames: {exc}")
+        if not isinstance(benchmark.generation, GenerationSettings):
+            continue
+        for j, entry in enumerate(config.models):
+            model = benchmark.model_entry(entry)
+            try:
+                manager.options("generator", model.plugin, model.options)
+            except ConfigError as exc:
+                problems.extend(f"{where}.generation: models.{j} ({entry.name}): {p}" for p in exc.problems)
+            except UserError:
+                continue  # an unknown generator: reported with the model
+    return problems

@@ -69,6 +69,11 @@ class VideoQA(Record):
         description="Path (absolute, or relative to the sample file) or URL of the video; None for a text-only question.",
     )
     question: str = Field(description="The question asked about the video.")
+    alt_question: str | None = Field(
+        default=None,
+        description="A second phrasing of the question (Video-ChatGPT's consistency benchmark: Q2): an evaluation "
+        "asks each model both, and its evaluators get both answers.",
+    )
     answer: str | None = Field(default=None, description="Ground-truth answer, if known.")
     caption: str | None = Field(default=None, description="Detailed caption of the video, if known.")
     source: str | None = Field(default=None, description="Dataset the sample comes from.")
@@ -285,6 +290,8 @@ class EvalRecord(Record):
     question: str = Field(description="The question.")
     answer: str | None = Field(default=None, description="Ground-truth answer.")
     prediction: str = Field(description="The model's answer.")
+    alt_question: str | None = Field(default=None, description="The second phrasing of the question, if any.")
+    alt_prediction: str | None = Field(default=None, description="The model's answer to the second phrasing.")
     correct: bool | None = Field(default=None, description="yes/no verdict; only when status is ok.")
     score: float | None = Field(default=None, description="Score; only when status is ok.")
     scale: ScoreScale = Field(default_factory=lambda: ScoreScale(min=0, max=5), description="Range of the score.")

@@ -148,13 +148,16 @@ Reply = tuple[int, dict[str, Any], dict[str, str]]
 def _official_verdict(model: str, user: str, attempt: int) -> str:
     """A reply in the format of the Video-ChatGPT prompts, a Python dict string with a fractional score (as its
     example shows): yes/4.8 when the correct answer occurs in the prediction, else no/1.2 (VCGBench criteria:
-    the score only). ``garbage`` (or
+    the score only; consistency: 4.8 when the answers to the two questions are the same). ``garbage`` (or
     ``garbagefirst`` on a request's first attempt): an unreadable reply; ``fenced``: in a Markdown fence."""
     if "garbage" in model and ("garbagefirst" not in model or attempt == 1):
         return "Looks plausible to me."
     truth = re.search(r"Correct Answer: (.*)", user)
     answer = re.search(r"Predicted Answer: (.*)", user)
     right = bool(truth and answer and truth.group(1).strip().lower() in answer.group(1).lower())
+    first, second = (re.search(rf"Predicted Answer to Question {n}: (.*)", user) for n in (1, 2))
+    if first and second:  # VCGBench consistency
+        right = first.group(1).strip() == second.group(1).strip()
     content = "{'pred': 'yes', 'score': 4.8}" if right else "{'pred': 'no', 'score': 1.2}"
     if "keys 'score'," in user:  # a VCGBench criterion: a score only
         content = "{'score': 4.8}" if right else "{'score': 1.2}"

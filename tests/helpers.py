@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
-from mmaip_core import Judgement, Response, Scored, ScoreScale, VideoQA
+from mmaip_core import EvalRecord, Judgement, ParseStatus, PluginManager, Response, Scored, ScoreScale, VideoQA
+from mmaip_core.plugins.kinds import RoundRequest
 
 TESTS = Path(__file__).resolve().parent
 """The tests folder: conftest, these helpers, the local API server, the scripted plugins."""
@@ -41,6 +43,45 @@ def scored(score: float, rid: str, text: str = "an answer", model: str = "m") ->
     r = response(text, rid, model)
     j = Judgement(response_id=rid, sample_id="s1", scorer="x", fingerprint="fp", score=score, scale=ScoreScale())
     return Scored(response=r, judgement=j)
+
+
+def eval_record(**fields: Any) -> EvalRecord:
+    """A verdict of evaluator ``e`` on model ``m``'s prediction ``p`` to question ``q`` (answer ``a``) of sample
+    ``s1`` of benchmark ``b``, read as OK; ``fields`` set the rest (verdict, sample, video, ...) or replace these."""
+    placeholders = {
+        "sample_id": "s1",
+        "video": "v.mp4",
+        "benchmark": "b",
+        "model": "m",
+        "evaluator": "e",
+        "fingerprint": "f",
+        "question": "q",
+        "answer": "a",
+        "prediction": "p",
+        "status": ParseStatus.OK,
+    }
+    return EvalRecord.model_validate({**placeholders, **fields})
+
+
+def round_request(
+    folder: Path, pairs_file: Path, manager: PluginManager, reference: Path, init: Path | None = None
+) -> RoundRequest:
+    """Round 1 on the pairs of ``pairs_file`` (4 frames a video), everything it writes under ``folder``."""
+    from mmaip_core.frames import FrameLoader, FrameSettings
+    from mmaip_core.train import read_train_pairs
+
+    loader = FrameLoader(FrameSettings(num_frames=4, cache_dir=folder / "frames"), manager)  # type: ignore[call-arg]
+    pairs, _ = read_train_pairs(pairs_file)
+    return RoundRequest(
+        round=1,
+        reference=reference,
+        init=init,
+        pairs=pairs,
+        out=folder / "policy",
+        work=folder / "work",
+        cache=folder / "cache",
+        frames=lambda v: loader.load(v),
+    )
 
 
 def fake_distribution(site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:

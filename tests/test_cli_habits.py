@@ -23,7 +23,12 @@ from mmaip_core.stages.build import run_build
 from mmaip_core.stages.evaluate import EvalResults, MetricRow
 from mmaip_core.stages.run import BuildSummary, ErrorCount
 
-FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5, "max_attempts": 1}
+FAST = {
+    "backoff_s": 0.01,
+    "max_backoff_s": 0.05,
+    "timeout_s": 10,
+    "max_attempts": 1,
+}  # one attempt: a slow machine must not time out
 runner = CliRunner()
 
 

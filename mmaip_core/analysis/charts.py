@@ -11,7 +11,7 @@ from typing import Any
 
 from mmaip_core.analysis.metrics import Estimate
 
-__all__ = ["NO_DATA", "grouped_bars", "no_data"]
+__all__ = ["NO_DATA", "grouped_bars", "label_or_no_data", "no_data"]
 
 NO_DATA = "no data"
 
@@ -21,6 +21,16 @@ def no_data(axis: Any, message: str = NO_DATA) -> None:
     axis.set_xticks([])
     axis.set_yticks([])
     axis.text(0.5, 0.5, message, ha="center", va="center", transform=axis.transAxes, color="0.4")
+
+
+def label_or_no_data(axis: Any, xlabel: str, ylabel: str, message: str, legend_size: str = "small") -> None:
+    """Name a panel's axes and show its legend when it drew a labelled series; otherwise mark it :func:`no_data`."""
+    if axis.get_legend_handles_labels()[0]:
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.legend(fontsize=legend_size)
+    else:
+        no_data(axis, message)
 
 
 def grouped_bars(

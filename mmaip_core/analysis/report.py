@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.analysis.charts import grouped_bars, no_data
+from mmaip_core.analysis.charts import grouped_bars, label_or_no_data
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.store import layout
@@ -83,12 +83,7 @@ def _histogram(out: Path, name: str, records: Sequence[EvalRecord], evaluator: s
         scores = [r.score for r in records if r.evaluator == evaluator and r.model == model and r.score is not None]
         if scores:
             axis.hist(scores, bins=20, histtype="step", linewidth=1.5, label=model)
-    if axis.get_legend_handles_labels()[0]:
-        axis.set_xlabel("score")
-        axis.set_ylabel("predictions")
-        axis.legend(fontsize="small")
-    else:
-        no_data(axis, "no scored prediction")
+    label_or_no_data(axis, "score", "predictions", "no scored prediction")
     axis.set_title(f"{evaluator}: score distribution")
     figure.tight_layout()
     save_figure(figure, out / name)

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmaip_core.errors import PluginError
 from mmaip_core.frames.cache import FrameCache, default_cache_dir
 from mmaip_core.frames.decoders import decode
-from mmaip_core.plugins.kinds import Frames, FrameSource, VideoInfo
-from mmaip_core.plugins.manager import PluginManager, get_plugin_manager
+from mmaip_core.plugins.kinds import Frames, FrameSource, PluginOptions, VideoInfo
+from mmaip_core.plugins.manager import PluginManager, Registered, get_plugin_manager
 from mmaip_core.records import FrameManifest
 from mmaip_core.store.hashing import content_sha256, stable_hash
 
@@ -106,6 +106,18 @@ class FrameLoader:
         if use_cached and self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Frames(manifest=hit.manifest.model_copy(update={"video": str(video)}), array=hit.array)
 
+        frames = self._decode(path, str(video), sha, name, registered, params)
+        if self.cache is not None:
+            try:
+                self.cache.put(key, frames)
+            except OSError as exc:  # the frames are good; only reuse is lost
+                log.warning("frame cache %s is not writable (%s); frames of %s not cached", self.cache.root, exc, video)
+        return frames
+
+    def _decode(
+        self, path: Path, video: str, sha: str, name: str, registered: Registered, params: PluginOptions
+    ) -> Frames:
+        """Decode the frames that sampler ``name`` selects, resized, with their manifest."""
         chosen = registered.spec.factory(params)
 
         def select(info: VideoInfo, source: FrameSource) -> list[int]:
@@ -118,7 +130,7 @@ class FrameLoader:
         array = resize_max_side(result.array, self.settings.max_side)
         info = result.info
         manifest = FrameManifest(
-            video=str(video),
+            video=video,
             video_sha256=sha,
             sampler=registered.spec.name,
             sampler_params=params.model_dump(mode="json"),
@@ -133,10 +145,4 @@ class FrameLoader:
             output_size=(int(array.shape[2]), int(array.shape[1])),
             max_side=self.settings.max_side,
         )
-        frames = Frames(manifest=manifest, array=array)
-        if self.cache is not None:
-            try:
-                self.cache.put(key, frames)
-            except OSError as exc:  # the frames are good; only reuse is lost
-                log.warning("frame cache %s is not writable (%s); frames of %s not cached", self.cache.root, exc, video)
-        return frames
+        return Frames(manifest=manifest, array=array)

@@ -201,22 +201,25 @@ def mmaip_trainers() -> list[TrainerSpec]:
 
 
 @hookspec
-def mmaip_round_pairs(round: int, reference: str, pairs: list[TrainPair]) -> list[TrainPair] | None:
+def mmaip_round_pairs(round: int, model: str, reference: str, pairs: list[TrainPair]) -> list[TrainPair] | None:
     """Add pairs to a round of ``mmaip train`` (on-policy rounds).
 
-    Called before every round with the round number (1-based), the folder of the round's reference (the
-    model the round starts from) and the pairs the round would train on; every implementation is called and
-    the pairs they return are added to the round. Typical use: run ``mmaip build`` with a zoo entry whose
-    ``hf`` model is ``reference`` and return its pairs (see docs/training.md). An exception stops the run.
+    Called before every round with the round number (1-based), the folder of the model the round starts from
+    (``model``: the base model in round 1, then the model the last round handed on), the folder of the round's
+    reference (``reference``: the DPO reference, which under the ``fixed`` policy stays the base model), and the
+    pairs the round would train on; every implementation is called and the pairs they return are added to the
+    round. An implementation takes the arguments it names (``round, model, pairs`` is enough). Typical use:
+    sample on-policy answers from the current model, i.e. run ``mmaip build`` with a zoo entry whose ``hf``
+    model is ``model``, and return its pairs (see docs/training.md). An exception stops the run.
 
     :return: extra pairs for this round, or None.
 
     Example::
 
         @hookimpl
-        def mmaip_round_pairs(round, reference, pairs):
+        def mmaip_round_pairs(round, model, pairs):
             if round > 1:
-                return fresh_pairs_from(reference)
+                return fresh_pairs_from(model)
     """
 
 

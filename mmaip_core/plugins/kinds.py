@@ -251,7 +251,8 @@ class ResponseGenerator(Protocol):
 
     ``fingerprint`` hashes everything that determines an answer (model id and revision, generation
     parameters, prompt options) and nothing else (not batch size or device): it is part of every
-    generation's ledger key.
+    generation's ledger key. Sampling parameters are the option ``params``, which takes ``max_new_tokens``,
+    ``temperature`` and ``top_p`` under these names: an evaluation benchmark's ``generation`` settings go there.
     """
 
     model_id: str
@@ -305,11 +306,13 @@ class GeneratorSpec(PluginSpec[ResponseGenerator]):
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """Score ``response`` to ``sample``; ``frames`` are offered to scorers that look at the video."""
+    """Score ``response`` to ``sample``; ``frames`` are offered to scorers that look at the video;
+    ``alt_prediction``: the same model's answer to ``sample.alt_question``, for judges that compare the two."""
 
     sample: VideoQA
     response: Response
     frames: Frames | None = None
+    alt_prediction: str | None = None
 
 
 @runtime_checkable
@@ -476,13 +479,15 @@ class ReferencePolicySpec(PluginSpec[ReferencePolicy]):
 
 @dataclass(frozen=True)
 class EvalRequest:
-    """Judge ``prediction`` of ``model`` on ``sample`` of ``benchmark``."""
+    """Judge ``prediction`` of ``model`` on ``sample`` of ``benchmark``; ``alt_prediction``: the model's answer to
+    ``sample.alt_question`` (the second phrasing), given when the sample has one."""
 
     sample: VideoQA
     benchmark: str
     model: str
     prediction: str
     frames: Frames | None = None
+    alt_prediction: str | None = None
 
 
 @runtime_checkable

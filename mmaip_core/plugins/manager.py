@@ -387,12 +387,19 @@ class PluginManager:
             except Exception as exc:
                 self._warn(f"plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}")
 
-    def call_round_pairs(self, round: int, reference: str, pairs: Sequence[TrainPair]) -> Sequence[TrainPair]:
-        """Extra pairs every ``mmaip_round_pairs`` implementation adds to a round; a failure stops the run."""
+    def call_round_pairs(
+        self, round: int, model: str, reference: str, pairs: Sequence[TrainPair]
+    ) -> Sequence[TrainPair]:
+        """Extra pairs every ``mmaip_round_pairs`` implementation adds to a round (``model``: the model the round
+        starts from, ``reference``: its reference); a failure stops the run. Each implementation gets the
+        arguments it names, as pluggy would give them."""
         extra: tuple[TrainPair, ...] = ()
+        given = {"round": round, "model": model, "reference": reference}
         for impl in self._pm.hook.mmaip_round_pairs.get_hookimpls():
+            offered = {**given, "pairs": list(pairs)}  # a list of its own for each implementation
+            arguments = {name: value for name, value in offered.items() if name in impl.argnames}
             try:
-                added = self._call("mmaip_round_pairs", impl, round=round, reference=reference, pairs=list(pairs))
+                added = self._call("mmaip_round_pairs", impl, **arguments)
             except Exception as exc:
                 raise PluginError("round-pairs hook", impl.plugin_name, f"failed: {type(exc).__name__}: {exc}") from exc
             extra += tuple(TrainPair.model_validate(p) for p in added or [])

@@ -33,7 +33,7 @@ from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import AnnotatedResponse, EvalRecord, ParseStatus, PreferencePair
 from mmaip_core.stages.build import run_build
 from mmaip_core.stages.evaluate import run_evaluation
-from mmaip_core.stages.run import Progress
+from mmaip_core.stages.run import BuildSummary, Progress
 from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.jsonl import read_jsonl
@@ -119,6 +119,7 @@ class BuildSetting(BaseModel):
     mean_margin: float | None = Field(description="Mean chosen-minus-rejected score of the pairs.")
     mean_score: dict[str, float | None] = Field(description="Mean score per zoo entry.")
     cost_usd: float
+    refused_by_budget: int = Field(default=0, description="API calls not made: --max-cost stopped them.")
 
 
 class BuildAblation(BaseModel):
@@ -127,8 +128,13 @@ class BuildAblation(BaseModel):
     kind: str = "build"
     settings: list[BuildSetting]
 
+    @property
+    def refused_by_budget(self) -> int:
+        """API calls that --max-cost left unmade, over every setting."""
+        return sum(s.refused_by_budget for s in self.settings)
 
-def _build_setting(label: str, config: RunConfig, folder: Path, cost: float) -> BuildSetting:
+
+def _build_setting(label: str, config: RunConfig, folder: Path, summary: BuildSummary) -> BuildSetting:
     lines = list(read_jsonl(folder / layout.RESPONSES, AnnotatedResponse))
     pairs = list(read_jsonl(folder / layout.PAIRS, PreferencePair))
     scores: dict[str, list[float]] = defaultdict(list)
@@ -148,7 +154,8 @@ def _build_setting(label: str, config: RunConfig, folder: Path, cost: float) -> 
         pairs=len(pairs),
         mean_margin=statistics.fmean(p.margin for p in pairs) if pairs else None,
         mean_score={e.name: statistics.fmean(scores[e.name]) if scores[e.name] else None for e in config.zoo},
-        cost_usd=cost,
+        cost_usd=summary.cost_usd,
+        refused_by_budget=summary.refused_by_budget,
     )
 
 
@@ -162,7 +169,8 @@ def ablate_build(
     allow_config_change: bool = False,
 ) -> BuildAblation:
     """Run the build once per frame setting into ``out/frames-LABEL`` and write the side-by-side report.
-    ``max_cost`` and ``allow_config_change`` apply to each setting's folder."""
+    ``max_cost`` and ``allow_config_change`` apply to each setting's folder; a setting that ``max_cost`` stops
+    is reported with the calls it left unmade (:attr:`BuildAblation.refused_by_budget`), and the next goes on."""
     out = Path(out)
     settings = []
     for label, variant in frame_variants(config, specs, manager):
@@ -175,7 +183,7 @@ def ablate_build(
             max_cost=max_cost,
             allow_config_change=allow_config_change,
         )
-        settings.append(_build_setting(label, variant, folder, summary.cost_usd))
+        settings.append(_build_setting(label, variant, folder, summary))
     ablation = BuildAblation(settings=settings)
     write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
     models = [e.name for e in config.zoo]

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.calls.local import local_worker
 from mmaip_core.calls.pricing import BATCH_DISCOUNT
-from mmaip_core.config import PluginChoice, RunConfig, ZooEntry
+from mmaip_core.config import PluginChoice, RunConfig, ZooEntry, resolve_again
 from mmaip_core.errors import ConfigError, EmptyRunError, VideoError
 from mmaip_core.frames import FrameLoader
 from mmaip_core.plugins.kinds import (
@@ -141,7 +141,8 @@ def run_build(
     _require_sections(config)
     out = Path(out)
     with locked(shard_folder(out, shard) if shard.count > 1 else out) as folder:
-        check_config(folder, "build", stage_sections(config, manager, BUILD_SECTIONS), allow_config_change)
+        sections = stage_sections(config, manager, BUILD_SECTIONS)
+        check_config(folder, "build", sections, allow_config_change, lambda old: resolve_again(old, manager))
         run = _build(config, folder, manager, progress or (lambda *_: None), max_cost, limit, shard)
     summary = run.summary
     if shard.count > 1:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from mmaip_core.analysis.agreement import cohen_kappa, kendall
 from mmaip_core.analysis.metrics import Estimate, PairedDifference, paired_difference
-from mmaip_core.config import RunConfig
+from mmaip_core.config import RunConfig, resolve_again
 from mmaip_core.errors import ConfigError, EmptyRunError, UserError
 from mmaip_core.plugins.kinds import EvalRequest
 from mmaip_core.plugins.manager import PluginManager
@@ -232,7 +232,7 @@ def rejudge(
         **stage_sections(config, manager, ("frames", "evaluators", "prices")),
     }
     with locked(out) as folder:
-        check_config(folder, "rejudge", sections, allow_config_change)
+        check_config(folder, "rejudge", sections, allow_config_change, lambda old: resolve_again(old, manager))
         with StageRun.open(config, folder, manager, progress) as run:
             records, benchmarks, models = _judge_again(run, _predictions(old))
             results = summarise(
@@ -263,6 +263,7 @@ def _judge_again(
                 id=r.sample_id,
                 video=r.video or "",
                 question=r.question,
+                alt_question=r.alt_question,
                 answer=r.answer,
                 categories=r.categories,
                 group=r.group,
@@ -279,6 +280,7 @@ def _judge_again(
                     model=model,
                     prediction=r.prediction,
                     frames=frames.get(r.sample_id),
+                    alt_prediction=r.alt_prediction,
                 )
                 for r in mine
                 if not failed_to_answer(r)

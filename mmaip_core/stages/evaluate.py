@@ -26,14 +26,14 @@ from mmaip_core.analysis.metrics import MetricSummary, PairedDifference, by_cate
 from mmaip_core.analysis.report import write_report
 from mmaip_core.calls.local import LocalLane, local_worker
 from mmaip_core.calls.runner import ApiLane
-from mmaip_core.config import RunConfig
+from mmaip_core.config import RunConfig, resolve_again
 from mmaip_core.errors import ConfigError, EmptyRunError
 from mmaip_core.plugins.kinds import AsyncEvaluator, EvalRequest, Evaluator
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import EvalRecord, ParseStatus
 from mmaip_core.stages.cached import Admission, StreamedCalls
-from mmaip_core.stages.evaluate_sample import SampleEvaluation
-from mmaip_core.stages.models import Answerer, ApiCalls
+from mmaip_core.stages.evaluate_models import BenchmarkAnswerers, evaluate_benchmarks
+from mmaip_core.stages.models import ApiCalls
 from mmaip_core.stages.run import (
     KEY_VERSION,
     ErrorCount,
@@ -44,7 +44,7 @@ from mmaip_core.stages.run import (
     stage_sections,
     write_run_manifest,
 )
-from mmaip_core.stages.stream import WHOLE, FrameSource, Shard, Window, count_samples, stream_samples
+from mmaip_core.stages.stream import WHOLE, Shard, count_samples, stream_samples
 from mmaip_core.store import layout
 from mmaip_core.store.files import write_text_atomic
 from mmaip_core.store.hashing import stable_hash
@@ -101,17 +101,20 @@ class EvalResults(BaseModel):
 
 
 def evaluation_key(evaluator: Evaluator, request: EvalRequest) -> str:
-    """Content key of one verdict: evaluator fingerprint, question, ground truth, prediction and, for
-    evaluators that look at the video, the frames."""
+    """Content key of one verdict: evaluator fingerprint, question, ground truth, prediction, the second phrasing
+    and its answer when the sample has one, and, for evaluators that look at the video, the frames."""
+    sample = request.sample
+    second = {"alt": [sample.alt_question, request.alt_prediction]} if sample.alt_question is not None else {}
     return stable_hash(
         {
             "v": KEY_VERSION,
             "kind": "evaluation",
             "evaluator": evaluator.fingerprint,
-            "question": request.sample.question,
-            "answer": request.sample.answer,
+            "question": sample.question,
+            "answer": sample.answer,
             "prediction": request.prediction,
             "frames": request.frames.manifest.key if request.frames and evaluator.uses_frames else None,
+            **second,  # absent otherwise: the keys of samples with one phrasing stay as they were
         }
     )
 
@@ -181,6 +184,8 @@ class Verdicts:
                 "model": request.model,
                 "benchmark": request.benchmark,
                 "frames": request.frames.manifest.key if request.frames else frames,
+                "alt_question": request.sample.alt_question,
+                "alt_prediction": request.alt_prediction,
                 "categories": request.sample.categories,
                 "group": request.sample.group,
             }
@@ -227,6 +232,7 @@ def _no_answer(request: EvalRequest, evaluator: tuple[str, Evaluator], why: str,
         question=request.sample.question,
         answer=request.sample.answer,
         prediction="",
+        alt_question=request.sample.alt_question,
         status=ParseStatus.ERROR,
         frames=frames,
         rationale=why,
@@ -262,7 +268,8 @@ def run_evaluation(
     if missing:
         raise ConfigError([f"{s}: evaluation needs this section" for s in missing])
     with locked(out) as folder:
-        check_config(folder, "evaluate", stage_sections(config, manager, EVALUATE_SECTIONS), allow_config_change)
+        sections = stage_sections(config, manager, EVALUATE_SECTIONS)
+        check_config(folder, "evaluate", sections, allow_config_change, lambda old: resolve_again(old, manager))
         with StageRun.open(config, folder, manager, progress) as run:
             records = _evaluate(run, create_evaluators(run), limit, shard, retry_unreadable)
             results = summarise(
@@ -290,21 +297,16 @@ def _evaluate(
     its samples streamed (at most a window of samples' frames in memory); ``limit``: the first questions only."""
     with local_worker() as worker:
         totals = [count_samples(run, b, limit, shard) for b in run.config.benchmarks]
-        answerers = [
-            Answerer(run, entry, run.manager.create("generator", entry.plugin, entry.options), worker, sum(totals))
-            for entry in run.config.models
-        ]
-        total = sum(totals) * len(answerers)
-        judges = [Verdicts(run, name, e, worker, total, retry_unreadable) for name, e in evaluators]
-        window = Window.for_models(sum(a.in_flight for a in answerers) + sum(j.in_flight for j in judges))
-        evaluation = SampleEvaluation(answerers, judges, FrameSource(run, worker, window.frames), window)
         for benchmark, total in zip(run.config.benchmarks, totals, strict=True):
             if not total and not count_samples(run, benchmark, limit, WHOLE):
                 sum(1 for _ in stream_samples(run, benchmark))  # records why no row could be read
                 raise EmptyRunError(
                     f"benchmark '{benchmark.name}': no question could be read{first_error(run, 'samples')}"
                 )
-        records = asyncio.run(evaluation.benchmarks(run, run.config.benchmarks, limit, shard))
+        total = sum(totals) * len(run.config.models)
+        judges = [Verdicts(run, name, e, worker, total, retry_unreadable) for name, e in evaluators]
+        answerers = BenchmarkAnswerers(run, worker, sum(totals))
+        records = asyncio.run(evaluate_benchmarks(run, answerers, judges, limit, shard))
     asked = sum(len(j.calls.asked) for j in judges)
     run.verdicts.update(new=asked, reused=sum(j.calls.served for j in judges) - asked)
     return records

@@ -1,11 +1,10 @@
-"""What an evaluation does with one benchmark question: frames -> every model's answer -> every evaluator's
-verdict on it as soon as it exists. Outcomes are kept in the order of the verdicts file: by model, then by
+"""What an evaluation does with one benchmark question: frames -> every model's answer (and its answer to the
+question's second phrasing, when the sample has one) -> every evaluator's verdict on it as soon as it exists. Outcomes are kept in the order of the verdicts file: by model, then by
 evaluator, answered questions in reader order, then the questions the model failed to answer."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,26 +34,13 @@ class _Outcome:
 
 @dataclass
 class SampleEvaluation:
-    """The evaluated models (as answerers), the evaluators, and where frames come from."""
+    """One benchmark's evaluation: the evaluated models (as answerers of it), the evaluators, and where its frames
+    come from."""
 
     answerers: list[Answerer]
     judges: list[Verdicts]
     frames: FrameSource
     window: Window
-
-    async def benchmarks(
-        self, run: StageRun, benchmarks: Sequence[BenchmarkConfig], limit: int | None, shard: Shard
-    ) -> list[EvalRecord]:
-        """Every verdict on every benchmark, in one event loop."""
-        records: list[EvalRecord] = []
-        try:
-            for benchmark in benchmarks:
-                records.extend(await self.benchmark(run, benchmark, limit, shard))
-        finally:
-            models: list[Answerer | Verdicts] = [*self.answerers, *self.judges]
-            for model in models:
-                await model.aclose()
-        return records
 
     async def benchmark(
         self, run: StageRun, benchmark: BenchmarkConfig, limit: int | None, shard: Shard
@@ -96,34 +82,59 @@ class SampleEvaluation:
         return outcome
 
     async def _model(self, m: int, benchmark: str, sample: VideoQA, held: HeldFrames, outcome: _Outcome) -> None:
-        """Model ``m``'s answer to ``sample``, and every evaluator's verdict on it (the frames are let go as soon
-        as no call of it needs them)."""
+        """Model ``m``'s answers to ``sample``, and every evaluator's verdict on them (the frames are let go as
+        soon as no call of it needs them)."""
         looks = any(judge.evaluator.uses_frames for judge in self.judges)
         release = held.releaser()
         try:
-            answerer = self.answerers[m]
-            response = await answerer.answer(answerer.request(sample, held.frames, 0))
+            answers = await self._answers(self.answerers[m], sample, held.frames)
             if not looks:
                 release()
-            if response is not None:
-                outcome.answers.append(response)
-                await self._verdicts(m, benchmark, sample, held.frames if looks else None, response, outcome)
+            given = [a for a in answers if a is not None]
+            outcome.answers.extend(given)
+            if len(given) == len(answers):  # no call was refused by the budget
+                await self._verdicts(m, benchmark, sample, held.frames if looks else None, given, outcome)
         finally:
             release()
 
+    @staticmethod
+    async def _answers(answerer: Answerer, sample: VideoQA, frames: Frames | None) -> list[Response | None]:
+        """The model's answer to ``sample``'s question and, when it has a second phrasing, to that one (keyed by
+        its text, so cached like the first); None for a call the budget refused."""
+        questions = [sample]
+        if sample.alt_question is not None:
+            questions.append(sample.model_copy(update={"question": sample.alt_question}))
+        return list(await asyncio.gather(*(answerer.answer(answerer.request(q, frames, 0)) for q in questions)))
+
     async def _verdicts(
-        self, m: int, benchmark: str, sample: VideoQA, frames: Frames | None, response: Response, outcome: _Outcome
+        self,
+        m: int,
+        benchmark: str,
+        sample: VideoQA,
+        frames: Frames | None,
+        answers: list[Response],
+        outcome: _Outcome,
     ) -> None:
-        model = self.answerers[m].entry.name
-        if response.text is None:
-            request = EvalRequest(sample=sample, benchmark=benchmark, model=model, prediction="")
-            why = (
-                f"no answer: {response.error.error_class}: {response.error.message}" if response.error else "no answer"
-            )
+        """Every evaluator's verdict on the answers (the first phrasing's, then the second's); a failed answer
+        makes a failure to answer of every evaluator."""
+        model, response = self.answerers[m].entry.name, answers[0]
+        failed = next((a for a in answers if a.text is None), None)
+        if failed is not None:
+            request = EvalRequest(sample=sample, benchmark=benchmark, model=model, prediction=response.text or "")
+            which = " to the second phrasing" if failed is not response else ""
+            cause = f": {failed.error.error_class}: {failed.error.message}" if failed.error else ""
             for e, judge in enumerate(self.judges):
-                outcome.records[(m, e)] = (False, judge.no_answer(request, why, response.frames))
+                outcome.records[(m, e)] = (False, judge.no_answer(request, f"no answer{which}{cause}", response.frames))
             return
-        request = EvalRequest(sample=sample, benchmark=benchmark, model=model, prediction=response.text, frames=frames)
+        second = answers[1].text if len(answers) > 1 else None
+        request = EvalRequest(
+            sample=sample,
+            benchmark=benchmark,
+            model=model,
+            prediction=response.text or "",
+            frames=frames,
+            alt_prediction=second,
+        )
         verdicts = await asyncio.gather(*(judge.verdict(request, response.frames) for judge in self.judges))
         for e, verdict in enumerate(verdicts):
             outcome.records[(m, e)] = (True, verdict)

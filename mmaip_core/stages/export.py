@@ -159,10 +159,6 @@ def _rows_layout(fmt: ExportFormat, frames_as_images: bool) -> str:
 
 def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -> str:
     manifest = read_json(build / layout.RUN_MANIFEST)
-    summary = read_json(build / layout.SUMMARY)
-    config = manifest["config"]
-    scores = Counter(f"{p.chosen_score:g} > {p.rejected_score:g}" for p in pairs)
-    models = Counter(p.chosen_model for p in pairs)
     lines = [
         "---",
         "tags: [mmaip, preference, dpo, video]",
@@ -179,6 +175,18 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
         "answers from a zoo of video models, scored by an external scoring function, paired by a pair strategy. "
         + rows,
         "",
+        *_card_provenance(manifest["config"], pairs),
+        *_card_counts(read_json(build / layout.SUMMARY), pairs),
+        CITATION,
+        f"Versions: `{json.dumps(manifest['packages'], sort_keys=True)}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _card_provenance(config: dict[str, Any], pairs: list[PreferencePair]) -> list[str]:
+    """The card's ``Provenance`` section: how the pairs were made (frames, scorer, strategy, zoo)."""
+    return [
         "## Provenance",
         "",
         f"- Frames: `{json.dumps(frame_policy(config['frames']), sort_keys=True)}`",
@@ -191,6 +199,12 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
             for z in config["zoo"]
         ],
         "",
+    ]
+
+
+def _card_counts(summary: dict[str, Any], pairs: list[PreferencePair]) -> list[str]:
+    """The card's ``Counts`` section: the build's summary and the pairs by score gap and chosen model."""
+    return [
         "## Counts",
         "",
         f"- Questions: {summary['samples']} ({summary['row_errors']} bad rows, {summary['video_errors']} unusable videos)",
@@ -199,19 +213,16 @@ def _card(build: Path, pairs: list[PreferencePair], data_file: str, rows: str) -
         f"- Questions without a pair: `{json.dumps(summary['skipped'], sort_keys=True)}`",
         f"- API cost of the build: ${summary['cost_usd']:.4f}",
         "",
-        "| chosen > rejected score | pairs |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in sorted(scores.items())],
+        *_count_table("chosen > rejected score", Counter(f"{p.chosen_score:g} > {p.rejected_score:g}" for p in pairs)),
         "",
-        "| chosen model | pairs |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in sorted(models.items())],
-        "",
-        CITATION,
-        f"Versions: `{json.dumps(manifest['packages'], sort_keys=True)}`",
+        *_count_table("chosen model", Counter(p.chosen_model for p in pairs)),
         "",
     ]
-    return "\n".join(lines)
+
+
+def _count_table(header: str, counts: Counter[str]) -> list[str]:
+    """A Markdown table of ``counts``, one row per key in sorted order."""
+    return [f"| {header} | pairs |", "|---|---|", *[f"| {k} | {v} |" for k, v in sorted(counts.items())]]
 
 
 def export_pairs(build: str | Path, out: str | Path, fmt: ExportFormat = "trl", frames_as_images: bool = True) -> Path:

@@ -64,13 +64,24 @@ class ApiCalls(Generic[ItemT, ResultT]):
 
 
 class Answerer:
-    """The answers of zoo entry ``entry`` (``generator`` made from it), through the ledger."""
+    """The answers of zoo entry ``entry`` (``generator`` made from it), through the ledger; ``calls``: those of
+    another answerer of the same entry to count in (its answers under other settings: one progress, one count)."""
 
     def __init__(
-        self, run: StageRun, entry: ZooEntry, generator: ResponseGenerator, worker: ThreadPoolExecutor, total: int
+        self,
+        run: StageRun,
+        entry: ZooEntry,
+        generator: ResponseGenerator,
+        worker: ThreadPoolExecutor,
+        total: int,
+        calls: StreamedCalls[Response] | None = None,
     ) -> None:
         self.run, self.entry, self.generator = run, entry, generator
-        self.calls = StreamedCalls(run, "generation", f"generation {entry.name}", Response, total)
+        self.calls = (
+            calls
+            if calls is not None
+            else StreamedCalls(run, "generation", f"generation {entry.name}", Response, total)
+        )
         self.api: ApiCalls[GenerationRequest, Response] | None = None
         self.local: LocalLane[GenerationRequest, Response | None] | None = None
         if isinstance(generator, AsyncResponseGenerator):

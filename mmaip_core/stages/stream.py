@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from mmaip_core.config import PluginChoice
 from mmaip_core.errors import ConfigError
-from mmaip_core.frames import FrameLoader
+from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import Frames, RowError
 from mmaip_core.records import VideoQA
 from mmaip_core.stages.run import StageRun
@@ -165,10 +165,13 @@ class HeldFrames:
 
 class FrameSource:
     """Frames of one sample at a time, decoded (or read from the frame cache) on ``worker``; at most ``slots``
-    samples hold frames at once. A video that cannot be read raises VideoError."""
+    samples hold frames at once. A video that cannot be read raises VideoError. ``settings``: the frames (default:
+    the run's ``frames`` section)."""
 
-    def __init__(self, run: StageRun, worker: ThreadPoolExecutor, slots: int) -> None:
-        self.loader = FrameLoader(run.config.frames, run.manager)
+    def __init__(
+        self, run: StageRun, worker: ThreadPoolExecutor, slots: int, settings: FrameSettings | None = None
+    ) -> None:
+        self.loader = FrameLoader(settings or run.config.frames, run.manager)
         self.worker = worker
         self.slots = asyncio.Semaphore(max(slots, 1))
 

@@ -5,8 +5,9 @@ process ends, however it ends, so a crashed or killed run leaves no stale lock b
 asks for the same folder gets :class:`RunFolderBusyError` naming the holder.
 
 :func:`check_config` compares the sections a stage reads with those recorded in ``OUT/run-config.json`` by
-the folder's earlier runs. A difference stops the run with :class:`ConfigChangedError`, which lists what
-differs, unless the caller allows the change (``--allow-config-change``): the ledger is keyed by content, so
+the folder's earlier runs, read with today's defaults (an option added by a newer mmaip is no difference while
+it keeps its default). A difference stops the run with :class:`ConfigChangedError`, which lists what differs,
+unless the caller allows the change (``--allow-config-change``): the ledger is keyed by content, so
 continuing re-asks only the calls the change touches, but the folder's outputs and cost then describe the
 new config.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 SHOWN_DIFFERENCES = 12
+
+Resolve = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Remembered config sections -> the same sections with today's defaults filled in."""
 
 
 class RunFolderBusyError(UserError):
@@ -103,14 +107,32 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
     return lines
 
 
-def check_config(out: str | Path, stage: str, sections: Mapping[str, Any], allow_change: bool = False) -> None:
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def check_config(
+    out: str | Path,
+    stage: str,
+    sections: Mapping[str, Any],
+    allow_change: bool = False,
+    resolve: Resolve | None = None,
+) -> None:
     """Stop if ``out`` was started with other ``sections`` for ``stage`` (unless ``allow_change``); then
-    remember ``sections`` as the folder's config. Call it while holding the folder (:func:`locked`)."""
+    remember ``sections`` as the folder's config. Call it while holding the folder (:func:`locked`).
+
+    ``resolve`` reads the remembered sections with today's defaults (:func:`mmaip_core.config.resolve_again`):
+    an option that a newer mmaip added is then absent from the remembered config only in name, and differs
+    only where the new value is not its default, the value the earlier runs effectively used."""
     out = Path(out)
-    current = json.loads(json.dumps({"stage": stage, "config": dict(sections)}, default=str))
+    current = _plain({"stage": stage, "config": dict(sections)})
     path = out / layout.RUN_CONFIG
     if path.is_file() and not allow_change:
-        differences = config_differences(read_json(path), current)
+        remembered = read_json(path)
+        if resolve is not None and isinstance(remembered, dict) and isinstance(remembered.get("config"), dict):
+            remembered = {**remembered, "config": _plain(resolve(remembered["config"]))}
+        differences = config_differences(remembered, current)
         if differences:
             raise ConfigChangedError(out, stage, differences)
     write_text_atomic(path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")

@@ -21,6 +21,7 @@ from mmaip_core.testbeds.synthetic import make_demo_dataset
 
 if TYPE_CHECKING:
     from mmaip_core.analysis.compare import Comparison
+    from mmaip_core.config import RunConfig
     from mmaip_core.plugins.manager import PluginManager
     from mmaip_core.records import TrainManifest
     from mmaip_core.stages.evaluate import EvalResults
@@ -120,7 +121,7 @@ def run_demo(
     (``evaluation/``, with a judge protocol's evaluator), and the build's answers scored by ``reference`` and
     ``exact-match`` (``compare/``)."""
     from mmaip_core.analysis.compare import compare_scorers, resolve_scorers
-    from mmaip_core.config import EvaluatorConfig, ZooEntry, load_config
+    from mmaip_core.config import load_config
     from mmaip_core.stages.build import run_build
     from mmaip_core.stages.evaluate import run_evaluation
     from mmaip_core.train import run_training
@@ -131,27 +132,33 @@ def run_demo(
     summary = run_build(config, out / "build", manager, progress=progress)
     manifest = run_training(config, out / "train", manager, resume=True, progress=train_progress)
     if manifest.final is not None:  # the evaluation compares the trained model with its base
-        trained = ZooEntry.model_validate(
-            {
-                "name": "tiny-qwen2vl-trained",
-                "generator": "hf",
-                "model": manifest.final,
-                "device": "cpu",
-                "params": {"temperature": 0, "max_new_tokens": 8},
-            }
-        )
-        judge = EvaluatorConfig.model_validate(
-            {
-                "name": "lmms-eval-judge",
-                "evaluator": "text-judge",
-                "protocol": "lmms-eval",
-                "judge": {"name": "hf-judge", "model": manifest.final, "device": "cpu"},
-            }
-        )
-        config = config.model_copy(
-            update={"models": [*config.models, trained], "evaluators": [*config.evaluators, judge]}
-        )
+        config = _with_trained_model(config, manifest.final)
     results = run_evaluation(config, out / "evaluation", manager, progress=progress)
     scorers = resolve_scorers(["reference", "exact-match"], None, config, manager)
     comparison = compare_scorers(out / "build", scorers, out / "compare", manager, progress=progress)
     return DemoRun(config_path, summary, manifest, results, comparison)
+
+
+def _with_trained_model(config: RunConfig, model: str) -> RunConfig:
+    """``config`` with the trained ``model`` among the evaluated models and as the local judge of a
+    ``text-judge`` evaluator under the ``lmms-eval`` protocol."""
+    from mmaip_core.config import EvaluatorConfig, ZooEntry
+
+    trained = ZooEntry.model_validate(
+        {
+            "name": "tiny-qwen2vl-trained",
+            "generator": "hf",
+            "model": model,
+            "device": "cpu",
+            "params": {"temperature": 0, "max_new_tokens": 8},
+        }
+    )
+    judge = EvaluatorConfig.model_validate(
+        {
+            "name": "lmms-eval-judge",
+            "evaluator": "text-judge",
+            "protocol": "lmms-eval",
+            "judge": {"name": "hf-judge", "model": model, "device": "cpu"},
+        }
+    )
+    return config.model_copy(update={"models": [*config.models, trained], "evaluators": [*config.evaluators, judge]})

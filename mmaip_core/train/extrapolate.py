@@ -10,7 +10,8 @@ ExPO alpha; 0.3–0.5 is typical, 0 returns the policy), applied tensor by tenso
 - vision towers and projectors are copied from the policy unless asked for (``include_vision``);
 - everything else in the policy folder (config, processor, tokenizer files) is copied alongside;
 - every combined tensor must be finite: inf or NaN (an alpha too large for float16/bfloat16, or a source that
-  already holds them) is refused, naming the tensor, its file and the alpha, and nothing is written;
+  already holds them) is refused, naming the tensor, its file and the alpha, and nothing is written; so is a
+  weight beyond float32, in which tensors are combined (an alpha such as 1e300);
 - a missing, truncated or damaged safetensors file or index is one :class:`~mmaip_core.errors.ModelError`
   naming the file.
 
@@ -145,6 +146,18 @@ def _check_finite(result: torch.Tensor, parts: Mapping[Path, torch.Tensor], wher
     raise UserError(f"{label} gives inf or NaN in {where} ({cause}); nothing was written to {out}")
 
 
+def _check_weights(weights: Mapping[str, float], label: str, out: Path) -> None:
+    """Every weight fits float32, in which tensors are combined (torch refuses a larger scalar with a bare
+    RuntimeError); a weight beyond it could only overflow every tensor it multiplies."""
+    limit = torch.finfo(torch.float32).max
+    for source, weight in weights.items():
+        if not math.isfinite(weight) or abs(weight) > limit:
+            raise UserError(
+                f"{label} gives the weight {weight:g} to '{source}', which overflows float32 (at most {limit:.3g} "
+                f"either way), in which the tensors are combined; nothing was written to {out}"
+            )
+
+
 def _copy_side_files(source: Path, target: Path) -> None:
     """Copy config, processor, tokenizer, ... files (not the weights, the index or a completion marker)."""
     for item in source.iterdir():
@@ -220,7 +233,9 @@ def combine_checkpoints(
     layouts = {name: tensor_files(folder) for name, folder in folders.items()}
     _check_same_tensors(folders, layouts)
     _check_output(out, folders)
-    combination = _Combination(weights, folders, layouts, copy_from, include, label or f"weights {dict(weights)}", out)
+    label = label or f"weights {dict(weights)}"
+    _check_weights(weights, label, out)
+    combination = _Combination(weights, folders, layouts, copy_from, include, label, out)
     report = CombineReport(out=out)
     with staged(out, {"weights": dict(weights), "sources": {k: str(v) for k, v in folders.items()}}) as tmp:
         _copy_side_files(folders[copy_from], tmp)

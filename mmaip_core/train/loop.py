@@ -27,12 +27,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmaip_core.config import RunConfig, TrainConfig
 from mmaip_core.errors import TrainingError, UserError
 from mmaip_core.frames import FrameLoader
-from mmaip_core.plugins.kinds import PolicyTrainer, ReferencePolicy, RoundRequest
+from mmaip_core.plugins.kinds import Frames, PolicyTrainer, ReferencePolicy, RoundRequest
 from mmaip_core.plugins.manager import PluginManager
 from mmaip_core.records import ItemError, RoundRecord, RoundResult, TrainManifest, TrainPair
 from mmaip_core.store import layout
@@ -69,10 +70,10 @@ def _load_manifest(path: Path, trainer: PolicyTrainer, resume: bool) -> TrainMan
 
 
 def _round_pairs(
-    train: TrainConfig, pairs: list[TrainPair], t: int, reference: Path, manager: PluginManager
+    train: TrainConfig, pairs: list[TrainPair], t: int, start: Path, reference: Path, manager: PluginManager
 ) -> list[TrainPair]:
     chosen = round_shard(pairs, train.rounds, t, train.seed) if train.schedule == "shards" else list(pairs)
-    return chosen + list(manager.call_round_pairs(t, str(reference), chosen))
+    return chosen + list(manager.call_round_pairs(t, str(start), str(reference), chosen))
 
 
 def run_training(
@@ -96,6 +97,31 @@ def run_training(
         return _run_rounds(config, Path(out), manager, resume, progress, command)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every round of one training run shares."""
+
+    train: TrainConfig
+    trainer: PolicyTrainer
+    policy: ReferencePolicy
+    manager: PluginManager
+    out: Path
+    pairs: list[TrainPair]
+    held_out: list[TrainPair]
+    frames: Callable[[str], Frames]
+    resume: bool
+    progress: TrainProgress | None
+    processes: Processes
+
+    @property
+    def base(self) -> Path:
+        return self.out / "base"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out / layout.TRAIN_MANIFEST
+
+
 def _run_rounds(
     config: RunConfig,
     out: Path,
@@ -109,65 +135,77 @@ def _run_rounds(
         raise UserError("the config has no `train` section")
     trainer = manager.create("trainer", train.trainer.plugin, train.trainer.options)
     policy = manager.create("reference-policy", train.reference.plugin, train.reference.options)
-    processes = Processes.current()
-    main = processes.main
-    manifest_path = out / layout.TRAIN_MANIFEST
-    manifest = _load_manifest(manifest_path, trainer, resume)
+    manifest = _load_manifest(out / layout.TRAIN_MANIFEST, trainer, resume)
     pairs, held_out, bad = _usable_pairs(train)
-    base = out / "base"
-    with processes.together():  # main-only steps: a failure there stops every process
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-            write_jsonl_atomic(out / "pair_errors.jsonl", bad)
-            write_jsonl_atomic(out / "eval_pairs.jsonl", held_out)
-            if not is_complete(base):
-                trainer.save_base(base)
-    manifest = manifest or TrainManifest(
-        base=str(base),
-        trainer=train.trainer.plugin,
-        trainer_fingerprint=trainer.fingerprint,
-        rounds_planned=train.rounds,
-        keep=train.keep,
-        run=run_manifest(config.resolved(manager), manager, command or sys.argv),
-    )
     frames = FrameLoader(train.frames or config.frames, manager).load  # each call reads the frame cache on disk
-    reference = Path(manifest.rounds[-1].next_reference) if manifest.rounds else base
-    start = _round_model(manifest.rounds[-1]) if manifest.rounds else base
+    run = _Run(train, trainer, policy, manager, out, pairs, held_out, frames, resume, progress, Processes.current())
+    _prepare_folder(run, bad)
+    manifest = manifest or _new_manifest(config, run, command)
     for t in range(len(manifest.rounds) + 1, train.rounds + 1):
-        folder = out / f"round-{t}"
-        round_pairs = _round_pairs(train, pairs, t, reference, manager)
-        with processes.together():
-            if main:
-                write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
-        policy_dir = folder / "policy"
-        request = RoundRequest(
-            round=t,
-            reference=reference,
-            init=start,
-            pairs=round_pairs,
-            eval_pairs=held_out,
-            out=policy_dir,
-            work=folder / "work",
-            cache=out / "cache",
-            frames=frames,
-            resume=resume,
-            progress=progress if main else None,
-        )
-        result = _train_policy(trainer, request)
-        with processes.together():  # the main process extrapolates and writes the manifest
-            record = _finish_round(train, policy, t, base, reference, policy_dir, folder, result, main)
-            record.init = str(start)
-            manifest.rounds.append(record)
-            if main:
-                write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
-        reference, start = Path(record.next_reference), _round_model(record)
+        _run_round(run, manifest, t)
     kept = _kept_round(manifest.rounds, train.keep)
     manifest.final, manifest.final_round = str(_round_model(kept)), kept.round
-    with processes.together():
-        if main:
-            write_text_atomic(manifest_path, manifest.model_dump_json(indent=2))
+    with run.processes.together():
+        if run.processes.main:
+            write_text_atomic(run.manifest_path, manifest.model_dump_json(indent=2))
             plot_curves(manifest, out / "curves.png")
     return manifest
+
+
+def _new_manifest(config: RunConfig, run: _Run, command: list[str] | None) -> TrainManifest:
+    """The manifest of a training run with no round yet."""
+    return TrainManifest(
+        base=str(run.base),
+        trainer=run.train.trainer.plugin,
+        trainer_fingerprint=run.trainer.fingerprint,
+        rounds_planned=run.train.rounds,
+        keep=run.train.keep,
+        run=run_manifest(config.resolved(run.manager), run.manager, command or sys.argv),
+    )
+
+
+def _prepare_folder(run: _Run, bad: list[ItemError]) -> None:
+    """The run folder with the unusable pair lines, the held-out pairs and the base model (main process)."""
+    with run.processes.together():  # main-only steps: a failure there stops every process
+        if run.processes.main:
+            run.out.mkdir(parents=True, exist_ok=True)
+            write_jsonl_atomic(run.out / "pair_errors.jsonl", bad)
+            write_jsonl_atomic(run.out / "eval_pairs.jsonl", run.held_out)
+            if not is_complete(run.base):
+                run.trainer.save_base(run.base)
+
+
+def _run_round(run: _Run, manifest: TrainManifest, t: int) -> None:
+    """Round ``t``: its pairs, its trained policy, the extrapolation and next reference, its manifest record."""
+    last = manifest.rounds[-1] if manifest.rounds else None
+    reference = Path(last.next_reference) if last else run.base
+    start = _round_model(last) if last else run.base
+    main = run.processes.main
+    folder = run.out / f"round-{t}"
+    round_pairs = _round_pairs(run.train, run.pairs, t, start, reference, run.manager)
+    with run.processes.together():
+        if main:
+            write_jsonl_atomic(folder / layout.PAIRS, round_pairs)
+    request = RoundRequest(
+        round=t,
+        reference=reference,
+        init=start,
+        pairs=round_pairs,
+        eval_pairs=run.held_out,
+        out=folder / "policy",
+        work=folder / "work",
+        cache=run.out / "cache",
+        frames=run.frames,
+        resume=run.resume,
+        progress=run.progress if main else None,
+    )
+    result = _train_policy(run.trainer, request)
+    with run.processes.together():  # the main process extrapolates and writes the manifest
+        record = _finish_round(run, t, reference, folder, result)
+        record.init = str(start)
+        manifest.rounds.append(record)
+        if main:
+            write_text_atomic(run.manifest_path, manifest.model_dump_json(indent=2))
 
 
 def _usable_pairs(train: TrainConfig) -> tuple[list[TrainPair], list[TrainPair], list[ItemError]]:
@@ -229,23 +267,14 @@ def _train_policy(trainer: PolicyTrainer, request: RoundRequest) -> RoundResult:
     return result
 
 
-def _finish_round(
-    train: TrainConfig,
-    policy: ReferencePolicy,
-    t: int,
-    base: Path,
-    reference: Path,
-    policy_dir: Path,
-    folder: Path,
-    result: RoundResult,
-    main: bool,
-) -> RoundRecord:
+def _finish_round(run: _Run, t: int, reference: Path, folder: Path, result: RoundResult) -> RoundRecord:
     """Extrapolate, build the next reference, and describe the round (files are written by the main process)."""
+    train, base, main, policy_dir = run.train, run.base, run.processes.main, folder / "policy"
     anchor = reference if train.anchor == "reference" else base
     strong = folder / "strong" if train.alpha > 0 else None
     if main and strong is not None and not is_complete(strong):
         extrapolate(policy_dir, anchor, train.alpha, strong, include_vision=train.extrapolate_vision)
-    update = policy.next_reference(t)
+    update = run.policy.next_reference(t)
     sources: dict[str, Path] = {
         "base": base,
         "reference": reference,

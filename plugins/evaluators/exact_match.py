@@ -15,6 +15,7 @@ from mmaip_core import (
     ScoreScale,
     stable_hash,
 )
+from mmaip_plugins.evaluators.records import NO_TRUTH, eval_record
 from mmaip_plugins.matching import contains, normalise, token_f1
 
 __all__ = ["ExactMatchEvaluator", "ExactMatchEvaluatorOptions"]
@@ -45,28 +46,17 @@ class ExactMatchEvaluator:
 
     def _record(self, request: EvalRequest) -> EvalRecord:
         truth, prediction = request.sample.answer, request.prediction
-        record = {
-            "sample_id": request.sample.id,
-            "video": request.sample.video,
-            "benchmark": request.benchmark,
-            "model": request.model,
-            "evaluator": self.name,
-            "fingerprint": self.fingerprint,
-            "question": request.sample.question,
-            "answer": truth,
-            "prediction": prediction,
-            "scale": self.scale,
-            "frames": request.frames.manifest.key if request.frames else None,
-        }
         if truth is None:
-            return EvalRecord(**record, status=ParseStatus.ERROR, rationale="the sample has no ground truth")
+            return eval_record(
+                request, self.name, self.fingerprint, self.scale, status=ParseStatus.ERROR, rationale=NO_TRUTH
+            )
         if self.options.match == "exact":
             correct = normalise(prediction) == normalise(truth)
         else:
             correct = contains(prediction, truth)
         span = self.scale.max - self.scale.min
         score = self.scale.max if correct else self.scale.min + token_f1(prediction, truth) * span
-        return EvalRecord(**record, correct=correct, score=round(score, 6))
+        return eval_record(request, self.name, self.fingerprint, self.scale, correct=correct, score=round(score, 6))
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
         return [self._record(r) for r in requests]

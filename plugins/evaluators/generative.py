@@ -1,6 +1,8 @@
 """Video-ChatGPT's generative performance benchmark (VCGBench) as evaluators: ``vcgbench-correctness``
 (correctness of information), ``vcgbench-detail`` (detail orientation), ``vcgbench-context`` (contextual
-understanding) and ``vcgbench-temporal`` (temporal understanding). Each is a text judge under its criterion's
+understanding), ``vcgbench-temporal`` (temporal understanding) and ``vcgbench-consistency`` (consistency: the
+model's answers to the two phrasings of a question, the sample's ``question`` and ``alt_question``, judged
+together; a sample without a second phrasing is an error). Each is a text judge under its criterion's
 protocol (:mod:`mmaip_plugins.judging.vcgbench`: the official prompts, ``{'score': N}`` replies read with
 ``ast.literal_eval``, ``int(score)``, asked again until read); the figure the benchmark reports is the mean score.
 """
@@ -22,6 +24,7 @@ VCGBENCH_CRITERIA = {
     "detail": "detail orientation",
     "context": "contextual understanding",
     "temporal": "temporal understanding",
+    "consistency": "consistency",
 }
 
 
@@ -45,7 +48,7 @@ def _factory(criterion: str) -> Callable[[GenerativeCriterionOptions, PluginCont
 
 
 def generative_specs() -> list[EvaluatorSpec]:
-    """The four criteria's evaluator specs."""
+    """The five criteria's evaluator specs."""
     return [
         EvaluatorSpec(
             name=f"vcgbench-{criterion}",

@@ -32,6 +32,7 @@ from mmaip_core import (
     ScoreScale,
     stable_hash,
 )
+from mmaip_plugins.evaluators.records import eval_record
 from mmaip_plugins.judging import CORRECT
 from mmaip_plugins.judging.options import PromptTemplate
 from mmaip_plugins.judging.protocols import ProtocolName, protocol
@@ -70,10 +71,14 @@ class JudgeEvaluator:
     """Turns each prediction into a request to ``judge`` and each verdict into an EvalRecord; ``vision``: the
     judge sees the frames."""
 
-    def __init__(self, name: str, vision: bool, judge: Scorer, scale: ScoreScale, impute: bool = False) -> None:
+    def __init__(
+        self, name: str, vision: bool, judge: Scorer, scale: ScoreScale, impute: bool = False, second: bool = False
+    ) -> None:
         self.name, self.vision, self.judge, self.scale = name, vision, judge, scale
         self.impute = impute
         """An unreadable verdict counts as 'no' with the lowest score, marked imputed (the lmms-eval rule)."""
+        self.second = second
+        """The judge compares the answers to two phrasings: a request without the second answer is an error."""
         self.uses_frames = vision
         self.fingerprint = stable_hash({"evaluator": name, "judge": judge.fingerprint})[:16]
 
@@ -89,7 +94,19 @@ class JudgeEvaluator:
             text=request.prediction,
             frames=frames.manifest.key if frames else "-",
         )
-        return ScoreRequest(sample=request.sample, response=prediction, frames=frames if self.vision else None)
+        return ScoreRequest(
+            sample=request.sample,
+            response=prediction,
+            frames=frames if self.vision else None,
+            alt_prediction=request.alt_prediction,
+        )
+
+    def _unjudged(self, request: EvalRequest) -> EvalRecord | None:
+        """The error record of a request this judge cannot judge (no second phrasing), else None."""
+        if not self.second or request.alt_prediction is not None:
+            return None
+        why = "the sample has no second phrasing of its question (alt_question) to judge consistency on"
+        return eval_record(request, self.name, self.fingerprint, self.scale, status=ParseStatus.ERROR, rationale=why)
 
     def _imputed(self, verdict: Judgement) -> Judgement:
         """An unreadable verdict as the lmms-eval rule counts it: 'no' with the lowest score, the problem kept."""
@@ -108,32 +125,27 @@ class JudgeEvaluator:
         if imputed:
             verdict = self._imputed(verdict)
         ok = verdict.status is ParseStatus.OK
-        return EvalRecord(
-            sample_id=request.sample.id,
-            video=request.sample.video,
-            benchmark=request.benchmark,
-            model=request.model,
-            evaluator=self.name,
-            fingerprint=self.fingerprint,
-            question=request.sample.question,
-            answer=request.sample.answer,
-            prediction=request.prediction,
+        return eval_record(
+            request,
+            self.name,
+            self.fingerprint,
+            self.scale,
             correct=verdict.criteria.get(CORRECT) == 1.0 if ok else None,
             score=verdict.score if ok else None,
-            scale=self.scale,
             rationale=verdict.rationale or (verdict.error.message if verdict.error else None),
             raw_reply=verdict.raw_reply,
             status=verdict.status,
             imputed=imputed,
-            frames=request.frames.manifest.key if request.frames else None,
             judge_frames=verdict.frames,
             model_id=verdict.model_id,
             usage=verdict.usage,
         )
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalRecord]:
-        verdicts = self.judge.score([self._score_request(i, r) for i, r in enumerate(requests)])
-        return [self._record(r, v) for r, v in zip(requests, verdicts, strict=True)]
+        unjudged = [self._unjudged(r) for r in requests]
+        asked = [r for r, u in zip(requests, unjudged, strict=True) if u is None]
+        verdicts = iter(self.judge.score([self._score_request(i, r) for i, r in enumerate(asked)]))
+        return [u or self._record(r, next(verdicts)) for r, u in zip(requests, unjudged, strict=True)]
 
 
 class ApiJudgeEvaluator(JudgeEvaluator):
@@ -142,11 +154,16 @@ class ApiJudgeEvaluator(JudgeEvaluator):
 
     judge: AsyncScorer
 
-    def __init__(self, name: str, vision: bool, judge: AsyncScorer, scale: ScoreScale, impute: bool = False) -> None:
-        super().__init__(name, vision, judge, scale, impute)
+    def __init__(
+        self, name: str, vision: bool, judge: AsyncScorer, scale: ScoreScale, impute: bool = False, second: bool = False
+    ) -> None:
+        super().__init__(name, vision, judge, scale, impute, second)
         self.call_options = judge.call_options
 
     async def aevaluate(self, request: EvalRequest) -> EvalRecord:
+        unjudged = self._unjudged(request)
+        if unjudged is not None:
+            return unjudged
         return self._record(request, await self.judge.ascore(self._score_request(0, request)))
 
     def failed(self, request: EvalRequest, error: ErrorInfo) -> EvalRecord:
@@ -169,8 +186,8 @@ def judge_evaluator(name: str, vision: bool, options: JudgeEvaluatorOptions, con
         values["prompt_template"] = options.prompt_template.model_dump()
     judge: Scorer = context.manager.create("scorer", str(options.judge.get("name", "")), values, prices=context.prices)
     if isinstance(judge, AsyncScorer):
-        return ApiJudgeEvaluator(name, vision, judge, options.scale, proto.impute)
-    return JudgeEvaluator(name, vision, judge, options.scale, proto.impute)
+        return ApiJudgeEvaluator(name, vision, judge, options.scale, proto.impute, proto.second_answer)
+    return JudgeEvaluator(name, vision, judge, options.scale, proto.impute, proto.second_answer)
 
 
 def vision_judge(options: JudgeEvaluatorOptions, context: PluginContext) -> JudgeEvaluator:

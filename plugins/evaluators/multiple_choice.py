@@ -31,6 +31,7 @@ from mmaip_core import (
     stable_hash,
 )
 from mmaip_plugins.evaluators.judges import JudgeEvaluator, JudgeEvaluatorOptions, text_judge
+from mmaip_plugins.evaluators.records import NO_TRUTH, eval_record
 
 __all__ = ["MultipleChoiceEvaluator", "MultipleChoiceOptions", "extract_letter", "options_of"]
 
@@ -112,20 +113,7 @@ class MultipleChoiceEvaluator:
         )[:16]
 
     def _record(self, request: EvalRequest, **verdict: Any) -> EvalRecord:
-        return EvalRecord(
-            sample_id=request.sample.id,
-            video=request.sample.video,
-            benchmark=request.benchmark,
-            model=request.model,
-            evaluator=self.name,
-            fingerprint=self.fingerprint,
-            question=request.sample.question,
-            answer=request.sample.answer,
-            prediction=request.prediction,
-            scale=self.scale,
-            frames=request.frames.manifest.key if request.frames else None,
-            **verdict,
-        )
+        return eval_record(request, self.name, self.fingerprint, self.scale, **verdict)
 
     def _verdict(self, correct: bool, rationale: str) -> dict[str, Any]:
         return {"correct": correct, "score": self.scale.max if correct else self.scale.min, "rationale": rationale}
@@ -137,7 +125,7 @@ class MultipleChoiceEvaluator:
             options = options_of(request)
             truth = _truth(request.sample.answer, options)
             if truth is None:
-                why = "the sample has no ground truth" if request.sample.answer is None else "no option is the truth"
+                why = NO_TRUTH if request.sample.answer is None else "no option is the truth"
                 records.append(self._record(request, status=ParseStatus.ERROR, rationale=why))
                 continue
             letter = extract_letter(request.prediction, options)

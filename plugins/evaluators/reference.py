@@ -9,6 +9,7 @@ from pydantic import Field
 
 from mmaip_core import EvalRecord, EvalRequest, ParseStatus, PluginOptions, ScoreScale, stable_hash
 from mmaip_plugins.embeddings import EMBEDDING_MODEL, cosine_to_truth
+from mmaip_plugins.evaluators.records import NO_TRUTH, eval_record
 
 __all__ = ["ReferenceEvaluator", "ReferenceEvaluatorOptions"]
 
@@ -48,29 +49,21 @@ class ReferenceEvaluator:
         o, span = self.options, self.scale.max - self.scale.min
         records = []
         for r in requests:
-            common = {
-                "sample_id": r.sample.id,
-                "video": r.sample.video,
-                "benchmark": r.benchmark,
-                "model": r.model,
-                "evaluator": self.name,
-                "fingerprint": self.fingerprint,
-                "question": r.sample.question,
-                "answer": r.sample.answer,
-                "prediction": r.prediction,
-                "scale": self.scale,
-                "frames": r.frames.manifest.key if r.frames else None,
-            }
             if id(r) not in cosines:
                 records.append(
-                    EvalRecord(**common, status=ParseStatus.ERROR, rationale="the sample has no ground truth")
+                    eval_record(
+                        r, self.name, self.fingerprint, self.scale, status=ParseStatus.ERROR, rationale=NO_TRUTH
+                    )
                 )
                 continue
             cosine = cosines[id(r)]
             credit = min(max((cosine - o.floor) / (1 - o.floor), 0.0), 1.0)
             records.append(
-                EvalRecord(
-                    **common,
+                eval_record(
+                    r,
+                    self.name,
+                    self.fingerprint,
+                    self.scale,
                     correct=cosine >= o.threshold,
                     score=round(self.scale.min + credit * span, 6),
                     rationale=f"cosine {cosine:.3f} to the ground truth ({EMBEDDING_MODEL})",

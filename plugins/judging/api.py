@@ -81,7 +81,8 @@ class ApiJudge(JudgeBase, ABC):
 
     def estimate(self, request: ScoreRequest) -> TokenUsage:
         """Upper bound over the first call and every repair (each resends the conversation so far)."""
-        system, user = build_prompt(self.options, request.sample, request.response.text or "", self.structured)
+        text = request.response.text or ""
+        system, user = build_prompt(self.options, request.sample, text, self.structured, request.alt_prediction)
         prompt = text_tokens(system + user) + (self._image_tokens(request) if self.uses_frames else 0)
         calls, turn = self.options.max_repairs + 1, self.options.max_tokens + 60
         return TokenUsage(

@@ -80,7 +80,9 @@ class JudgeBase:
     def messages(self, request: ScoreRequest, structured: bool) -> tuple[str, list[dict[str, Any]]]:
         """(system, messages) of the first request about ``request``."""
         assert request.response.text is not None
-        system, user = build_prompt(self.options, request.sample, request.response.text, structured)
+        system, user = build_prompt(
+            self.options, request.sample, request.response.text, structured, request.alt_prediction
+        )
         return self._conversation(request, system, user)
 
     def _judgement(self, request: ScoreRequest, **fields: Any) -> Judgement:

@@ -94,13 +94,15 @@ def _verdict_system(options: JudgeOptions, structured: bool) -> str:
     )
 
 
-def _fields(options: JudgeOptions, sample: VideoQA, prediction: str) -> dict[str, object]:
-    """The values of a template's named fields (see :data:`~mmaip_plugins.judging.options.TEMPLATE_FIELDS`)."""
+def _fields(options: JudgeOptions, sample: VideoQA, prediction: str, second: str | None = None) -> dict[str, object]:
+    """The values of a template's named fields (see :data:`~mmaip_plugins.judging.options.TEMPLATE_FIELDS`; a
+    protocol's templates also have {prediction2}, the answer to the second phrasing)."""
     low, high = _bounds(options)
     return {
         "question": sample.question,
         "answer": sample.answer or "(none given)",
         "prediction": prediction,
+        "prediction2": second or "",
         "caption": sample.caption or "",
         "low": low,
         "high": high,
@@ -119,15 +121,17 @@ def _mmaip_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structure
     return _rate_system(options, sample, structured), "\n".join(lines), shown
 
 
-def build_prompt(options: JudgeOptions, sample: VideoQA, answer: str, structured: bool) -> tuple[str, str]:
-    """(system, user) text of the judge request for one answer. Verdicts (evaluation) see no caption: the
-    question, the ground truth and the prediction, as in the Video-ChatGPT protocol, plus frames with vision.
-    A verdict under a published protocol is asked with that protocol's messages, verbatim; a
-    ``prompt_template`` replaces the user (and, when given, the system) message."""
+def build_prompt(
+    options: JudgeOptions, sample: VideoQA, answer: str, structured: bool, second: str | None = None
+) -> tuple[str, str]:
+    """(system, user) text of the judge request for one answer (and ``second``, the answer to the sample's second
+    phrasing). Verdicts (evaluation) see no caption: the question, the ground truth and the prediction, as in the
+    Video-ChatGPT protocol, plus frames with vision. A verdict under a published protocol is asked with that
+    protocol's messages, verbatim; a ``prompt_template`` replaces the user (and, when given, the system) message."""
     proto = protocol(options.protocol)
     if options.task == "verdict" and proto.system is not None and proto.user is not None:
         system, shown = proto.system, answer
-        user = proto.user.format(**_fields(options, sample, shown))
+        user = proto.user.format(**_fields(options, sample, shown, second))
     else:
         system, user, shown = _mmaip_prompt(options, sample, answer, structured)
     template = options.prompt_template

@@ -10,8 +10,9 @@ with (model, temperature, token limit), which a config may still override. Sourc
   (``get_eval``, ``parse_score``, ``activitynetqa_process_results``, ``activitynetqa_aggregate_*``).
 - ``vision``: the paper's vision-grounded scheme (arXiv 2411.16201, section 4c; its prompt is not published):
   the Video-ChatGPT QA judge, shown the frames, with a pinned model at temperature 0.
-- ``vcgbench-correctness``, ``-detail``, ``-context``, ``-temporal``: the judges of Video-ChatGPT's generative
-  benchmark (:mod:`~mmaip_plugins.judging.vcgbench`), one 0-5 score each, no yes/no.
+- ``vcgbench-correctness``, ``-detail``, ``-context``, ``-temporal``, ``-consistency``: the judges of
+  Video-ChatGPT's generative benchmark (:mod:`~mmaip_plugins.judging.vcgbench`), one 0-5 score each, no yes/no;
+  consistency judges a model's answers to two phrasings of the question together.
 - ``mmaip``: mmaip's own verdict prompt (:mod:`~mmaip_plugins.judging.prompts`): JSON with a reason,
   repaired while unreadable. The default, so configs written before protocols keep their verdicts.
 """
@@ -35,6 +36,7 @@ ProtocolName = Literal[
     "vcgbench-detail",
     "vcgbench-context",
     "vcgbench-temporal",
+    "vcgbench-consistency",
 ]
 
 # evaluate_activitynet_qa.py, annotate(): the system message, verbatim (its string pieces are joined without
@@ -99,6 +101,12 @@ class JudgeProtocol(BaseModel):
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def second_answer(self) -> bool:
+        """Whether the judge compares the model's answers to two phrasings of the question (its user message
+        shows ``{prediction2}``, the answer to the sample's ``alt_question``): a sample without one is an error."""
+        return "{prediction2}" in (self.user or "")
+
 
 VCG_QA = "mbzuai-oryx/Video-ChatGPT@659e04b2 quantitative_evaluation/evaluate_activitynet_qa.py"
 LMMS_QA = "EvolvingLMMs-Lab/lmms-eval@75571cfe lmms_eval/tasks/activitynetqa/utils.py"
@@ -158,13 +166,14 @@ PROTOCOLS: dict[str, JudgeProtocol] = {
 }
 
 
-# evaluate_benchmark_{1..4}_*.py: the same call, reading and loop as the QA script, a {'score': N} reply.
+# evaluate_benchmark_{1..5}_*.py: the same call, reading and loop as the QA script, a {'score': N} reply.
 VCGBENCH = "mbzuai-oryx/Video-ChatGPT@659e04b2 quantitative_evaluation/evaluate_benchmark_{}.py"
 for _criterion, _file in [
     ("correctness", "1_correctness"),
     ("detail", "2_detailed_orientation"),
     ("context", "3_context"),
     ("temporal", "4_temporal"),
+    ("consistency", "5_consistency"),
 ]:
     _name = f"vcgbench-{_criterion}"
     PROTOCOLS[_name] = PROTOCOLS["video-chatgpt"].model_copy(

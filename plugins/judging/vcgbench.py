@@ -1,9 +1,13 @@
 """The judge prompts of Video-ChatGPT's generative performance benchmark (VCGBench), verbatim from
 mbzuai-oryx/Video-ChatGPT@659e04b2 ``quantitative_evaluation/evaluate_benchmark_{1_correctness,
-2_detailed_orientation,3_context,4_temporal}.py`` (``annotate()``; the source's string pieces are joined without
-separators, hence "task:------##INSTRUCTIONS: - ..." and "STRING.DO NOT"; its example ``{''score': 4.8}`` is
-kept as written). Each asks for one integer score from 0 to 5 as a Python dictionary string; the scripts read it
-with ``ast.literal_eval``, keep ``int(score)`` and report the mean over all questions."""
+2_detailed_orientation,3_context,4_temporal,5_consistency}.py`` (``annotate()``; the source's string pieces are
+joined without separators, hence "task:------##INSTRUCTIONS: - ..." and "STRING.DO NOT"; its example
+``{''score': 4.8}`` is kept as written). Each asks for one integer score from 0 to 5 as a Python dictionary
+string; the scripts read it with ``ast.literal_eval``, keep ``int(score)`` and report the mean over all questions.
+
+Consistency shows the model's answers to two phrasings of a question ({prediction}, {prediction2}); the script
+fills both question lines with the first phrasing (``main()``: ``question2 = sample['Q1']``), and so does this
+template, so that its scores sit beside the published ones."""
 
 from __future__ import annotations
 
@@ -96,6 +100,30 @@ CRITERIA: dict[str, tuple[str, str]] = {
             ],
         ),
         _user("temporal accuracy", "temporal consistency", "the temporal accuracy score"),
+    ),
+    "consistency": (
+        "You are an intelligent chatbot designed for evaluating the consistency of generative outputs for similar "
+        "video-based question-answer pairs. You will be given two very similar questions, a common answer common to "
+        "both the questions and predicted answers for the two questions .Your task is to compare the predicted "
+        "answers for two very similar question, with a common correct answer and determine if they are consistent. "
+        "Here's how you can accomplish the task:------##INSTRUCTIONS: "
+        "- Focus on the consistency between the two predicted answers and the correct answer. Both predicted answers "
+        "should correspond to the correct answer and to each other, and should not contain any contradictions or "
+        "significant differences in the conveyed information.\n"
+        "- Both predicted answers must be consistent with each other and the correct answer, in terms of the "
+        "information they provide about the video content.\n"
+        "- Consider synonyms or paraphrases as valid matches, but only if they maintain the consistency in the "
+        "conveyed information.\n"
+        "- Evaluate the consistency of the two predicted answers compared to the correct answer.",
+        "Please evaluate the following video-based question-answer pair:\n\n"
+        "Question 1: {question}\n"
+        "Question 2: {question}\n"
+        "Correct Answer: {answer}\n"
+        "Predicted Answer to Question 1: {prediction}\n"
+        "Predicted Answer to Question 2: {prediction2}\n\n"
+        "Provide your evaluation only as a consistency score where the consistency score is an integer value "
+        "between 0 and 5, with 5 indicating the highest level of consistency. "
+        + _TAIL.format(what="the consistency score"),
     ),
 }
 """criterion -> (system message, user message template)."""

@@ -40,6 +40,11 @@ __all__ = [
 
 @hookimpl
 def mmaip_sample_readers() -> list[SampleReaderSpec]:
+    return [*_table_readers(), *_videoqa_readers(), *_multiple_choice_readers(), *_testbed_readers()]
+
+
+def _table_readers() -> list[SampleReaderSpec]:
+    """Generic tables, their columns mapped in the config."""
     return [
         SampleReaderSpec(
             name="jsonl",
@@ -53,6 +58,12 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
             options=TableOptions,
             factory=CsvReader,
         ),
+    ]
+
+
+def _videoqa_readers() -> list[SampleReaderSpec]:
+    """Published open-ended video-QA layouts."""
+    return [
         SampleReaderSpec(
             name="videochatgpt",
             description="Video-ChatGPT layout (MSVD-QA, MSRVTT-QA, TGIF-QA, ActivityNet-QA): question/answer files",
@@ -65,6 +76,12 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
             options=ShareGPTVideoOptions,
             factory=ShareGPTVideoReader,
         ),
+    ]
+
+
+def _multiple_choice_readers() -> list[SampleReaderSpec]:
+    """Multiple-choice benchmarks."""
+    return [
         SampleReaderSpec(
             name="videomme",
             description="Video-MME (parquet or JSON): multiple choice A-D, by duration, domain and task type",
@@ -89,6 +106,12 @@ def mmaip_sample_readers() -> list[SampleReaderSpec]:
             options=NExTQAOptions,
             factory=NExTQAReader,
         ),
+    ]
+
+
+def _testbed_readers() -> list[SampleReaderSpec]:
+    """The synthetic ShapesQA testbed."""
+    return [
         SampleReaderSpec(
             name="shapesqa",
             description="One split of a ShapesQA folder (synthetic shapes, one-word answers; make_shapesqa)",

@@ -4,8 +4,10 @@
 ActivityNet-QA: a question file (list of ``{video_name, question, question_id}``), an answer file (list of
 ``{question_id, answer}``) and a folder of videos named after ``video_name`` (ActivityNet-QA adds ``v_``).
 MSRVTT-QA's own files (``{video_id, id, question, answer}``) read the same way: ``video_id`` for the video,
-``id`` for the question id. Other fields of both files are kept as metadata, the ``categories`` ones (ActivityNet-QA's
-answer ``type``) as categories.
+``id`` for the question id. So do the files of Video-ChatGPT's generative benchmark (VCGBench: ``generic_qa.json``,
+``temporal_qa.json``, ``{video_name, Q, A}``; ``consistency_qa.json``, ``{video_name, Q1, Q2, A}``, whose ``Q2``, the
+second phrasing, becomes the sample's ``alt_question``). Other fields of both files are kept as metadata, the
+``categories`` ones (ActivityNet-QA's answer ``type``) as categories.
 
 ``sharegptvideo``: ShareGPTVideo / LLaVA-Hound QA rows, flat (``id, video, question, answer, caption``) or
 as conversations (``{"from": "human", "value": "<video>\\n..."}`` then ``{"from": "gpt", ...}``); ``video``
@@ -28,7 +30,10 @@ __all__ = ["ShareGPTVideoOptions", "ShareGPTVideoReader", "VideoChatGPTOptions",
 
 
 class VideoChatGPTOptions(PluginOptions):
-    question_file: Path = Field(description="JSON list of {video_name, question, question_id}.")
+    question_file: Path = Field(
+        description="JSON list of {video_name, question, question_id} (VCGBench: {video_name, Q, A} or "
+        "{video_name, Q1, Q2, A})."
+    )
     answer_file: Path | None = Field(default=None, description="JSON list of {question_id, answer}.")
     video_dir: Path = Field(description="Folder of the videos.")
     video_prefix: str = Field(default="", description="Prefix of video file names (ActivityNet-QA: 'v_').")
@@ -84,23 +89,26 @@ class VideoChatGPTReader:
     def _sample(self, number: str, row: Mapping[str, Any], answers: dict[str, Mapping[str, Any]]) -> VideoQA | RowError:
         source = str(self.options.question_file)
         # a video id of 0 (MSRVTT-QA's first video) is an id, not a missing value
-        name = next((v for k in ("video_name", "video_id", "video") if (v := _present(row, k)) is not None), None)
-        if name is None or not row.get("question"):
+        name = _first(row, ("video_name", "video_id", "video"))
+        question = _first(row, ("question", "Q", "Q1"))
+        if name is None or question is None:
             return RowError(source, number, "missing video_name or question")
         video, problem = self._video(str(name))
         if problem:
             return RowError(source, number, problem)
-        own_id = next((v for k in ("question_id", "id") if (v := _present(row, k)) is not None), None)
+        own_id = _first(row, ("question_id", "id"))
         qid = str(own_id) if own_id is not None else f"{name}-{number}"
         answer_row = answers.get(qid, {})
-        answer = answer_row.get("answer", row.get("answer"))
+        answer = answer_row.get("answer", _first(row, ("answer", "A")))
+        second = _present(row, "Q2")
         extra = {k: v for k, v in {**row, **answer_row}.items() if k not in _VIDEOCHATGPT_FIELDS}
         return sample_or_error(
             source,
             number,
             id=qid,
             video=video,
-            question=str(row["question"]),
+            question=str(question),
+            alt_question=None if second is None else str(second),
             answer=None if answer is None else str(answer),
             source=self.options.source,
             metadata=extra,
@@ -108,13 +116,18 @@ class VideoChatGPTReader:
         )
 
 
-_VIDEOCHATGPT_FIELDS = {"video_name", "video_id", "video", "question", "answer"}
+_VIDEOCHATGPT_FIELDS = {"video_name", "video_id", "video", "question", "answer", "Q", "Q1", "Q2", "A"}
 
 
 def _present(row: Mapping[str, Any], key: str) -> Any:
     """``row[key]``, or None when it is absent, null or an empty string (0 and False are values)."""
     value = row.get(key)
     return None if value is None or value == "" else value
+
+
+def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first of ``keys`` present in ``row`` (see :func:`_present`), else None."""
+    return next((v for k in keys if (v := _present(row, k)) is not None), None)
 
 
 class ShareGPTVideoOptions(PluginOptions):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -25,7 +26,7 @@ from mmaip_core.frames import FrameLoader
 from mmaip_core.validation import render_validation_error
 from mmaip_plugins.trainers.sft import SftOptions, SftResult, sft
 
-__all__ = ["run_sft", "sft_options"]
+__all__ = ["run_sft", "sft_options", "sft_problems"]
 
 
 class _FramesOnDisk(Mapping[str, Frames]):
@@ -48,14 +49,33 @@ class _FramesOnDisk(Mapping[str, Frames]):
         return len(self._videos)
 
 
+def _validated(options: Mapping[str, Any]) -> SftOptions:
+    """The options of an ``sft`` section (every key but ``model``); every problem in one ConfigError."""
+    try:
+        return SftOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        raise ConfigError(render_validation_error(exc, SftOptions, prefix="sft")) from exc
+
+
 def sft_options(config: RunConfig) -> SftOptions:
     """The ``sft`` section's options, validated; every problem in one ConfigError."""
     if config.sft is None:
         raise UserError("the config has no `sft` section (the model to fine-tune and its options)")
+    return _validated(config.sft.options)
+
+
+def sft_problems(data: Mapping[str, Any]) -> list[str]:
+    """The problems of the options in a config file's ``sft`` section (``data``: the parsed file, see
+    :func:`mmaip_core.config.read_config_file`), one ``sft.KEY: ...`` line each, for ``mmaip config validate``;
+    none without the section (its ``model`` is checked with the rest of the config)."""
+    section = data.get("sft")
+    if not isinstance(section, Mapping):
+        return []
     try:
-        return SftOptions.model_validate(config.sft.options)
-    except ValidationError as exc:
-        raise ConfigError(render_validation_error(exc, SftOptions, prefix="sft")) from exc
+        _validated({key: value for key, value in section.items() if key != "model"})
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 def _samples(config: RunConfig, manager: PluginManager, limit: int | None) -> tuple[list[VideoQA], list[ItemError]]:

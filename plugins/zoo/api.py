@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmaip_core import (
     CallOptions,
@@ -42,11 +42,21 @@ def response_record(
 class ApiGenerationParams(PluginOptions):
     temperature: float = Field(default=0.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    max_tokens: int = Field(default=256, ge=1)
+    max_tokens: int = Field(default=256, ge=1, description="Most tokens of an answer; max_new_tokens sets it too.")
     seed: int | None = Field(default=0, description="Sent as seed + answer index where the API takes one.")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra request fields the server understands (e.g. top_k for vLLM)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_new_tokens(cls, data: Any) -> Any:
+        """``max_new_tokens`` (the local generators' name, which a benchmark's ``generation`` uses for every
+        model) sets ``max_tokens``, over a ``max_tokens`` beside it."""
+        if isinstance(data, dict) and "max_new_tokens" in data:
+            data = {**data, "max_tokens": data["max_new_tokens"]}
+            del data["max_new_tokens"]
+        return data
 
 
 class Connections(Protocol):

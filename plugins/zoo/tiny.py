@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,72 +100,102 @@ _QWEN_TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class _QwenVariant:
+    """What sets one Qwen-VL generation's tiny model apart from the others."""
+
+    classes: tuple[str, str, str]
+    """transformers' config, model and processor classes."""
+    vision: dict[str, Any]
+    """Its vision settings beyond depth, heads and the merge sizes."""
+    patch: int = 14
+    pixels: dict[str, int] = field(default_factory=lambda: {"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
+    video_pixels: dict[str, int] | None = None
+    """The video processor's pixel budget (None: the image processor's)."""
+    rope: dict[str, Any] = field(default_factory=dict)
+    """Its rope parameters beyond the shared ones."""
+    text: dict[str, Any] = field(default_factory=dict)
+    """Its text settings beyond the shared ones."""
+    qwen3: bool = False
+    """Qwen3's video processor: a pixel budget over t x h x w."""
+
+
+_QWEN_VARIANTS = {
+    "qwen2-vl": _QwenVariant(
+        ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor"),
+        {"embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2, "patch_size": 14},
+    ),
+    "qwen2.5-vl": _QwenVariant(
+        ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
+        {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+        },
+    ),
+    "qwen3-vl": _QwenVariant(
+        ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor"),
+        {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "patch_size": 16,
+            "deepstack_visual_indexes": [0],
+            "num_position_embeddings": 64,
+        },
+        patch=16,
+        pixels={"shortest_edge": 64 * 64, "longest_edge": 128 * 128},
+        video_pixels={"shortest_edge": 64 * 64 * 8, "longest_edge": 128 * 128 * 8},
+        rope={"mrope_interleaved": True},  # interleaved M-RoPE
+        text={"head_dim": 16},
+        qwen3=True,
+    ),
+}
+
+
 def _qwen(out: Path, family: str) -> None:
     """Qwen2-VL, Qwen2.5-VL and Qwen3-VL share tokens, template and most of their configuration."""
     import transformers
-    from transformers.models.qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
+    variant = _QWEN_VARIANTS[family]
     tokenizer = _tokenizer(_QWEN_SPECIAL, eos="<|im_end|>", pad="<|endoftext|>")
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN_SPECIAL}
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
-    merge = {"spatial_merge_size": 2, "temporal_patch_size": 2}
-    text = _text_config(tokenizer, rope_parameters=rope)
-    vision: dict[str, Any] = {"depth": 2, "num_heads": 2, **merge}
-    patch, pixels = 14, {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
-    video_processor: type[Qwen2VLVideoProcessor | Qwen3VLVideoProcessor] = Qwen2VLVideoProcessor
-    video_pixels = pixels
-    if family == "qwen2-vl":
-        names = ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor")
-        vision.update(embed_dim=32, hidden_size=64, mlp_ratio=2, patch_size=patch)
-    elif family == "qwen2.5-vl":
-        names = ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor")
-        vision.update(
-            hidden_size=32,
-            intermediate_size=64,
-            out_hidden_size=64,
-            patch_size=patch,
-            window_size=56,
-            fullatt_block_indexes=[1],
-        )
-    else:  # qwen3-vl: interleaved M-RoPE, deepstack, 16-px patches, a pixel budget over t x h x w
-        names = ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor")
-        rope["mrope_interleaved"] = True
-        text["head_dim"] = 16
-        patch, pixels = 16, {"shortest_edge": 64 * 64, "longest_edge": 128 * 128}
-        video_pixels, video_processor = (
-            {"shortest_edge": 64 * 64 * 8, "longest_edge": 128 * 128 * 8},
-            Qwen3VLVideoProcessor,
-        )
-        vision.update(
-            hidden_size=32,
-            intermediate_size=64,
-            out_hidden_size=64,
-            patch_size=patch,
-            deepstack_visual_indexes=[0],
-            num_position_embeddings=64,
-        )
-    config_cls, model_cls, processor_cls = (getattr(transformers, n) for n in names)
+    rope = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3], **variant.rope}
+    text = _text_config(tokenizer, rope_parameters=rope, **variant.text)
+    config_cls, model_cls, processor_cls = (getattr(transformers, n) for n in variant.classes)
     config = config_cls(
         text_config=text,
-        vision_config=vision,
+        vision_config={"depth": 2, "num_heads": 2, "spatial_merge_size": 2, "temporal_patch_size": 2, **variant.vision},
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    sizes: dict[str, Any] = {"patch_size": patch, "merge_size": 2, "temporal_patch_size": 2}
-    extra: dict[str, Any] = {"cap_pixels_per_frame": True} if video_processor is Qwen2VLVideoProcessor else {}
     processor = processor_cls(
-        image_processor=Qwen2VLImageProcessor(**sizes, size=pixels),
-        video_processor=video_processor(**sizes, size=video_pixels, **extra),
-        tokenizer=tokenizer,
-        chat_template=_template(*_QWEN_TEMPLATE),
+        **_qwen_processors(variant), tokenizer=tokenizer, chat_template=_template(*_QWEN_TEMPLATE)
     )
     model_cls(config).save_pretrained(out)
     processor.save_pretrained(out)
+
+
+def _qwen_processors(variant: _QwenVariant) -> dict[str, Any]:
+    """The image and video processors of a Qwen-VL generation."""
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    sizes: dict[str, Any] = {"patch_size": variant.patch, "merge_size": 2, "temporal_patch_size": 2}
+    video_pixels = variant.video_pixels or variant.pixels
+    video: Qwen2VLVideoProcessor | Qwen3VLVideoProcessor
+    if variant.qwen3:
+        video = Qwen3VLVideoProcessor(**sizes, size=video_pixels)
+    else:
+        video = Qwen2VLVideoProcessor(**sizes, size=video_pixels, cap_pixels_per_frame=True)
+    return {"image_processor": Qwen2VLImageProcessor(**sizes, size=variant.pixels), "video_processor": video}
 
 
 def _llava_onevision(out: Path) -> None:

@@ -82,7 +82,7 @@ def test_protocols_and_templates_change_the_fingerprint_and_mmaip_does_not() -> 
     base = JudgeOptions(task="verdict", scale=SCALE)
     assert base.protocol == "mmaip"
     hashes = {prompt_hash(base.model_copy(update={"protocol": p})) for p in PROTOCOLS}
-    assert len(hashes) == len(PROTOCOLS) == 8
+    assert len(hashes) == len(PROTOCOLS) == 9
     template = {"user": "Q: {question}\nTruth: {answer}\nSaid: {prediction}"}
     templated = JudgeOptions(task="verdict", scale=SCALE, prompt_template=template)
     assert prompt_hash(templated) != prompt_hash(base)
@@ -197,7 +197,7 @@ def test_the_documented_protocol_configs_load_and_build(manager: PluginManager, 
     text = (Path(__file__).parents[2] / "docs" / "evaluation.md").read_text()
     section = text[text.index("## Judge protocols") : text.index("## Benchmarks:")]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     for i, block in enumerate(blocks):
         data = yaml.safe_load(block)
         data.setdefault("benchmarks", [{"name": "b", "path": "qa.jsonl"}])

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from helpers import round_request
 from safetensors.torch import load_file
 
 from mmaip_core import ConfigError, PluginManager, TrainingError, UserError, VideoQA, is_complete
 from mmaip_core.config import load_config
 from mmaip_core.frames import FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import RoundRequest
-from mmaip_core.train import read_train_pairs, run_training
+from mmaip_core.train import run_training
 from mmaip_core.train.extrapolate import tensor_files
 from mmaip_plugins.trainers.common import (
     freeze_vision_parts,
@@ -86,23 +87,6 @@ def _trainer(tiny_models: Path, **extra: Any) -> VideoDpoTrainer:
     return VideoDpoTrainer(VideoDpoOptions.model_validate(options))
 
 
-def _request(
-    folder: Path, pairs_file: Path, manager: PluginManager, reference: Path, init: Path | None = None
-) -> RoundRequest:
-    loader = FrameLoader(FrameSettings(num_frames=4, cache_dir=folder / "frames"), manager)  # type: ignore[call-arg]
-    pairs, _ = read_train_pairs(pairs_file)
-    return RoundRequest(
-        round=1,
-        reference=reference,
-        init=init,
-        pairs=pairs,
-        out=folder / "policy",
-        work=folder / "work",
-        cache=folder / "cache",
-        frames=lambda v: loader.load(v),
-    )
-
-
 def _round(
     tmp_path: Path, pairs_file: Path, tiny_models: Path, manager: PluginManager, **extra: Any
 ) -> tuple[Any, Path]:
@@ -110,7 +94,7 @@ def _round(
     trainer = _trainer(tiny_models, **extra)
     base = tmp_path / "base"
     trainer.save_base(base)
-    return trainer.train_round(_request(tmp_path, pairs_file, manager, base)), base
+    return trainer.train_round(round_request(tmp_path, pairs_file, manager, base)), base
 
 
 # --- mixed precision ---------------------------------------------------------------------------------
@@ -211,10 +195,10 @@ def test_a_round_from_the_last_model_resumes_mid_round(
     _, base = _round(tmp_path / "first", pairs_file, tiny_models, manager)
     start = tmp_path / "first" / "policy"
     clean = _trainer(tiny_models, save_steps=2).train_round(
-        _request(tmp_path / "clean", pairs_file, manager, base, start)
+        round_request(tmp_path / "clean", pairs_file, manager, base, start)
     )
     assert clean.curves["margin"][0] > 0.05 and clean.reference_forwards == 18
-    request = _request(tmp_path / "killed", pairs_file, manager, base, start)
+    request = round_request(tmp_path / "killed", pairs_file, manager, base, start)
     original, calls = TrlDpoObjective.loss, {"n": 0}
 
     def dying_loss(self: Any, model: Any, batch: Any) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmaip_core.analysis.charts import grouped_bars, no_data
+from mmaip_core.analysis.charts import grouped_bars, label_or_no_data
 from mmaip_core.analysis.metrics import Estimate
 from mmaip_core.analysis.report import format_number, format_percent
 from mmaip_core.records import Judgement, ParseStatus, Response
@@ -94,12 +94,9 @@ def _bias(
                 alpha=0.6,
                 label=f"{stats.name} (rho {format_number(stats.length_bias.spearman)})",
             )
-    if scatter.get_legend_handles_labels()[0]:
-        scatter.set_xlabel("answer length (words)")
-        scatter.set_ylabel("score, rescaled to 0-1 per scorer")
-        scatter.legend(fontsize="x-small")
-    else:
-        no_data(scatter, "no scored answer")
+    label_or_no_data(
+        scatter, "answer length (words)", "score, rescaled to 0-1 per scorer", "no scored answer", "x-small"
+    )
     scatter.set_title("length bias", fontsize=9)
     rates = {s.name: [Estimate(value=s.parse_failure_rate)] for s in comparison.scorers}
     grouped_bars(bars, [""], rates, scale=100, digits=1)
@@ -120,6 +117,22 @@ def write_comparison_report(
         f"Build `{comparison.build}`: {comparison.answers} answers to {comparison.questions} questions; pairs made "
         f"with the build's `{comparison.strategy}` strategy. Definitions: `mmaip_core/analysis/compare/stats.py` and "
         "docs/evaluation.md.",
+        *_scorer_table(comparison),
+        *_agreement_table(comparison),
+        *_human_table(comparison),
+        "",
+        f"![agreement]({_heatmap(out, comparison)})",
+        "",
+        f"![bias]({_bias(out, comparison, responses, judgements)})",
+        "",
+    ]
+    path = out / layout.REPORT
+    write_text_atomic(path, "\n".join(lines))
+    return path
+
+
+def _scorer_table(comparison: Comparison) -> list[str]:
+    lines = [
         "",
         "## Scorers",
         "",
@@ -133,7 +146,11 @@ def write_comparison_report(
             f"{s.pairs} | {format_number(s.length_bias.spearman)} ({format_number(s.length_bias.pearson)}) | n/a (pointwise) | "
             f"{s.cost_usd:.4f} | {format_number(s.cost_per_pair_usd, 5)} | {format_number(s.mean_latency_s, 4)} | {s.reused} / {s.new} |"
         )
-    lines += [
+    return lines
+
+
+def _agreement_table(comparison: Comparison) -> list[str]:
+    lines = [
         "",
         "## Agreement",
         "",
@@ -146,27 +163,24 @@ def write_comparison_report(
             f"({a.kendall_questions}) | {format_number(a.kappa)} ({a.decisions}) | {format_percent(a.decision_agreement)} | "
             f"{a.same_pairs}/{a.pair_questions} ({format_percent(a.pair_agreement)}) | {a.changed_a_to_b} / {a.changed_b_to_a} |"
         )
-    if comparison.human_file is not None:
-        lines += [
-            "",
-            f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)",
-            "",
-            "| scorer | agrees | disagrees | ties | unscored | agreement |",
-            "|---|---|---|---|---|---|",
-        ]
-        for s in comparison.scorers:
-            if s.human is not None:
-                h = s.human
-                lines.append(
-                    f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |"
-                )
-    lines += [
+    return lines
+
+
+def _human_table(comparison: Comparison) -> list[str]:
+    """Each scorer's agreement with the human pairs (none without a human file)."""
+    if comparison.human_file is None:
+        return []
+    lines = [
         "",
-        f"![agreement]({_heatmap(out, comparison)})",
+        f"## Agreement with human preferences (`{comparison.human_file}`, {comparison.human_pairs} pairs)",
         "",
-        f"![bias]({_bias(out, comparison, responses, judgements)})",
-        "",
+        "| scorer | agrees | disagrees | ties | unscored | agreement |",
+        "|---|---|---|---|---|---|",
     ]
-    path = out / layout.REPORT
-    write_text_atomic(path, "\n".join(lines))
-    return path
+    for s in comparison.scorers:
+        if s.human is not None:
+            h = s.human
+            lines.append(
+                f"| {s.name} | {h.agree} | {h.disagree} | {h.ties} | {h.unscored} | {format_percent(h.rate)} |"
+            )
+    return lines

@@ -25,10 +25,11 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from itertools import combinations
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mmaip_core.analysis.agreement import cohen_kappa, kendall, pairwise_preferences, pearson, spearman
+from mmaip_core.analysis.agreement import Preference, cohen_kappa, kendall, pairwise_preferences, pearson, spearman
 from mmaip_core.records import Judgement, ParseStatus, PreferencePair, Response
 
 __all__ = [
@@ -188,6 +189,31 @@ def agreement(
     pairs: Mapping[str, Sequence[PreferencePair]],
 ) -> tuple[PairAgreement, list[QuestionAgreement]]:
     """How far scorers ``a`` and ``b`` agree on ``responses`` (in their build order)."""
+    rows, decisions_a, decisions_b = _question_agreements(a, b, responses, judgements)
+    rho, rho_n = _mean([r.spearman for r in rows])
+    tau, tau_n = _mean([r.kendall for r in rows])
+    equal = sum(x == y for x, y in zip(decisions_a, decisions_b, strict=True))
+    summary = PairAgreement(
+        a=a,
+        b=b,
+        questions=len(rows),
+        spearman=rho,
+        spearman_questions=rho_n,
+        kendall=tau,
+        kendall_questions=tau_n,
+        kappa=cohen_kappa(decisions_a, decisions_b),
+        decisions=len(decisions_a),
+        decision_agreement=equal / len(decisions_a) if decisions_a else None,
+        **_pair_changes(pairs[a], pairs[b]),
+    )
+    return summary, rows
+
+
+def _question_agreements(
+    a: str, b: str, responses: Sequence[Response], judgements: Mapping[str, Mapping[str, Judgement]]
+) -> tuple[list[QuestionAgreement], list[Preference], list[Preference]]:
+    """Per question with two answers or more that both scored: the rank correlations, and the pairwise
+    preferences of ``a`` and of ``b`` over all such questions."""
     by_question: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for response in responses:
         x, y = _ok(judgements[a].get(response.id)), _ok(judgements[b].get(response.id))
@@ -205,30 +231,21 @@ def agreement(
         )
         decisions_a.extend(pairwise_preferences(xs))
         decisions_b.extend(pairwise_preferences(ys))
-    pairs_a, pairs_b = _pairs_by_question(pairs[a]), _pairs_by_question(pairs[b])
+    return rows, decisions_a, decisions_b
+
+
+def _pair_changes(a: Sequence[PreferencePair], b: Sequence[PreferencePair]) -> dict[str, Any]:
+    """How many questions got the same pairs from ``a`` and ``b``, and the pairs each made that the other did not."""
+    pairs_a, pairs_b = _pairs_by_question(a), _pairs_by_question(b)
     both = set(pairs_a) & set(pairs_b)
     same = sum(pairs_a[q] == pairs_b[q] for q in both)
-    rho, rho_n = _mean([r.spearman for r in rows])
-    tau, tau_n = _mean([r.kendall for r in rows])
-    equal = sum(x == y for x, y in zip(decisions_a, decisions_b, strict=True))
-    summary = PairAgreement(
-        a=a,
-        b=b,
-        questions=len(rows),
-        spearman=rho,
-        spearman_questions=rho_n,
-        kendall=tau,
-        kendall_questions=tau_n,
-        kappa=cohen_kappa(decisions_a, decisions_b),
-        decisions=len(decisions_a),
-        decision_agreement=equal / len(decisions_a) if decisions_a else None,
-        pair_questions=len(both),
-        same_pairs=same,
-        pair_agreement=same / len(both) if both else None,
-        changed_a_to_b=sum(len(p - pairs_b.get(q, set())) for q, p in pairs_a.items()),
-        changed_b_to_a=sum(len(p - pairs_a.get(q, set())) for q, p in pairs_b.items()),
-    )
-    return summary, rows
+    return {
+        "pair_questions": len(both),
+        "same_pairs": same,
+        "pair_agreement": same / len(both) if both else None,
+        "changed_a_to_b": sum(len(p - pairs_b.get(q, set())) for q, p in pairs_a.items()),
+        "changed_b_to_a": sum(len(p - pairs_a.get(q, set())) for q, p in pairs_b.items()),
+    }
 
 
 def all_agreements(

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from mmaip_core import (
+    Processes,
     RoundRequest,
     RoundResult,
     TrainingError,
@@ -552,21 +553,22 @@ class _Round:
             self.acc.log({name: values[-1] for name, values in curves.items()}, step=progress.step)
 
     def _save_step(self, model: Any, step: int, micro: int, curves: dict[str, list[float]]) -> None:
-        """A step checkpoint every process writes into; complete (marker, rename) only once all are done."""
-        work = self.request.work
+        """A step checkpoint every process writes into; complete (marker, rename) only once all are done. A
+        failure on one process, in the main process's steps too, stops every process with its cause."""
+        work, processes = self.request.work, Processes(self.acc.process_index, self.acc.num_processes)
         final, tmp = work / f"step-{step}", work / f".step-{step}.partial"
-        if self.acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        self.acc.wait_for_everyone()
+        with processes.together():
+            if processes.main:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
         check_finite(model)
-        self.acc.save_state(str(tmp))
-        self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            info = {"step": step, "micro": micro, "skipped_steps": self.result.skipped_steps, "curves": curves}
-            mark_complete(tmp, final, info)
-            prune(work, "step", self.o.keep_step_checkpoints)
-        self.acc.wait_for_everyone()
+        with processes.together():
+            self.acc.save_state(str(tmp))
+        with processes.together():
+            if processes.main:
+                info = {"step": step, "micro": micro, "skipped_steps": self.result.skipped_steps, "curves": curves}
+                mark_complete(tmp, final, info)
+                prune(work, "step", self.o.keep_step_checkpoints)
 
     # -- held-out pairs -------------------------------------------------------------------------------
 
@@ -595,19 +597,21 @@ class _Round:
 
     def _save_policy(self, model: Any, processor: Any) -> None:
         """The policy as a complete checkpoint folder (LoRA: the adapter in ``adapter/`` and the merged model);
-        the round's step checkpoints are no longer needed."""
+        the round's step checkpoints are no longer needed. The main process writes it; a failure there stops
+        every process with its cause."""
         acc = self.acc
         check_finite(model)
-        state = None if self.o.lora is not None else acc.get_state_dict(model)
-        if acc.is_main_process:
-            unwrapped = acc.unwrap_model(model)
-            with staged(self.request.out, {"result": self.result.model_dump(mode="json")}) as tmp:
-                if self.o.lora is not None:
-                    unwrapped.save_pretrained(tmp / "adapter")
-                    unwrapped.merge_and_unload().save_pretrained(tmp)
-                else:
-                    unwrapped.save_pretrained(tmp, state_dict=state)
-                processor.save_pretrained(tmp)
-            for step_dir in self.request.work.glob("step-*"):  # the policy is complete: step checkpoints go
-                shutil.rmtree(step_dir, ignore_errors=True)
-        acc.wait_for_everyone()
+        state = None if self.o.lora is not None else acc.get_state_dict(model)  # every process takes part
+        processes = Processes(acc.process_index, acc.num_processes)
+        with processes.together():
+            if processes.main:
+                unwrapped = acc.unwrap_model(model)
+                with staged(self.request.out, {"result": self.result.model_dump(mode="json")}) as tmp:
+                    if self.o.lora is not None:
+                        unwrapped.save_pretrained(tmp / "adapter")
+                        unwrapped.merge_and_unload().save_pretrained(tmp)
+                    else:
+                        unwrapped.save_pretrained(tmp, state_dict=state)
+                    processor.save_pretrained(tmp)
+                for step_dir in self.request.work.glob("step-*"):  # the policy is complete: step checkpoints go
+                    shutil.rmtree(step_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import scripted_plugins
 import yaml
+from helpers import eval_record
 
 from mmaip_core import EvalRecord, ParseStatus, PluginManager
 from mmaip_core.analysis.metrics import by_category, circular, paired_difference, summarize
@@ -18,19 +19,13 @@ from mmaip_core.stages.evaluate import run_evaluation
 
 def _record(sample: str, correct: bool | None, **fields: object) -> EvalRecord:
     ok = correct is not None
-    return EvalRecord(
+    return eval_record(
         sample_id=sample,
         video=f"{sample[:2]}.mp4",
-        benchmark="b",
-        model="m",
-        evaluator="e",
-        fingerprint="f",
-        question="q",
-        prediction="p",
         correct=correct,
         score=(5.0 if correct else 0.0) if ok else None,
         status=ParseStatus.OK if ok else ParseStatus.PARSE_FAILURE,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import eval_record
 
 from mmaip_core import EvalRecord, ParseStatus
 from mmaip_core.analysis.metrics import paired_difference, summarize
@@ -14,20 +15,7 @@ def _record(
     status: ParseStatus = ParseStatus.OK,
     model: str = "m",
 ) -> EvalRecord:
-    return EvalRecord(
-        sample_id=sample,
-        video=video,
-        benchmark="b",
-        model=model,
-        evaluator="e",
-        fingerprint="f",
-        question="q",
-        answer="a",
-        prediction="p",
-        correct=correct,
-        score=score,
-        status=status,
-    )
+    return eval_record(sample_id=sample, video=video, model=model, correct=correct, score=score, status=status)
 
 
 RECORDS = [

@@ -10,7 +10,7 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
-from helpers import MMAIP
+from helpers import MMAIP, eval_record
 
 from mmaip_core import EvalRecord, ParseStatus, PluginManager, UserError
 from mmaip_core.config import load_config
@@ -23,16 +23,12 @@ FAST = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
 
 def _record(model: str, sample: int, evaluator: str, correct: bool | None, score: float | None) -> EvalRecord:
     status = ParseStatus.OK if score is not None else ParseStatus.PARSE_FAILURE
-    return EvalRecord(
+    return eval_record(
         sample_id=f"s{sample}",
         video=f"v{sample // 2}",
-        benchmark="b",
         model=model,
         evaluator=evaluator,
         fingerprint=f"{evaluator}-fp",
-        question="?",
-        answer="a",
-        prediction="p",
         correct=correct,
         score=score,
         status=status,

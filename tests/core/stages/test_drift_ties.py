@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from helpers import eval_record
 
-from mmaip_core import EvalRecord, ParseStatus
+from mmaip_core import EvalRecord
 from mmaip_core.stages.drift import drift_section, judge_drift
 
 
 def _records(evaluator: str, scores: dict[str, float], fingerprint: str = "fp") -> list[EvalRecord]:
     """Two verdicts per model, both with the model's score."""
     return [
-        EvalRecord(
+        eval_record(
             sample_id=f"s{i}",
             video=f"v{i}",
-            benchmark="b",
             model=model,
             evaluator=evaluator,
             fingerprint=f"{evaluator}-{fingerprint}",
-            question="?",
-            answer="a",
-            prediction="p",
             correct=score >= 3,
             score=score,
-            status=ParseStatus.OK,
         )
         for model, score in scores.items()
         for i in range(2)

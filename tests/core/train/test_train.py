@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from helpers import round_request
 from safetensors.torch import load_file
 
 from mmaip_core import VISION_PATTERN, PluginManager, TrainingError, UserError, is_complete, latest_complete
@@ -252,17 +253,7 @@ def _round_request(tmp_path: Path, pairs_file: Path, trainer: VideoDpoTrainer, m
     base = tmp_path / "base"
     if not is_complete(base):
         trainer.save_base(base)
-    loader = FrameLoader(FrameSettings(num_frames=4, cache_dir=tmp_path / "frames"), manager)  # type: ignore[call-arg]
-    pairs, _ = read_train_pairs(pairs_file)
-    return RoundRequest(
-        round=1,
-        reference=base,
-        pairs=pairs,
-        out=tmp_path / "policy",
-        work=tmp_path / "work",
-        cache=tmp_path / "cache",
-        frames=lambda v: loader.load(v),
-    )
+    return round_request(tmp_path, pairs_file, manager, base)
 
 
 def _trainer(tiny_models: Path, **extra: Any) -> VideoDpoTrainer:
