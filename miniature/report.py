@@ -52,7 +52,8 @@ def _main_rows(results: MiniatureResults) -> list[str]:
             for c in (_ratio(v.pooled.get(b)), _spread(v.accuracy.get(b)), _diff(v.versus_base.get(b)))
         ]
         gaps = [_diff(v.video_gap.get(c)) for c in ("shuffled", "blank")]
-        rows.append(f"| {v.model} | {v.description} ({len(v.seeds)} seeds) | {' | '.join(cells + gaps)} |")
+        seeds = f"{len(v.seeds)} seed{'' if len(v.seeds) == 1 else 's'}"
+        rows.append(f"| {v.model} | {v.description} ({seeds}) | {' | '.join(cells + gaps)} |")
     return rows + [f"| {name} | {why} | {' | '.join(['–'] * 8)} |" for name, why in results.untrained.items()]
 
 
