@@ -1204,7 +1204,11 @@ def miniature_run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for data, configs, runs and results.")],
     quick: QuickOption = False,
     full: Annotated[
-        bool, typer.Option("--full/--no-full", help="Every variant and control under three training seeds.")
+        bool,
+        typer.Option(
+            "--full/--no-full",
+            help="The base and the recipe chosen on validation, alpha chosen per round, every variant and control under three training seeds.",
+        ),
     ] = False,
     cache: CacheOption = None,
 ) -> None:

@@ -49,6 +49,12 @@ class RoundFit(BaseModel):
     validation: dict[str, float] = Field(
         default_factory=dict, description="The validation pairs after the round (result.eval): loss, accuracy, margin."
     )
+    alpha: float | None = Field(default=None, description="The extrapolation alpha of the round's model.")
+    alpha_validation: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Only where alpha is chosen per round (chain.py): validation-question accuracy of the round's "
+        "model under each candidate alpha ('0': the policy).",
+    )
 
 
 class ModelResult(BaseModel):
@@ -113,6 +119,7 @@ def round_fits(manifest: Path) -> tuple[list[RoundFit], int | None]:
             train_accuracy=_mean(r.result.curves.get("accuracy")),
             train_margin=_mean(r.result.curves.get("margin")),
             validation=r.result.eval,
+            alpha=r.alpha,
         )
         for r in m.rounds
     ]

@@ -34,11 +34,11 @@ import platform
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
 from pydantic import BaseModel, Field, model_validator
 
 from mmaip_core import EvalRecord, Frames, PluginManager, VideoQA, stable_hash
@@ -58,6 +58,7 @@ from mmaip_miniature.analysis import (
     GAP_SPLIT,
     Groups,
     ModelResult,
+    RoundFit,
     VariantResult,
     exact_match_groups,
     paired_tests,
@@ -65,7 +66,10 @@ from mmaip_miniature.analysis import (
     variant_result,
     video_gap,
 )
-from mmaip_miniature.base import BaseChoice, candidate_numbers, choose_base, validation_benchmarks
+from mmaip_miniature.base import VALIDATION_SPLIT, BaseChoice, candidate_numbers, choose_base, validation_benchmarks
+from mmaip_miniature.chain import AlphaChain, train_alpha_per_round
+from mmaip_miniature.configs import frames_section, models_section, write_config
+from mmaip_miniature.onpolicy import OnPolicyPairs
 from mmaip_miniature.pairs import oracle_pairs, split_pairs, validation_videos
 from mmaip_miniature.recipe import RECIPE_GRID, RecipeChoice, RecipeFit, choose_recipe
 from mmaip_miniature.stats import PairedTest
@@ -78,7 +82,6 @@ __all__ = ["FULL", "QUICK", "MiniatureResults", "MiniatureSettings", "ModelResul
 Progress = Callable[[str, int, int], None]
 _Step = Callable[[str], Callable[..., None]]
 ALL_VARIANTS = {**VARIANTS, **CONTROLS}
-GREEDY = {"temperature": 0, "max_new_tokens": 8}
 
 
 class MiniatureSettings(BaseModel):
@@ -140,6 +143,19 @@ class MiniatureSettings(BaseModel):
         "recipe.py picks the one every variant uses. Empty: dpo as it is.",
     )
     recipe_tolerance: float = Field(default=0.02, ge=0, description="recipe.py's tolerance (reward accuracy).")
+    alpha_grid: list[float] = Field(
+        default_factory=list,
+        description="With validation videos: the alphas (c-val) tries in every round besides 0 (chain.py); "
+        "empty: no (c-val).",
+    )
+    alpha_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        description="chain.py's tolerance (validation accuracy, 0-1): a larger alpha must win by more.",
+    )
+    onpolicy_answers: int = Field(
+        default=4, ge=2, description="The on-policy control: samples of the current model per question and round."
+    )
 
     @model_validator(mode="after")
     def _candidates_need_validation(self) -> MiniatureSettings:
@@ -158,6 +174,7 @@ FULL = MiniatureSettings(
     zoo=DEFAULT_ZOO[1:],
     base_candidates=BASE_CANDIDATES,
     recipe_grid=RECIPE_GRID,
+    alpha_grid=[0.1, 0.3, 0.5, 1.0],
 )
 """The full run: the base chosen among :data:`BASE_CANDIDATES` (base.py), the recipe among :data:`RECIPE_GRID`
 (recipe.py), then every variant and control under three training seeds (its time is not yet measured)."""
@@ -180,6 +197,7 @@ QUICK = MiniatureSettings(
         ZooMember(name="llava-alt", family="llava-onevision", seed=1, steps=4),
     ],
     recipe_grid=[{"beta": 0.1}, {"beta": 0.5, "loss_weights": [1.0, 0.25]}],
+    alpha_grid=[0.5],
     sft_batch_size=8,
     temperature=0.3,
     single_model_answers=4,
@@ -231,19 +249,24 @@ def _split_train(data: Path, zoo_videos: int) -> tuple[Path, Path]:
     return paths
 
 
-def _write(path: Path, config: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))
-    return path
+def _sampling(s: MiniatureSettings) -> dict[str, Any]:
+    """How zoo members answer in a build."""
+    return {"temperature": s.temperature, "max_new_tokens": 8, "seed": s.seed}
 
 
-def _frames(out: Path, s: MiniatureSettings) -> dict[str, Any]:
-    return {"sampler": "uniform", "num_frames": s.num_frames, "cache_dir": str(out / "cache" / "frames")}
+def _build_section(out: Path, s: MiniatureSettings) -> dict[str, Any]:
+    """A build config without its samples and zoo: the exact-match scorer (the truth plays GPT-4o's part) and
+    best-worst pairs."""
+    return {
+        "frames": frames_section(out, s.num_frames),
+        "scorer": {"name": "exact-match", "partial": "none"},
+        "pairs": {"strategy": "best-worst"},
+    }
 
 
 def _build_configs(out: Path, s: MiniatureSettings, folders: dict[str, Path]) -> dict[str, Path]:
     """The two builds' run configs, written into ``out/configs``."""
-    sampling = {"temperature": s.temperature, "max_new_tokens": 8, "seed": s.seed}
+    sampling = _sampling(s)
 
     def zoo(names: list[str], n: int) -> list[dict[str, Any]]:
         return [
@@ -253,15 +276,13 @@ def _build_configs(out: Path, s: MiniatureSettings, folders: dict[str, Path]) ->
 
     build = {
         "samples": {"reader": "jsonl", "path": str(out / "data" / "build-train.jsonl")},
-        "frames": _frames(out, s),
-        "scorer": {"name": "exact-match", "partial": "none"},
-        "pairs": {"strategy": "best-worst"},
+        **_build_section(out, s),
     }
     return {
-        "build-zoo": _write(
+        "build-zoo": write_config(
             out / "configs" / "build-zoo.yaml", {**build, "zoo": zoo([m.name for m in s.zoo], s.answers_per_model)}
         ),
-        "build-single": _write(
+        "build-single": write_config(
             out / "configs" / "build-single.yaml", {**build, "zoo": zoo([s.zoo[0].name], s.single_model_answers)}
         ),
     }
@@ -272,6 +293,7 @@ class _PairFiles(BaseModel):
 
     train: dict[str, Path]
     validation: Path | None
+    questions: Path | None = None  # the validation questions (data/validation.jsonl), with validation videos
     counts: dict[str, int]
 
 
@@ -283,9 +305,12 @@ def _pair_files(out: Path, s: MiniatureSettings) -> _PairFiles:
     zoo_train, zoo_valid, n_zoo, n_valid = split_pairs(out / "build-zoo", validation, folder)
     single_train, _, n_single, _ = split_pairs(out / "build-single", validation, folder)
     oracle, n_oracle = oracle_pairs(out / "build-single", validation, folder)
+    data = out / "data"
+    questions = validation_benchmarks(data, data / "build-train.jsonl", validation) if validation else {}
     return _PairFiles(
         train={"zoo": zoo_train, "single": single_train, "oracle": oracle},
         validation=zoo_valid if n_valid else None,
+        questions=questions.get(VALIDATION_SPLIT),
         counts={"zoo train": n_zoo, "single train": n_single, "oracle train": n_oracle, "validation": n_valid},
     )
 
@@ -303,22 +328,24 @@ def _train_config(out: Path, s: MiniatureSettings, key: str, seed: int, files: _
         alpha=s.alpha,
         dpo=s.dpo,
     )
-    return _write(out / "configs" / f"train-{key}-s{seed}.yaml", {"frames": _frames(out, s), "train": section})
+    return write_config(
+        out / "configs" / f"train-{key}-s{seed}.yaml", {"frames": frames_section(out, s.num_frames), "train": section}
+    )
 
 
 def _evaluation_config(out: Path, s: MiniatureSettings, models: dict[str, Path]) -> Path:
     """Greedy answers of every model on held-out, ood and held-out's frame controls (video_use.py)."""
     data = out / "data"
     controls = frame_control_benchmarks(data, GAP_SPLIT)
-    return _write(
+    return write_config(
         out / "configs" / "eval.yaml",
         {
-            "frames": _frames(out, s),
+            "frames": frames_section(out, s.num_frames),
             "benchmarks": [
                 *({"name": split, "reader": "shapesqa", "path": str(data), "split": split} for split in BENCHMARKS),
                 *({"name": f"{GAP_SPLIT}-{c}", "reader": "jsonl", "path": str(path)} for c, path in controls.items()),
             ],
-            "models": _models_section(models),
+            "models": models_section(models),
             "evaluators": [{"name": "exact-match", "match": "exact"}, {"name": "reference"}],
         },
     )
@@ -365,7 +392,9 @@ def _choose_recipe(
             alpha=0.0,
             dpo={**s.dpo, **point},
         )
-        config = _write(out / "configs" / f"recipe-{i}.yaml", {"frames": _frames(out, s), "train": section})
+        config = write_config(
+            out / "configs" / f"recipe-{i}.yaml", {"frames": frames_section(out, s.num_frames), "train": section}
+        )
         run_training(
             load_config(config, manager), out / f"recipe-{i}", manager, resume=True, progress=step(f"recipe-{i}")
         )
@@ -387,7 +416,8 @@ class _Trained(NamedTuple):
     seed: int
     name: str
     folder: Path
-    manifest: Path
+    fits: list[RoundFit]
+    final_round: int | None
 
 
 def _train_all(
@@ -397,18 +427,84 @@ def _train_all(
     trained, untrained, weakest = [], {}, s.zoo[0].name
     for key in [*VARIANTS, *(CONTROLS if s.controls else {})]:
         variant = ALL_VARIANTS[key]
+        if variant.runner == "alpha-per-round" and not (s.alpha_grid and files.questions):
+            continue  # (c-val) needs an alpha grid and validation questions
         available, needed = files.counts[f"{variant.pairs} train"], variant.train.get("rounds", s.rounds)
         if available < needed:  # one shard per round; too little to learn from: a finding, not a failure
             untrained[f"{weakest}+{key}"] = f"not trained: {available} {variant.pairs} training pair(s)"
             continue
         for seed in s.seeds:
-            run = f"train-{key}-s{seed}"
-            config = load_config(_train_config(out, s, key, seed, files, base), manager)
-            manifest = run_training(config, out / run, manager, resume=True, progress=step(run))
-            assert manifest.final is not None
-            name = f"{weakest}+{key}-s{seed}"
-            trained.append(_Trained(key, seed, name, Path(manifest.final), out / run / layout.TRAIN_MANIFEST))
+            folder, fits, final = _train_variant(out, s, manager, files, base, key, seed, step)
+            trained.append(_Trained(key, seed, f"{weakest}+{key}-s{seed}", folder, fits, final))
     return trained, untrained
+
+
+def _train_variant(
+    out: Path,
+    s: MiniatureSettings,
+    manager: PluginManager,
+    files: _PairFiles,
+    base: Path,
+    key: str,
+    seed: int,
+    step: _Step,
+) -> tuple[Path, list[RoundFit], int | None]:
+    """Variant ``key`` trained with ``seed`` into ``out/train-<key>-s<seed>``: its final model and its fit."""
+    run, variant = out / f"train-{key}-s{seed}", ALL_VARIANTS[key]
+    if variant.runner == "alpha-per-round":
+        assert files.questions is not None
+        chain = AlphaChain(
+            out=run,
+            train=lambda start, shard: _one_round(out, s, files, start, shard, seed),
+            frames=frames_section(out, s.num_frames),
+            pairs=files.train[variant.pairs],
+            validation=files.questions,
+            base=base,
+            seed=seed,
+            rounds=s.rounds,
+            grid=s.alpha_grid,
+            tolerance=s.alpha_tolerance,
+        )
+        final, fits = train_alpha_per_round(chain, manager, step)
+        return final, fits, s.rounds
+    config = load_config(_train_config(out, s, key, seed, files, base), manager)
+    with ExitStack() as hooks:
+        if variant.runner == "on-policy":
+            hooks.enter_context(manager.registered(_on_policy(out, s, manager, files, run), f"on-policy-{run.name}"))
+        manifest = run_training(config, run, manager, resume=True, progress=step(run.name))
+    assert manifest.final is not None
+    return Path(manifest.final), *round_fits(run / layout.TRAIN_MANIFEST)
+
+
+def _one_round(
+    out: Path, s: MiniatureSettings, files: _PairFiles, start: Path, shard: Path, seed: int
+) -> dict[str, Any]:
+    """A one-round run of (a)'s kind from ``start`` on ``shard``: a round of (c-val) (chain.py)."""
+    section = train_section(
+        VARIANTS["a"],
+        pairs=str(shard),
+        eval_pairs=str(files.validation) if files.validation else None,
+        model=str(start),
+        seed=seed,
+        rounds=1,
+        alpha=0.0,
+        dpo=s.dpo,
+    )
+    return {"frames": frames_section(out, s.num_frames), "train": section}
+
+
+def _on_policy(out: Path, s: MiniatureSettings, manager: PluginManager, files: _PairFiles, run: Path) -> OnPolicyPairs:
+    """The ``mmaip_round_pairs`` implementation of the on-policy control (onpolicy.py), building into
+    ``run/on-policy``."""
+    return OnPolicyPairs(
+        folder=run / "on-policy",
+        questions=out / "data" / "build-train.jsonl",
+        zoo_pairs=files.train["zoo"],
+        build=_build_section(out, s),
+        sampling=_sampling(s),
+        answers=s.onpolicy_answers,
+        manager=manager,
+    )
 
 
 def _model_results(
@@ -434,9 +530,8 @@ def _model_results(
         for i, m in enumerate(s.zoo)
     ]
     for t in trained:
-        fits, final = round_fits(t.manifest)
         description = f"({t.key}) {ALL_VARIANTS[t.key].description}, seed {t.seed}"
-        models.append(result(t.name, description, variant=t.key, seed=t.seed, fit=fits, final_round=final))
+        models.append(result(t.name, description, variant=t.key, seed=t.seed, fit=t.fits, final_round=t.final_round))
     return models
 
 
@@ -469,14 +564,6 @@ def prepare_zoo(
     return build_zoo(members, samples, frames, cache, data_key=key, batch_size=s.sft_batch_size, progress=progress)
 
 
-def _models_section(models: dict[str, Path]) -> list[dict[str, Any]]:
-    """Greedy answers of every model, as an evaluation config names them."""
-    return [
-        {"name": name, "generator": "hf", "model": str(folder), "batch_size": 32, "params": GREEDY}
-        for name, folder in models.items()
-    ]
-
-
 def _choose_base(
     out: Path, s: MiniatureSettings, manager: PluginManager, folders: dict[str, Path], step: _Step
 ) -> tuple[list[ZooMember], BaseChoice | None]:
@@ -488,12 +575,12 @@ def _choose_base(
     videos = validation_videos(data / "build-train.jsonl", s.validation_videos)
     benchmarks = validation_benchmarks(data, data / "build-train.jsonl", videos)
     config = {
-        "frames": _frames(out, s),
+        "frames": frames_section(out, s.num_frames),
         "benchmarks": [{"name": name, "reader": "jsonl", "path": str(path)} for name, path in benchmarks.items()],
-        "models": _models_section({m.name: folders[m.name] for m in [*s.base_candidates, *s.zoo]}),
+        "models": models_section({m.name: folders[m.name] for m in [*s.base_candidates, *s.zoo]}),
         "evaluators": [{"name": "exact-match", "match": "exact"}],
     }
-    path = _write(out / "configs" / "eval-base.yaml", config)
+    path = write_config(out / "configs" / "eval-base.yaml", config)
     run_evaluation(load_config(path, manager), out / "eval-base", manager, progress=step("base"))
     groups = exact_match_groups(list(read_jsonl(out / "eval-base" / layout.VERDICTS, EvalRecord)))
     choice = choose_base(

@@ -10,12 +10,13 @@ from mmaip_core.analysis.metrics import Estimate, MetricSummary, PairedDifferenc
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 from mmaip_core.store.files import save_figure, write_text_atomic
 from mmaip_miniature.analysis import BENCHMARKS
+from mmaip_miniature.chain import ALPHA_RULE
 from mmaip_miniature.stats import SeedSpread
 
 if TYPE_CHECKING:
     from mmaip_miniature.experiment import MiniatureResults
 
-__all__ = ["base_table", "fit_table", "recipe_table", "results_table", "tests_table", "write_results"]
+__all__ = ["alpha_table", "base_table", "fit_table", "recipe_table", "results_table", "tests_table", "write_results"]
 
 
 def _ratio(summary: MetricSummary | None) -> str:
@@ -86,16 +87,38 @@ def tests_table(results: MiniatureResults) -> list[str]:
 def fit_table(results: MiniatureResults) -> list[str]:
     """Training and validation reward accuracy and margin of every trained model, round by round."""
     lines = [
-        "| model | round | train reward accuracy | train margin | validation reward accuracy | validation margin "
-        "| validation loss |",
-        "|---|---|---|---|---|---|---|",
+        "| model | round | alpha | train reward accuracy | train margin | validation reward accuracy "
+        "| validation margin | validation loss |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in results.models:
         for f in m.fit:
             kept = " (evaluated)" if f.round == m.final_round else ""
             numbers = [f.train_accuracy, f.train_margin, *(f.validation.get(k) for k in ("accuracy", "margin", "loss"))]
-            lines.append(f"| {m.model} | {f.round}{kept} | {' | '.join(format_number(x, 3) for x in numbers)} |")
+            cells = [format_number(f.alpha, 2), *(format_number(x, 3) for x in numbers)]
+            lines.append(f"| {m.model} | {f.round}{kept} | {' | '.join(cells)} |")
     return lines
+
+
+def alpha_table(results: MiniatureResults) -> list[str]:
+    """Where alpha is chosen per round (chain.py): every candidate's validation accuracy and the choice."""
+    rows = [(m, f) for m in results.models for f in m.fit if f.alpha_validation]
+    if not rows:
+        return []
+    alphas = sorted({a for _, f in rows for a in f.alpha_validation}, key=float)
+    lines = [
+        "## Alpha per round",
+        "",
+        f"The rule (chain.py): {ALPHA_RULE.format(tolerance=results.settings.alpha_tolerance)}. Validation questions, "
+        "exact-match accuracy % of the round's policy (alpha 0) and of each extrapolation:",
+        "",
+        f"| model | round | {' | '.join(f'alpha {a}' for a in alphas)} | chosen |",
+        f"|---|---|{'---|' * len(alphas)}---|",
+    ]
+    for m, f in rows:
+        cells = [format_number(f.alpha_validation.get(a), 1, scale=100) for a in alphas]
+        lines.append(f"| {m.model} | {f.round} | {' | '.join(cells)} | {format_number(f.alpha, 2)} |")
+    return [*lines, ""]
 
 
 def _plot(out: Path, results: MiniatureResults) -> str:
@@ -193,6 +216,7 @@ def write_results(out: Path, results: MiniatureResults) -> Path:
         *_header(results),
         *base_table(results),
         *recipe_table(results),
+        *alpha_table(results),
         *results_table(results),
         "",
         "Paired tests: A minus B question by question, seed s of A against seed s of B, every seed's questions "

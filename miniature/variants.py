@@ -3,7 +3,8 @@
 Every variant trains the weakest zoo member with the ``video-dpo`` trainer, once per training seed, and is
 validated on the zoo's pairs of the validation videos (:mod:`mmaip_miniature.pairs`). Multi-round variants
 train on one disjoint shard of their pairs per round, so (a), (b), (c), ``fixed`` and ``sft`` see every zoo
-pair once.
+pair once. (c-val) and ``on-policy`` are (c) with alpha chosen per round (chain.py) and with the current
+model's own pairs added to each round (onpolicy.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any, Literal, NamedTuple
 __all__ = ["COMPARISONS", "CONTROLS", "VARIANTS", "Variant", "train_section"]
 
 PairSource = Literal["zoo", "single", "oracle"]
+Runner = Literal["loop", "alpha-per-round", "on-policy"]
+"""How a variant trains: ``mmaip train``'s round loop; the chain of one-round runs that chooses alpha per round
+(chain.py); the round loop with the current model's own pairs added each round (onpolicy.py)."""
 
 
 class Variant(NamedTuple):
@@ -20,6 +24,7 @@ class Variant(NamedTuple):
     train: dict[str, Any]
     pairs: PairSource = "zoo"
     trainer: dict[str, Any] | None = None  # options over the recipe's (MiniatureSettings.dpo)
+    runner: Runner = "loop"
 
 
 _ITERATIVE = {"reference": {"policy": "extrapolated"}, "schedule": "shards"}
@@ -30,7 +35,11 @@ VARIANTS: dict[str, Variant] = {
     ),
     "c": Variant("T rounds, reference updated, extrapolated (the paper)", _ITERATIVE),
     "d": Variant("as (c), pairs from the weakest model alone", _ITERATIVE, "single"),
+    "c-val": Variant(
+        "as (c), alpha chosen per round on the validation questions", _ITERATIVE, runner="alpha-per-round"
+    ),
 }
+"""(c-val) runs only with an alpha grid (``MiniatureSettings.alpha_grid``)."""
 CONTROLS: dict[str, Variant] = {
     "sft": Variant(
         "control: SFT on the zoo pairs' chosen answers (1 round)",
@@ -44,6 +53,11 @@ CONTROLS: dict[str, Variant] = {
     "oracle": Variant(
         "control: as (c), oracle pairs (truth vs the base's likeliest wrong answer)", _ITERATIVE, "oracle"
     ),
+    "on-policy": Variant(
+        "control: as (c), each round also pairs of the current model's own answers (on-policy)",
+        _ITERATIVE,
+        runner="on-policy",
+    ),
 }
 COMPARISONS: list[tuple[str, str]] = [
     ("c", "a"),  # iterative + extrapolation vs one round
@@ -52,6 +66,9 @@ COMPARISONS: list[tuple[str, str]] = [
     ("c", "fixed"),  # updating the reference vs training on against the base
     ("c", "sft"),  # the preference signal vs imitating the chosen answers
     ("oracle", "c"),  # how far the zoo's pairs are from perfect labels
+    ("on-policy", "c"),  # the current model's own pairs each round vs the zoo's alone
+    ("c-val", "c"),  # alpha chosen per round on validation vs a fixed alpha
+    ("c-val", "b"),  # extrapolation, alpha chosen, vs none
 ]
 
 

@@ -1,6 +1,7 @@
 """The paper in miniature, reduced (``QUICK``): the whole pipeline runs through the CLI with relative folders;
 the video-gap benchmarks, the controls, both seeds' spread, the validation fit and the paired tests are in
-results.json with numbers; the trained models differ from the base, every config it wrote loads, and a second
+results.json with numbers; alpha is chosen per round on validation and the on-policy control samples the current
+model each round; the trained models differ from the base, every config it wrote loads, and a second
 run trains and asks nothing again."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mmaip_core import PluginManager
 from mmaip_core.config import load_config
 from mmaip_core.train.extrapolate import VISION_PATTERN, tensor_files
 from mmaip_miniature import QUICK, MiniatureResults, run_miniature
+from mmaip_miniature.chain import choose_alpha
 
 
 def _language_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -69,15 +71,17 @@ def _check_video_gap(out: Path, results: MiniatureResults) -> None:
 def _check_seeds_controls_tests(out: Path, results: MiniatureResults) -> None:
     """Every variant and control under both seeds, their spread, the validation fit and the paired tests."""
     trained = {v.variant for v in results.variants}
-    assert {"a", "b", "c", "sft", "fixed", "oracle"} <= trained
+    assert {"a", "b", "c", "c-val", "sft", "fixed", "oracle", "on-policy"} <= trained
     assert trained | {k.removeprefix(f"{results.models[0].model}+") for k in results.untrained} == {
         "a",
         "b",
         "c",
         "d",
+        "c-val",
         "sft",
         "fixed",
         "oracle",
+        "on-policy",
     }
     assert results.pairs["validation"] > 0 and results.pairs["oracle train"] > 0
     for v in results.variants:
@@ -88,7 +92,8 @@ def _check_seeds_controls_tests(out: Path, results: MiniatureResults) -> None:
     for model in (m for m in results.models if m.variant is not None):
         assert model.fit and all(f.validation["pairs"] == results.pairs["validation"] for f in model.fit)
     names = {(t.name, t.benchmark) for t in results.tests}
-    wanted = {"(c) vs (a)", "(c) vs (b)", "(c) vs (fixed)", "(c) vs (sft)", "(oracle) vs (c)"}
+    wanted = {"(c) vs (a)", "(c) vs (b)", "(c) vs (fixed)", "(c) vs (sft)", "(oracle) vs (c)", "(on-policy) vs (c)"}
+    wanted |= {"(c-val) vs (c)", "(c-val) vs (b)"}
     assert {(n, b) for n in wanted for b in ("held-out", "ood")} <= names
     assert all(t.p_value is not None and 0 < t.p_value <= 1 and t.difference.n == 36 for t in results.tests)
     validation = {
@@ -98,6 +103,45 @@ def _check_seeds_controls_tests(out: Path, results: MiniatureResults) -> None:
         json.loads(line)["video"] for line in (out / "pairs" / "build-zoo-train.jsonl").read_text().splitlines()
     }
     assert validation and not validation & training
+
+
+def _check_alpha_per_round(out: Path, results: MiniatureResults) -> None:
+    """(c-val): in every round the policy and its extrapolation answered the validation questions, and the
+    recorded alpha is the rule's choice among their accuracies; the next round starts from the chosen model."""
+    chained = [m for m in results.models if m.variant == "c-val"]
+    assert len(chained) == 2
+    for m in chained:
+        assert [f.round for f in m.fit] == [1, 2] and m.final_round == 2
+        for f in m.fit:
+            assert set(f.alpha_validation) == {"0", "0.5"} and all(v is not None for v in f.alpha_validation.values())
+            assert f.alpha == choose_alpha({float(a): v for a, v in f.alpha_validation.items()}, 0.0)
+    run = out / "train-c-val-s0"
+    first = json.loads((run / "round-1" / "train" / "manifest.json").read_text())
+    second = json.loads((run / "round-2" / "train" / "manifest.json").read_text())
+    chosen = chained[0].fit[0].alpha
+    expected = first["final"] if chosen == 0 else str(run / "round-1" / f"alpha-{chosen:g}")
+    assert yaml.safe_load((run / "round-2" / "train.yaml").read_text())["train"]["trainer"]["model"] == expected
+    assert second["rounds"][0]["reference"] == second["base"]  # round 2: DPO against the chosen model
+
+
+def _check_on_policy(out: Path) -> None:
+    """The on-policy control: before every round the model the round starts from answered the round's questions
+    (an ordinary build through the mmaip_round_pairs hook), and the round trained on its pairs too."""
+    run = out / "train-on-policy-s0"
+    manifest = json.loads((run / "manifest.json").read_text())
+    for r in manifest["rounds"]:
+        build = yaml.safe_load((run / "on-policy" / f"round-{r['round']}" / "build.yaml").read_text())
+        assert build["zoo"][0]["model"] == r["init"] and build["zoo"][0]["n"] == QUICK.onpolicy_answers
+        questions = (run / "on-policy" / f"round-{r['round']}" / "questions.jsonl").read_text().splitlines()
+        summary = json.loads((run / "on-policy" / f"round-{r['round']}" / "build" / "summary.json").read_text())
+        assert questions and summary["responses"]["current"]["new"] == QUICK.onpolicy_answers * len(questions)
+        own = [p for p in _lines(Path(r["pairs_file"])) if p["id"].startswith(f"on-policy-r{r['round']}-")]
+        pairs = _lines(run / "on-policy" / f"round-{r['round']}" / "build" / "pairs.jsonl")
+        assert len(own) == len(pairs) and r["result"]["pairs"] >= len(own)
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _check_choices(out: Path, results: MiniatureResults) -> None:
@@ -139,6 +183,8 @@ def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> N
     _check_tables(first.stdout, results)
     _check_video_gap(out, results)
     _check_seeds_controls_tests(out, results)
+    _check_alpha_per_round(out, results)
+    _check_on_policy(out)
     for model in results.models:
         summary = model.metrics["held-out/exact-match"]
         assert summary.n + summary.parse_failures + summary.errors == 18  # 6 videos, 3 questions each
@@ -156,12 +202,14 @@ def test_quick_miniature_end_to_end(manager: PluginManager, tmp_path: Path) -> N
     report = (out / "results.md").read_text()
     assert f"| {base_name}+c | (c) T rounds, reference updated, extrapolated (the paper) (2 seeds) |" in report
     assert "## Training and validation fit" in report and f"| {base_name}+c-s1 | 2 (evaluated) |" in report
-    assert "## The base" in report and "## The recipe" in report
+    assert "## The base" in report and "## The recipe" in report and "## Alpha per round" in report
     assert "## The text-only judge against the truth" in report and (out / "results.png").stat().st_size > 0
     assert {r.benchmark for r in results.text_judge} == {"held-out", "ood"}
 
     # a second run, from Python with the absolute folders: the same run, so nothing is trained or asked again
+    on_policy = {p: p.read_text() for p in (out / "train-on-policy-s0" / "on-policy").glob("round-*/build/*.json*")}
     again = run_miniature(out, QUICK, manager, cache)
     assert again.models == results.models and again.tests == results.tests
     summary = json.loads((out / "build-zoo" / "summary.json").read_text())
     assert all(counts["new"] == 0 for counts in summary["responses"].values())
+    assert on_policy and all(p.read_text() == text for p, text in on_policy.items())  # not sampled again

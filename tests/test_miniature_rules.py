@@ -11,6 +11,7 @@ from mmaip_core.analysis.metrics import Estimate, PairedDifference
 from mmaip_core.testbeds.shapesqa import make_shapesqa
 from mmaip_miniature import MiniatureSettings, ZooMember
 from mmaip_miniature.base import Candidate, choose_base, validation_benchmarks
+from mmaip_miniature.chain import choose_alpha
 from mmaip_miniature.recipe import RECIPE_GRID, RecipeFit, choose_recipe, recipe_grid
 
 
@@ -86,3 +87,12 @@ def test_the_recipe_grid_is_every_combination_with_the_sft_term_kept() -> None:
     assert len(grid) == 8 and len(RECIPE_GRID) == 16
     assert {"beta": 0.5, "loss_weights": [1.0, 0.25], "learning_rate": 2e-4, "epochs": 4} in grid
     assert all(point["loss_weights"][1] > 0 for point in RECIPE_GRID)  # plain DPO degenerates these models
+
+
+def test_alpha_is_the_most_accurate_on_validation_and_the_smallest_within_tolerance() -> None:
+    assert choose_alpha({0.0: 0.40, 0.3: 0.45, 1.0: 0.43}, 0.0) == 0.3
+    assert choose_alpha({0.0: 0.40, 0.3: 0.45, 1.0: 0.43}, 0.05) == 0.0  # the policy is within 0.05 of the best
+    assert choose_alpha({0.0: 0.40, 0.5: 0.40}, 0.0) == 0.0  # a tie goes to the smaller alpha
+    assert choose_alpha({0.0: None, 0.5: 0.10}, 0.0) == 0.5
+    with pytest.raises(ValueError, match="at least one candidate"):
+        choose_alpha({0.0: None}, 0.0)

@@ -22,7 +22,8 @@ import importlib.metadata as md
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -167,6 +168,19 @@ class PluginManager:
         self._sources[name] = (package, version)
         self._registry = None
         return True
+
+    @contextmanager
+    def registered(self, plugin: ModuleType | object, name: str) -> Iterator[None]:
+        """``plugin`` registered for the ``with`` block only (e.g. a ``mmaip_round_pairs`` implementation for one
+        training run), then unregistered; a plugin that cannot be registered is an error."""
+        if not self.register(plugin, name):
+            raise PluginError("plugin", name, "could not be registered (see the warnings)")
+        try:
+            yield
+        finally:
+            self._pm.unregister(name=name)
+            self._sources.pop(name, None)
+            self._registry = None
 
     def load_entry_points(self) -> None:
         """Register every plugin of the ``mmaip`` entry-point group; broken ones warn and are skipped."""

@@ -10,8 +10,10 @@ from mmaip_core import (
     PLUGIN_KINDS,
     DuplicatePluginError,
     PluginConfigError,
+    PluginError,
     PluginManager,
     ScorerSpec,
+    TrainPair,
     UnknownPluginError,
     hookimpl,
 )
@@ -88,13 +90,30 @@ def test_plugin_returning_wrong_records_is_skipped(bare_manager: PluginManager) 
 
 
 def test_plugin_with_misspelled_hook_is_rejected(bare_manager: PluginManager) -> None:
-    class Misspelled:
-        @hookimpl
-        def mmaip_scorer(self) -> list[ScorerSpec]:  # not a hook: the spec is mmaip_scorers
-            return []
-
     assert bare_manager.register(Misspelled(), "misspelled") is False
     assert any("misspelled" in w and "invalid" in w for w in bare_manager.warnings)
+
+
+def test_a_plugin_registered_for_a_block_is_gone_after_it(bare_manager: PluginManager) -> None:
+    pair = TrainPair(id="p", video="v.mp4", prompt="q", chosen="a", rejected="b")
+
+    class AddsOne:
+        @hookimpl
+        def mmaip_round_pairs(self, round: int) -> list[TrainPair]:
+            return [pair.model_copy(update={"id": f"added-{round}"})]
+
+    with bare_manager.registered(DuplicateScorer(), "scorer-for-a-block"), bare_manager.registered(AddsOne(), "adds"):
+        assert [p.id for p in bare_manager.call_round_pairs(2, "m", "r", [pair])] == ["added-2"]
+        assert bare_manager.names("scorer") == ["exact-match"]
+    assert list(bare_manager.call_round_pairs(2, "m", "r", [pair])) == [] and bare_manager.names("scorer") == []
+    with pytest.raises(PluginError, match="misspelled"), bare_manager.registered(Misspelled(), "misspelled"):
+        pass
+
+
+class Misspelled:
+    @hookimpl
+    def mmaip_scorer(self) -> list[ScorerSpec]:  # not a hook: the spec is mmaip_scorers
+        return []
 
 
 GOOD_PLUGIN = """
