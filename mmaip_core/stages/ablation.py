@@ -263,7 +263,13 @@ def ablate_evaluation(
         settings={label: v.frames.model_dump(mode="json") for label, v in variants}, rows=list(rows.values())
     )
     write_text_atomic(out / layout.ABLATION, ablation.model_dump_json(indent=2))
-    labels = [label for label, _ in variants]
+    write_text_atomic(out / "ablation.md", _evaluation_report(ablation, [label for label, _ in variants]))
+    return ablation
+
+
+def _evaluation_report(ablation: EvalAblation, labels: list[str]) -> str:
+    """``ablation.md``: every setting's ratio and score side by side, and each setting minus the first."""
+    first = labels[0]
     lines = [
         "# Frame ablation: evaluation",
         "",
@@ -283,5 +289,4 @@ def ablate_evaluation(
         ]
         diffs = [format_estimate(row.versus_first[x].score) if x in row.versus_first else "–" for x in labels[1:]]
         lines.append(f"| {row.benchmark} | {row.model} | {row.evaluator} | {' | '.join(cells)} | {' | '.join(diffs)} |")
-    write_text_atomic(out / "ablation.md", "\n".join([*lines, ""]))
-    return ablation
+    return "\n".join([*lines, ""])

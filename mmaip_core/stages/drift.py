@@ -258,18 +258,7 @@ def _judge_again(
     records: list[EvalRecord] = []
     for benchmark in benchmarks:
         rows = [r for (b, _, _), r in predictions.items() if b == benchmark]
-        samples = {
-            r.sample_id: VideoQA(
-                id=r.sample_id,
-                video=r.video or "",
-                question=r.question,
-                alt_question=r.alt_question,
-                answer=r.answer,
-                categories=r.categories,
-                group=r.group,
-            )
-            for r in rows
-        }
+        samples = {r.sample_id: _sample_of(r) for r in rows}
         frames = load_frames(run, list(samples.values())) if looks else {}
         for model in models:
             mine = [r for r in rows if r.model == model]
@@ -288,12 +277,24 @@ def _judge_again(
             for name, evaluator in evaluators:
                 judged = judge(run, evaluator, f"{name} {model} {benchmark}", requests)
                 records.extend(r.model_copy(update={"evaluator": name}) for r in judged)
+                unanswered = [r for r in mine if failed_to_answer(r)]
                 records.extend(
-                    r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint})
-                    for r in mine
-                    if failed_to_answer(r)
+                    r.model_copy(update={"evaluator": name, "fingerprint": evaluator.fingerprint}) for r in unanswered
                 )
     return records, benchmarks, models
+
+
+def _sample_of(record: EvalRecord) -> VideoQA:
+    """The question a verdict was about, as the evaluators read it."""
+    return VideoQA(
+        id=record.sample_id,
+        video=record.video or "",
+        question=record.question,
+        alt_question=record.alt_question,
+        answer=record.answer,
+        categories=record.categories,
+        group=record.group,
+    )
 
 
 def drift_section(drift: DriftReport) -> list[str]:
