@@ -23,6 +23,7 @@ from mmaip_core.analysis.metrics import Estimate, MetricSummary
 from mmaip_core.config import load_config
 from mmaip_core.records import RoundRecord, RoundResult, TrainManifest
 from mmaip_core.stages.build import run_build
+from mmaip_core.stages.cards import model_card
 from mmaip_core.stages.evaluate import EvalResults, MetricRow
 from mmaip_core.stages.publish import HUB_FOLDER, push_model
 from mmaip_core.store.checkpoints import staged
@@ -210,12 +211,17 @@ def test_push_model_stages_the_final_model_with_its_card(
     card = (run / HUB_FOLDER / "README.md").read_text()
     for text in (
         "datasets: [me/pairs]",
+        "base_model: tiny/qwen2-vl\nbase_model_relation: finetune",  # the Hub id the trainer started from
         '"model": "tiny/qwen2-vl"',
         "| 1 | 9 | 4 | 0.3 | extrapolated | extrapolated |",
     ):
         assert text in card
     assert "| trained | demo | vision-judge | 18 | 0.500 [0.300, 0.700] | 3.250 [2.500, 4.000] |" in card
     assert "arXiv:2411.16201" in card and '{"num_frames": 8}' in card and str(tmp_path) not in card
+    local = TrainManifest.model_validate_json((run / "manifest.json").read_text())
+    assert local.run is not None
+    local.run.config["train"]["trainer"]["model"] = str(tiny_models)  # a folder here: no Hub model to link
+    assert "base_model" not in model_card(local, "me/model")
     pushed = push_model(run, "me/model")
     assert pushed.url == f"{hub.url}/me/model" and hub.repos["me/model"]["type"] == "model"
     weights = run / "round-1" / "strong" / "model.safetensors"

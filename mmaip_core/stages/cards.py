@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,18 @@ def _rounds(manifest: TrainManifest) -> list[str]:
     ]
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _hub_model(trainer: Any) -> str | None:
+    """The trainer's starting model when it names a Hub repository (``owner/name`` and no folder of that name
+    here), for the card's ``base_model``, which the Hub links to; None for a local checkpoint."""
+    model = trainer.get("model") if isinstance(trainer, dict) else None
+    if not isinstance(model, str) or not HUB_ID.fullmatch(model) or Path(model).exists():
+        return None
+    return model
+
+
 def model_card(
     manifest: TrainManifest, repo_id: str, *, evaluation: Path | None = None, dataset: str | None = None
 ) -> str:
@@ -87,6 +100,8 @@ def model_card(
     train: dict[str, Any] = (run.config.get("train") or {}) if run else {}
     last = manifest.rounds[-1]
     head = ["---", "library_name: transformers", "tags: [mmaip, video, dpo, iter-w2s-rlaif]"]
+    base = _hub_model(train.get("trainer"))
+    head += [f"base_model: {base}", "base_model_relation: finetune"] if base else []
     head += [f"datasets: [{dataset}]"] if dataset else []
     data = f"[{dataset}](https://huggingface.co/datasets/{dataset}), " if dataset else ""
     lines = [
