@@ -28,7 +28,7 @@ import mmaip_core
 from mmaip_core import MmaipError, PluginManager, UserError, get_plugin_manager
 from mmaip_core.analysis.report import format_estimate, format_number, format_percent
 from mmaip_core.config import RunConfig, load_config
-from mmaip_core.errors import ConfigError, PluginConfigError, did_you_mean
+from mmaip_core.errors import ConfigError, EmptyRunError, PluginConfigError, did_you_mean
 from mmaip_core.frames import MAX_SIDE, FrameLoader, FrameSettings
 from mmaip_core.plugins.kinds import PLUGIN_KINDS
 from mmaip_core.plugins.options_table import option_rows
@@ -343,8 +343,9 @@ def _progress_bar() -> tuple[Progress, Callable[[str, int, int, float], None]]:
     return bar, update
 
 
-EXIT_EMPTY = 2
-"""Exit code of a run with nothing to show (no input read, no call succeeded, no pair made), as of user errors."""
+EXIT_EMPTY = 4
+"""Exit code of a run with nothing to show (no input read, no call succeeded, no pair made, no usable verdict):
+its outputs are written, unlike a mistake to fix (2)."""
 EXIT_BUDGET = 3
 """Exit code of a build stopped by --max-cost: calls were left unmade; a rerun with a larger limit goes on."""
 
@@ -1231,6 +1232,8 @@ def main() -> None:
     try:
         _manager().call_register_commands(app)
         app()
+    except EmptyRunError as exc:
+        _fail(exc, EXIT_EMPTY, debug)
     except (UserError, ValidationError) as exc:
         _fail(exc, 2, debug)
     except (MmaipError, OSError, UnicodeError) as exc:
