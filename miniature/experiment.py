@@ -75,7 +75,7 @@ from mmaip_miniature.recipe import RECIPE_GRID, RecipeChoice, RecipeFit, choose_
 from mmaip_miniature.stats import PairedTest
 from mmaip_miniature.variants import COMPARISONS, CONTROLS, VARIANTS, train_section
 from mmaip_miniature.video_use import frame_control_benchmarks
-from mmaip_miniature.zoo import BASE_CANDIDATES, DEFAULT_ZOO, ZooMember, build_zoo
+from mmaip_miniature.zoo import BASE_CANDIDATES, DEFAULT_ZOO, OTHER_MEMBERS, ZooMember, build_zoo
 
 __all__ = ["FULL", "QUICK", "MiniatureResults", "MiniatureSettings", "ModelResult", "prepare_zoo", "run_miniature"]
 
@@ -132,10 +132,11 @@ class MiniatureSettings(BaseModel):
             "epochs": 2,
             "batch_size": 16,
             "loss_type": ["sigmoid", "sft"],
-            "loss_weights": [1.0, 1.0],
+            "loss_weights": [1.0, 0.25],
         },
-        description="Options of the video-dpo trainer. DPO plus an SFT term on the chosen answer (RPO): with "
-        "plain DPO these tiny models unlearn when to stop (see docs/miniature.md).",
+        description="Options of the video-dpo trainer: the point of recipe.RECIPE_GRID the full run's rule chose "
+        "on 2026-11-30 (docs/miniature.md). DPO plus an SFT term on the chosen answer (RPO): with plain DPO these "
+        "tiny models unlearn when to stop.",
     )
     recipe_grid: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -171,7 +172,7 @@ FULL = MiniatureSettings(
     seeds=[0, 1, 2],
     controls=True,
     validation_videos=100,  # 300 questions: on 30 videos a 9-point video gap's interval still spans 0
-    zoo=DEFAULT_ZOO[1:],
+    zoo=OTHER_MEMBERS,
     base_candidates=BASE_CANDIDATES,
     recipe_grid=RECIPE_GRID,
     alpha_grid=[0.1, 0.3, 0.5, 1.0],
