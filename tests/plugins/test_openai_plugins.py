@@ -91,7 +91,8 @@ def test_transient_failures_are_retried(
 def test_calls_end_as_failed_after_max_attempts(
     server: MockServer, manager: PluginManager, requests: list[GenerationRequest]
 ) -> None:
-    (r,) = _generate(manager, requests[:1], model="alwaysfail", max_attempts=3)
+    # a generous timeout: under load a 0.5 s one can expire before the stand-in reads the request
+    (r,) = _generate(manager, requests[:1], model="alwaysfail", max_attempts=3, timeout_s=10)
     assert r.text is None and r.error is not None
     assert (r.error.error_class, r.error.attempts) == ("InternalServerError", 3)
     assert len(server.requests) == 3
