@@ -17,8 +17,10 @@ with those commands):
    trained on), and the oracle pairs (:mod:`mmaip_miniature.pairs`); with ``recipe_grid``, ``recipe-<i>/``: one
    round per grid point, and the recipe the rule of :mod:`mmaip_miniature.recipe` chooses on validation;
 4. ``train-<variant>-s<seed>/``: the weakest model trained with the ``video-dpo`` trainer under every seed of
-   ``seeds``: the variants (a)-(d) and, with ``controls``, the controls (:mod:`mmaip_miniature.variants`),
-   each validated on the zoo's validation pairs after every round;
+   ``seeds``: the variants (a)-(d), with ``alpha_grid`` (c-val), alpha chosen per round
+   (:mod:`mmaip_miniature.chain`), and with ``controls`` the controls, the on-policy one through the
+   ``mmaip_round_pairs`` hook (:mod:`mmaip_miniature.variants`, :mod:`mmaip_miniature.onpolicy`), each validated
+   on the zoo's validation pairs after every round;
 5. ``eval/``: every zoo member and every trained model on held-out, ood and held-out's frame controls
    (:mod:`mmaip_miniature.video_use`), with the exact-match evaluator (truth) and the text-only ``reference``
    evaluator (embedding similarity: a text-only judge, as Video-ChatGPT's);
