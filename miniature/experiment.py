@@ -386,19 +386,9 @@ def _choose_recipe(
         return s, None
     fits = []
     for i, point in enumerate(s.recipe_grid):
-        section = train_section(
-            VARIANTS["a"],
-            pairs=str(files.train["zoo"]),
-            eval_pairs=str(files.validation),
-            model=str(base),
-            seed=s.seeds[0],
-            rounds=1,
-            alpha=0.0,
-            dpo={**s.dpo, **point},
-        )
-        config = write_config(
-            out / "configs" / f"recipe-{i}.yaml", {"frames": frames_section(out, s.num_frames), "train": section}
-        )
+        grid_point = s.model_copy(update={"dpo": {**s.dpo, **point}})
+        one_round = _one_round(out, grid_point, files, base, files.train["zoo"], s.seeds[0])
+        config = write_config(out / "configs" / f"recipe-{i}.yaml", one_round)
         run_training(
             load_config(config, manager), out / f"recipe-{i}", manager, resume=True, progress=step(f"recipe-{i}")
         )
@@ -481,12 +471,13 @@ def _train_variant(
 
 
 def _one_round(
-    out: Path, s: MiniatureSettings, files: _PairFiles, start: Path, shard: Path, seed: int
+    out: Path, s: MiniatureSettings, files: _PairFiles, start: Path, pairs: Path, seed: int
 ) -> dict[str, Any]:
-    """A one-round run of (a)'s kind from ``start`` on ``shard``: a round of (c-val) (chain.py)."""
+    """The config of one round of (a)'s kind (``s.dpo``, validated on the validation pairs) from ``start`` on
+    ``pairs``: a recipe grid point, or a round of (c-val) (chain.py)."""
     section = train_section(
         VARIANTS["a"],
-        pairs=str(shard),
+        pairs=str(pairs),
         eval_pairs=str(files.validation) if files.validation else None,
         model=str(start),
         seed=seed,
