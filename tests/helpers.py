@@ -17,6 +17,9 @@ ROOT = TESTS.parent
 MMAIP = str(Path(sys.executable).parent / "mmaip")
 """The ``mmaip`` command of the environment that runs the tests."""
 
+ONE_FAST_ATTEMPT = {"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 10, "max_attempts": 1}
+"""API options for tests against the stand-in server: one attempt, a timeout a slow machine does not reach."""
+
 
 def sample(answer: str | None = "red", sample_id: str = "s1") -> VideoQA:
     return VideoQA(id=sample_id, video="/v.mp4", question="What colour is it?", answer=answer, caption="a red box")

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import yaml
 from api_mock import MockServer
-from helpers import MMAIP
+from helpers import MMAIP, ONE_FAST_ATTEMPT
 from typer.testing import CliRunner
 
 from mmaip_cli import cli
-
-FAST = {
-    "backoff_s": 0.01,
-    "max_backoff_s": 0.05,
-    "timeout_s": 10,
-    "max_attempts": 1,
-}  # one attempt: a slow machine must not time out
 
 
 def test_a_frame_ablation_stopped_by_max_cost_has_the_budget_exit_code(
@@ -32,7 +25,7 @@ def test_a_frame_ablation_stopped_by_max_cost_has_the_budget_exit_code(
             {
                 "samples": {"path": str(demo_dir / "qa.jsonl")},
                 "frames": {"num_frames": 2, "cache_dir": str(tmp_path / "frames")},
-                "zoo": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", **FAST}],
+                "zoo": [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", **ONE_FAST_ATTEMPT}],
                 "scorer": {"name": "exact-match"},
             }
         )

@@ -12,6 +12,7 @@ import pytest
 import scripted_plugins
 import yaml
 from api_mock import MockServer
+from helpers import ONE_FAST_ATTEMPT
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -23,12 +24,6 @@ from mmaip_core.stages.build import run_build
 from mmaip_core.stages.evaluate import EvalResults, MetricRow
 from mmaip_core.stages.run import BuildSummary, ErrorCount
 
-FAST = {
-    "backoff_s": 0.01,
-    "max_backoff_s": 0.05,
-    "timeout_s": 10,
-    "max_attempts": 1,
-}  # one attempt: a slow machine must not time out
 runner = CliRunner()
 
 
@@ -49,7 +44,7 @@ def _config(tmp_path: Path, demo_dir: Path, zoo: list[dict[str, object]], scorer
 
 GOOD = {"name": "good", "generator": "scripted", "answers": ["{truth}"]}
 WRONG = {"name": "wrong", "generator": "scripted", "model": "wrong", "answers": ["no idea"]}
-DOWN = {"name": "down", "generator": "openai", "model": "alwaysfail", **FAST}
+DOWN = {"name": "down", "generator": "openai", "model": "alwaysfail", **ONE_FAST_ATTEMPT}
 
 
 @pytest.mark.parametrize("command", ["build", "evaluate", "pairs", "frames", "extrapolate", "train", "compare-scorers"])
@@ -117,7 +112,7 @@ def test_errors_name_the_model_and_the_sample_and_progress_ends_at_its_total(
 
 
 def test_a_build_stopped_by_max_cost_has_its_own_exit_code(server: MockServer, demo_dir: Path, tmp_path: Path) -> None:
-    zoo = [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", **FAST}]
+    zoo = [{"name": "mini", "generator": "openai", "model": "gpt-4o-mini", **ONE_FAST_ATTEMPT}]
     config = _config(tmp_path, demo_dir, zoo, scorer="exact-match")
     result = runner.invoke(cli.app, ["build", str(config), "--out", str(tmp_path / "run"), "--max-cost", "0.0001"])
     assert result.exit_code == cli.EXIT_BUDGET, result.output
